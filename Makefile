@@ -1,0 +1,46 @@
+# calserv: `make run` serves everything locally, `make test` runs the whole suite.
+# Both set up a fresh machine on their own (Debian packages, .venv, PostgreSQL + Redis under ./var).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app web
+export CALSERV_VAR_DIR ?= $(CURDIR)/var
+
+.PHONY: run test install services stop migrate demo lint bench clean
+
+$(VENV)/.installed: requirements.txt deploy/bootstrap.sh
+	deploy/bootstrap.sh
+	touch $@
+
+install: $(VENV)/.installed
+
+services: install
+	deploy/services.sh start
+
+stop:
+	deploy/services.sh stop
+
+migrate: services
+	$(VENV)/bin/alembic upgrade head
+
+demo: migrate
+	$(FLASK) refcat build-demo
+
+run: demo
+	deploy/run.sh
+
+test: services
+	@command -v chromium >/dev/null || CALSERV_TEST_BROWSER=1 deploy/bootstrap.sh
+	CALSERV_DATABASE_URL=postgresql+psycopg2://calserv@127.0.0.1:5433/calserv_test \
+	CALSERV_REDIS_URL=redis://127.0.0.1:6380/1 \
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) bench/bench_refcats.py
+	$(PY) bench/bench_calib.py
+
+clean: stop
+	rm -rf var

@@ -1,0 +1,36 @@
+"""Celery settings, read by the worker, Flower and the web tier (which only sends tasks).
+
+Reliability first: a task is acknowledged only after it finishes (late acks), a worker takes one
+task at a time (prefetch 1), a task whose worker died is given back to the queue, and the job row in
+Postgres, not Celery's result backend, records the outcome.
+"""
+
+from config import settings
+
+_s = settings()
+
+broker_url = _s.redis_url
+result_backend = None
+task_ignore_result = True
+task_serializer = "json"
+accept_content = ["json"]
+task_default_queue = _s.queue
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_soft_time_limit = _s.task_soft_time_limit
+task_time_limit = _s.task_time_limit
+worker_max_memory_per_child = _s.worker_max_memory_kb
+# An unacknowledged task (its worker was killed) is redelivered after this many seconds; it must
+# exceed the hard time limit so that a slow task is never run twice at once.
+broker_transport_options = {"visibility_timeout": _s.visibility_timeout}
+broker_connection_retry_on_startup = True
+worker_send_task_events = True
+task_send_sent_event = True
+worker_hijack_root_logger = False
+include = ["workers.tasks"]
+broker_connection_timeout = 3
+beat_schedule = {
+    "sweep-lost-jobs": {"task": "calserv.sweep", "schedule": float(_s.sweep_interval)},
+}
+beat_schedule_filename = str(_s.var_dir / "run" / "celerybeat-schedule")

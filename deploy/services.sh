@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Start/stop the local PostgreSQL 15 and Redis that calserv uses, under $CALSERV_VAR_DIR (./var).
+# PostgreSQL refuses to run as root, so when we are root it runs as the unprivileged `postgres` user.
+# Usage: deploy/services.sh start|stop|status
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VAR="${CALSERV_VAR_DIR:-$PWD/var}"
+PG_PORT="${CALSERV_PG_PORT:-5433}"
+REDIS_PORT="${CALSERV_REDIS_PORT:-6380}"
+PG_BIN="${PG_BIN:-/usr/local/bin}"
+[ -x "$PG_BIN/pg_ctl" ] || PG_BIN="$(dirname "$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -1)")"
+PGDATA="$VAR/pg"
+RUN="$VAR/run"
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_pg_user() {
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin postgres
+  fi
+}
+
+pg_start() {
+  ensure_pg_user
+  mkdir -p "$VAR" "$RUN" "$VAR/log"
+  chmod 755 "$VAR"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$RUN" "$VAR/log"; fi
+  if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    mkdir -p "$PGDATA"
+    [ "$(id -u)" = 0 ] && chown postgres "$PGDATA"
+    chmod 700 "$PGDATA"
+    as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
+  fi
+  if as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+    echo "postgres: already running on 127.0.0.1:$PG_PORT"
+  else
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$VAR/log/postgres.log" -w -t 60 \
+      -o "-p $PG_PORT -k $RUN -c listen_addresses=127.0.0.1 -c fsync=${CALSERV_PG_FSYNC:-on}" start >/dev/null
+    echo "postgres: started on 127.0.0.1:$PG_PORT"
+  fi
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='calserv'" \
+    | grep -q 1 || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE ROLE calserv LOGIN"
+  # CREATEDB: each test session makes (and drops) a database of its own.
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "ALTER ROLE calserv CREATEDB"
+  for db in ${CALSERV_DATABASES:-calserv calserv_test}; do
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" \
+      | grep -q 1 || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $db OWNER calserv"
+  done
+}
+
+pg_stop() {
+  if [ -s "$PGDATA/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null && echo "postgres: stopped"
+  fi
+}
+
+redis_cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+redis_start() {
+  mkdir -p "$VAR/redis" "$VAR/log" "$RUN"
+  if redis_cli ping >/dev/null 2>&1; then
+    echo "redis: already running on 127.0.0.1:$REDIS_PORT"
+    return
+  fi
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$VAR/redis" \
+    --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
+    --daemonize yes --pidfile "$RUN/redis.pid" --logfile "$VAR/log/redis.log" --protected-mode yes
+  for _ in $(seq 50); do redis_cli ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis_cli ping >/dev/null
+  echo "redis: started on 127.0.0.1:$REDIS_PORT (AOF on, noeviction)"
+}
+
+redis_stop() {
+  if redis_cli ping >/dev/null 2>&1; then redis_cli shutdown >/dev/null 2>&1 || true; echo "redis: stopped"; fi
+}
+
+case "${1:-}" in
+  start) pg_start; redis_start ;;
+  stop) redis_stop; pg_stop ;;
+  status)
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status || true
+    redis_cli ping || true ;;
+  start-postgres) pg_start ;; stop-postgres) pg_stop ;;
+  start-redis) redis_start ;; stop-redis) redis_stop ;;
+  *) echo "usage: $0 start|stop|status|start-postgres|stop-postgres|start-redis|stop-redis" >&2; exit 2 ;;
+esac
