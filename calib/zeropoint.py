@@ -1,0 +1,219 @@
+"""Robust zero-point fit of one survey band, with an optional colour term.
+
+Model, for reference stars matched to catalogue sources::
+
+    inst_mag + zeropoint = ref_mag + colour_term * (colour - colour_pivot)
+
+i.e. the usual convention where the colour term says how the instrumental band departs from
+the survey band (r_inst = R + k (V - R)).
+
+``colour_pivot`` is the median colour of the calibrators, so ``zeropoint`` is the zero point
+of a typical star of the field and its error is not inflated by the colour term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MIN_STARS = 5
+MIN_STARS_COLOUR = 10  # below this a colour term is not fitted
+MAX_SCATTER = 0.3  # mag
+MAX_OUTLIER_FRACTION = 0.5
+CLIP_SIGMA = 3.0
+ERROR_FLOOR = 0.001  # mag, keeps weights finite for catalogues quoting zero errors
+
+# Approximate effective wavelengths (nm), used only to find a band's spectral neighbours.
+_WAVELENGTH_NM = {
+    "u": 355, "U": 365, "B": 440, "g": 475, "V": 550, "r": 620, "R": 650,
+    "i": 760, "I": 800, "z": 900, "y": 1000, "J": 1250, "H": 1650, "K": 2200, "Ks": 2150,
+}  # fmt: skip
+_GAIA_BANDS = ("G", "BP", "RP")
+
+
+def colour_for_band(band: str, available: list[str] | tuple[str, ...]) -> tuple[str, str] | None:
+    """Pick the colour (blue band, red band) used for ``band``'s colour term.
+
+    Gaia bands use BP-RP. Otherwise the bluer neighbour minus the band (V-R for R, B-V for V),
+    or the band minus its redder neighbour for the bluest band (B-V for B). ``None`` when the
+    survey has no suitable second band.
+    """
+    if band in _GAIA_BANDS:
+        return ("BP", "RP") if "BP" in available and "RP" in available else None
+    if band not in _WAVELENGTH_NM:
+        return None
+    known = sorted((b for b in available if b in _WAVELENGTH_NM), key=_WAVELENGTH_NM.get)
+    pos = known.index(band) if band in known else -1
+    if pos < 0 or len(known) < 2:
+        return None
+    return (known[pos - 1], band) if pos > 0 else (band, known[pos + 1])
+
+
+@dataclass
+class ZeroPointFit:
+    """Result of `fit_zeropoint`; scalar fields are ``None`` when they could not be measured.
+
+    The arrays (one entry per matched star) are kept for the calibration plot: ``inst_mag``,
+    ``ref_mag``, ``colour`` (NaN without colour term), ``residual`` (data minus model) and
+    ``used`` (False for rejected outliers).
+    """
+
+    zeropoint: float | None
+    zeropoint_err: float | None
+    colour_term: float | None
+    colour: str | None
+    scatter: float | None
+    npoints: int
+    outlier_fraction: float | None
+    ok: bool
+    reason: str | None
+    colour_pivot: float | None = None
+    inst_mag: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    ref_mag: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    colour_values: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    residual: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    used: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool), repr=False)
+
+    def zeropoint_at(self, colour: float) -> float | None:
+        """Zero point for a source of the given colour (``zeropoint`` is at the pivot)."""
+        if self.zeropoint is None or self.colour_term is None:
+            return self.zeropoint
+        return self.zeropoint - self.colour_term * (colour - self.colour_pivot)
+
+
+def _failed(reason: str, n: int) -> ZeroPointFit:
+    return ZeroPointFit(None, None, None, None, None, n, None, False, reason)
+
+
+def _weighted_lsq(design, y, w):
+    """Solve weighted least squares; returns (params, covariance) or None if singular."""
+    a = design * w[:, None]
+    normal = design.T @ a
+    try:
+        cov = np.linalg.inv(normal)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(cov)):
+        return None
+    return cov @ (a.T @ y), cov
+
+
+def _robust_std(x: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if len(x) else 0.0
+
+
+def fit_zeropoint(
+    inst_mag: np.ndarray,
+    inst_err: np.ndarray,
+    ref_mag: np.ndarray,
+    ref_err: np.ndarray,
+    *,
+    colour: np.ndarray | None = None,
+    colour_name: str | None = None,
+    min_stars: int = MIN_STARS,
+    max_scatter: float = MAX_SCATTER,
+    max_outlier_fraction: float = MAX_OUTLIER_FRACTION,
+    clip_sigma: float = CLIP_SIGMA,
+    max_iter: int = 20,
+) -> ZeroPointFit:
+    """Iteratively reweighted, sigma-clipped zero point (and colour term) of matched stars.
+
+    Weights are ``1 / (inst_err**2 + ref_err**2 + s**2)`` where ``s`` is the extra scatter the
+    quoted errors do not explain (estimated each iteration), so bright stars with optimistic
+    errors do not dominate. Stars whose normalised residual exceeds ``clip_sigma`` robust
+    sigmas are rejected and may come back in later iterations. Missing errors (NaN) are
+    treated as the median error.
+
+    Gates (``ok=False`` with ``reason``): fewer than ``min_stars`` kept, scatter above
+    ``max_scatter`` mag, more than ``max_outlier_fraction`` rejected.
+    """
+    inst_mag = np.asarray(inst_mag, dtype=np.float64)
+    ref_mag = np.asarray(ref_mag, dtype=np.float64)
+    n = len(inst_mag)
+    if n == 0:
+        return _failed("no reference stars matched", 0)
+    err2 = _combined_err2(np.asarray(inst_err, float), np.asarray(ref_err, float))
+    y = ref_mag - inst_mag
+    use_colour = colour is not None and n >= MIN_STARS_COLOUR
+    if use_colour:
+        colour = np.asarray(colour, dtype=np.float64)
+        use_colour = np.count_nonzero(np.isfinite(colour)) >= MIN_STARS_COLOUR
+    if use_colour:
+        pivot = float(np.median(colour[np.isfinite(colour)]))
+        x = np.where(np.isfinite(colour), pivot - colour, 0.0)
+        design = np.column_stack((np.ones(n), x))
+        colour_values = colour
+    else:
+        pivot = None
+        design = np.ones((n, 1))
+        colour_values = np.full(n, np.nan)
+
+    used = np.ones(n, dtype=bool)
+    if use_colour:
+        used &= np.isfinite(colour)  # stars without colour cannot constrain the colour fit
+    extra2 = 0.0
+    params = cov = None
+    for _ in range(max_iter):
+        if used.sum() < max(2, design.shape[1]):
+            break
+        w = 1.0 / (err2 + extra2)
+        solved = _weighted_lsq(design[used], y[used], w[used])
+        if solved is None:
+            break
+        params, cov = solved
+        resid = y - design @ params
+        extra2 = max(0.0, _robust_std(resid[used]) ** 2 - float(np.median(err2[used])))
+        chi = resid / np.sqrt(err2 + extra2)
+        limit = clip_sigma * max(1.0, _robust_std(chi[used]))
+        new_used = np.abs(chi - np.median(chi[used])) <= limit
+        if use_colour:
+            new_used &= np.isfinite(colour)
+        if np.array_equal(new_used, used):
+            break
+        used = new_used
+    if params is None:
+        return _failed(f"only {n} reference star(s) matched (need at least {min_stars})", n)
+
+    resid = y - design @ params
+    npoints = int(used.sum())
+    w = 1.0 / (err2 + extra2)
+    dof = max(npoints - design.shape[1], 1)
+    chi2 = float(np.sum(resid[used] ** 2 * w[used])) / dof
+    errors = np.sqrt(np.diag(cov) * max(1.0, chi2))
+    scatter = _robust_std(resid[used]) if npoints > 2 else float(np.std(resid[used]))
+    outlier_fraction = 1.0 - npoints / n
+    reason = None
+    if npoints < min_stars:
+        reason = f"only {npoints} reference star(s) usable (need at least {min_stars})"
+    elif outlier_fraction > max_outlier_fraction:
+        reason = f"{outlier_fraction:.0%} of matched stars are outliers"
+    elif scatter > max_scatter:
+        reason = f"scatter {scatter:.2f} mag is above {max_scatter:.2f} mag"
+    return ZeroPointFit(
+        zeropoint=float(params[0]),
+        zeropoint_err=float(errors[0]),
+        colour_term=float(params[1]) if use_colour else None,
+        colour=colour_name if use_colour else None,
+        scatter=float(scatter),
+        npoints=npoints,
+        outlier_fraction=float(outlier_fraction),
+        ok=reason is None,
+        reason=reason,
+        colour_pivot=pivot,
+        inst_mag=inst_mag,
+        ref_mag=ref_mag,
+        colour_values=colour_values,
+        residual=resid,
+        used=used,
+    )
+
+
+def _combined_err2(inst_err: np.ndarray, ref_err: np.ndarray) -> np.ndarray:
+    """Squared total error, NaNs replaced by the median (or 0.05 mag if all are missing)."""
+    total = []
+    for err in (inst_err, ref_err):
+        good = np.isfinite(err) & (err > 0)
+        fill = float(np.median(err[good])) if good.any() else 0.05
+        total.append(np.where(good, err, fill) ** 2)
+    return np.maximum(total[0] + total[1], ERROR_FLOOR**2)

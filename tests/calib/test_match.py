@@ -1,0 +1,65 @@
+import numpy as np
+
+from calib import auto_match_radius, crossmatch
+from calib.match import pairs_within
+
+
+def random_sky(rng, n, ra0=150.0, dec0=2.0, size=1.0):
+    return ra0 + rng.uniform(-size, size, n), dec0 + rng.uniform(-size, size, n)
+
+
+def brute_force_pairs(ra1, dec1, ra2, dec2, radius):
+    from astropy.coordinates import SkyCoord
+
+    c1, c2 = SkyCoord(ra1, dec1, unit="deg"), SkyCoord(ra2, dec2, unit="deg")
+    sep = c1[:, None].separation(c2[None, :]).arcsec
+    return {(i, j) for i, j in zip(*np.nonzero(sep <= radius), strict=True)}
+
+
+def test_pairs_within_equals_brute_force_including_wraparound_and_pole():
+    rng = np.random.default_rng(0)
+    for ra0, dec0 in ((0.0, 0.0), (180.0, 89.99), (359.99, -30.0)):
+        ra1, dec1 = random_sky(rng, 300, ra0, dec0, 0.01)
+        ra2, dec2 = random_sky(rng, 300, ra0, dec0, 0.01)
+        ra1, ra2 = ra1 % 360, ra2 % 360
+        dec1, dec2 = np.clip(dec1, -90, 90), np.clip(dec2, -90, 90)
+        i1, i2, sep = pairs_within(ra1, dec1, ra2, dec2, 20.0)
+        assert set(zip(i1, i2, strict=True)) == brute_force_pairs(ra1, dec1, ra2, dec2, 20.0)
+        assert np.all(sep <= 20.0)
+
+
+def test_crossmatch_is_unique_nearest():
+    rng = np.random.default_rng(1)
+    ra, dec = random_sky(rng, 20000)
+    ra2 = ra + rng.normal(0, 0.3, len(ra)) / 3600
+    dec2 = dec + rng.normal(0, 0.3, len(ra)) / 3600
+    i1, i2, sep = crossmatch(ra, dec, ra2, dec2, 2.0)
+    assert len(np.unique(i1)) == len(i1) and len(np.unique(i2)) == len(i2)
+    assert np.mean(i1 == i2) > 0.99 and len(i1) > 0.99 * len(ra)
+    assert np.all(sep <= 2.0)
+    # a double: both reference stars near one source, only the nearest is used
+    i1, i2, _ = crossmatch(
+        np.array([10.0]), np.array([0.0]), np.array([10.0, 10.0]), np.array([1.5, 0.5]) / 3600, 2
+    )
+    assert list(i2) == [1]
+
+
+def test_crossmatch_empty_inputs():
+    empty = np.empty(0)
+    assert all(len(a) == 0 for a in crossmatch(empty, empty, np.ones(3), np.ones(3), 1.0))
+
+
+def test_auto_radius_finds_systematic_offset():
+    rng = np.random.default_rng(2)
+    ra, dec = random_sky(rng, 5000, size=0.2)
+    cos = np.cos(np.radians(dec))
+    ra_cat = ra + (2.0 + rng.normal(0, 0.3, len(ra))) / 3600 / cos
+    dec_cat = dec + (-1.0 + rng.normal(0, 0.3, len(ra))) / 3600
+    m = auto_match_radius(ra_cat, dec_cat, ra, dec)
+    assert abs(m.shift_ra_arcsec + 2.0) < 0.05 and abs(m.shift_dec_arcsec - 1.0) < 0.05
+    assert 0.8 <= m.radius_arcsec <= 1.5
+
+
+def test_auto_radius_without_pairs_falls_back():
+    m = auto_match_radius(np.array([10.0]), np.array([0.0]), np.array([20.0]), np.array([0.0]))
+    assert m.radius_arcsec == 2.0 and m.shift_ra_arcsec == 0.0 and m.npairs == 0
