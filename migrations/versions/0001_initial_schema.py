@@ -128,4 +128,5 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_observatories_key_prefix'), table_name='observatories')
     op.drop_table('observatories')
     op.drop_table('alerts')
+    sa.Enum(name='job_state').drop(op.get_bind())
     # ### end Alembic commands ###

@@ -1,0 +1,188 @@
+"""Faults with real processes: a worker SIGKILLed mid-job, Redis restarted, Postgres stopped.
+
+Every job must end exactly once: one terminal state, at most one follow-up row, nothing lost.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import DATA, ROOT, WorkerProcess, add_alert, wait_job
+from web.db import engine, session_scope
+from web.models import Followup, Job, JobState
+from workers.sweeper import sweep
+
+FRAME = DATA / "gaia-demo" / "frame.cat"
+SERVICES = [str(ROOT / "deploy" / "services.sh")]
+
+
+@pytest.fixture(scope="module")
+def alert(app):
+    truth = json.loads((DATA / "gaia-demo" / "truth.json").read_text())
+    add_alert(app, "ivo://faults/1", "FaultsAlert", truth["target_ra"], truth["target_dec"])
+
+
+@pytest.fixture(scope="module")
+def big_frame(tmp_path_factory):
+    """The gaia-demo frame repeated 100 times (≈270k rows): a job that takes a while to run."""
+    lines = FRAME.read_text().splitlines(keepends=True)
+    header = [line for line in lines if line.startswith("#")]
+    rows = [line for line in lines if not line.startswith("#")]
+    path = tmp_path_factory.mktemp("big") / "big.cat"
+    path.write_text("".join(header) + "".join(rows) * 100)
+    return path
+
+
+def submit(client, hashtag: str, comment: str, frame=FRAME, **extra) -> str:
+    form = {
+        "EventID": "ivo://faults/1",
+        "hashtag": hashtag,
+        "MJD": "60000.1",
+        "noPlot": "1",
+        "outputFormat": "json",
+        "comment": comment,
+        "sexCat": (frame.open("rb"), frame.name),
+        **extra,
+    }
+    resp = client.post("/upload", data=form, content_type="multipart/form-data")
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    return resp.get_json()["job_id"]
+
+
+def followups(job_id: str) -> int:
+    with session_scope() as s:
+        return s.scalar(select(func.count()).select_from(Followup).where(Followup.job_id == job_id))
+
+
+def service(action: str) -> None:
+    subprocess.run([*SERVICES, action], check=True, capture_output=True, timeout=120)
+
+
+def wait_state(job_id: str, states: set[str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope() as s:
+            state = s.get(Job, job_id).state.value
+        if state in states:
+            return state
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never reached {states}")
+
+
+def test_worker_killed_mid_job_is_rerun_and_finishes_once(
+    client, worker, observatory, alert, big_frame, monkeypatch
+):
+    worker.stop()
+    victim = WorkerProcess("victim")
+    try:
+        job_id = submit(client, observatory["hashtag"], "sigkill", frame=big_frame)
+        wait_state(job_id, {"running"})
+        victim.kill()
+    finally:
+        victim.stop()
+    # The task stays unacknowledged in Redis; Celery would redeliver it after the visibility
+    # timeout (minutes). The sweeper notices the stuck `running` row first and re-sends it.
+    rescuer = WorkerProcess("rescuer")
+    monkeypatch.setenv("CALSERV_STALE_JOB_SECONDS", "1")
+    try:
+        time.sleep(1.5)
+        assert sweep() == 1
+        result = wait_job(client, job_id, timeout=90)
+    finally:
+        rescuer.stop()
+        worker.start()
+    assert result["status"] == "succeeded", result
+    assert result["attempts"] >= 2
+    assert followups(job_id) == 1
+
+
+def test_queued_jobs_survive_a_redis_restart(client, worker, observatory, alert):
+    worker.stop()
+    try:
+        ids = [submit(client, observatory["hashtag"], f"redis-{i}") for i in range(3)]
+        service("stop-redis")
+        service("start-redis")
+    finally:
+        worker.start()
+    results = [wait_job(client, j, timeout=60) for j in ids]
+    assert [r["status"] for r in results] == ["succeeded"] * 3
+    assert [followups(j) for j in ids] == [1, 1, 1]
+
+
+def test_postgres_down_gives_503_and_workers_retry(app, client, worker, observatory, alert):
+    job_id = submit(client, observatory["hashtag"], "pg-before")
+    wait_job(client, job_id)
+    # A job the worker will get while Postgres is down: its row exists, its message is sent later.
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        clone = Job(
+            idempotency_key="pg-retry-" + job_id,
+            observatory_id=job.observatory_id,
+            alert_id=job.alert_id,
+            upload_id=job.upload_id,
+            params={**job.params, "comment": "pg-retry"},
+            state=JobState.queued,
+        )
+        s.add(clone)
+        s.flush()
+        clone_id = clone.id
+    from workers.tasks import calibrate_job
+
+    service("stop-postgres")
+    try:
+        calibrate_job.apply_async(args=[clone_id])
+        resp = submit_raw(client, observatory["hashtag"])
+        assert resp.status_code == 503
+        assert resp.headers["Retry-After"]
+        assert "database" in resp.get_json()["error"]
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.get_json()["postgres"].startswith("down")
+        time.sleep(3)  # the worker meets the outage and schedules a retry
+    finally:
+        service("start-postgres")
+    engine().dispose()
+    assert client.get("/healthz").status_code == 200
+    result = wait_job(client, clone_id, timeout=90)
+    assert result["status"] == "succeeded", result
+    assert followups(clone_id) == 1
+
+
+def submit_raw(client, hashtag: str):
+    form = {
+        "EventID": "ivo://faults/1",
+        "hashtag": hashtag,
+        "MJD": "60000.1",
+        "outputFormat": "json",
+        "sexCat": (FRAME.open("rb"), "frame.cat"),
+    }
+    return client.post("/upload", data=form, content_type="multipart/form-data")
+
+
+def test_sweeper_resends_a_job_whose_message_was_lost(client, worker, observatory, alert, runner):
+    with session_scope() as s:
+        template = s.scalars(select(Job).where(Job.state == JobState.succeeded)).first()
+        lost = Job(
+            idempotency_key="lost-" + template.id,
+            observatory_id=template.observatory_id,
+            alert_id=template.alert_id,
+            upload_id=template.upload_id,
+            params={**template.params, "comment": "lost"},
+            state=JobState.queued,
+        )
+        s.add(lost)
+        s.flush()
+        lost_id = lost.id
+        s.execute(
+            Job.__table__.update()
+            .where(Job.id == lost_id)
+            .values(created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 1))
+        )
+    out = runner.invoke(args=["jobs", "sweep"])
+    assert out.exit_code == 0 and "re-sent 1" in out.output, out.output
+    assert wait_job(client, lost_id)["status"] == "succeeded"
+    assert followups(lost_id) == 1

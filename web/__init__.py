@@ -1,0 +1,55 @@
+"""The calserv web tier; `flask --app web` and `gunicorn "web:create_app()"` build it here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from config import settings
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings from config.py (environment), then `overrides` (tests)."""
+    from web import (
+        alert_pages,
+        alerts,
+        cli,
+        csrf,
+        database,
+        errors,
+        followups,
+        jobs,
+        login,
+        ops,
+        pages,
+        uploads,
+    )
+
+    s = settings()
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=s.secret_key,
+        MAX_CONTENT_LENGTH=s.max_upload_bytes,
+        MAX_FORM_MEMORY_SIZE=1024 * 1024,
+        MAX_FORM_PARTS=200,
+        UPLOAD_DIR=str(s.upload_dir),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=s.session_cookie_secure,
+    )
+    if overrides:
+        app.config.update(overrides)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    database.init_app(app)
+    errors.register(app)
+    csrf.init_app(app)
+    ops.init_app(app)
+    cli.register(app)
+    for bp in (uploads.bp, jobs.bp, alerts.bp, pages.bp, login.bp, alert_pages.bp, followups.bp):
+        app.register_blueprint(bp)
+    return app

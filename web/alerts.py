@@ -1,0 +1,97 @@
+"""Alerts: lookup by IVORN or name, and `POST /newevent` to insert one."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from web.auth import authenticate
+from web.database import db
+from web.errors import ApiError
+from web.login import login_required
+from web.models import Alert, Observatory
+
+bp = Blueprint("alerts", __name__)
+
+
+def find_alert(s: Session, event: str) -> Alert | None:
+    """The alert whose IVORN or name (case-insensitive) is `event`."""
+    event = event.strip()[:300]
+    return s.scalars(
+        select(Alert).where(or_(Alert.ivorn == event, func.lower(Alert.name) == event.lower()))
+    ).first()
+
+
+def validate_alert(ivorn: str, name: str, ra: float, dec: float) -> None:
+    if not ivorn.startswith("ivo://") or len(ivorn) > 300:
+        raise ApiError(422, "EventID must be an IVORN", "e.g. ivo://110610")
+    if not name or len(name) > 100:
+        raise ApiError(422, "name is required", "e.g. Gaia16aye (at most 100 characters)")
+    if not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
+        raise ApiError(422, "ra/dec out of range", "ra in [0, 360), dec in [-90, 90] degrees")
+
+
+def add_alert(s: Session, ivorn: str, name: str, ra: float, dec: float, **extra) -> Alert:
+    validate_alert(ivorn, name, ra, dec)
+    alert = Alert(ivorn=ivorn, name=name, ra=ra, dec=dec, **extra)
+    s.add(alert)
+    try:
+        s.commit()
+    except IntegrityError:
+        s.rollback()
+        raise ApiError(409, "alert exists", f"{ivorn} or {name} is already known") from None
+    return alert
+
+
+NEWEVENT_FIELDS = ("EventID", "name", "ra", "dec", "url")
+
+
+def _newevent_page(error: ApiError | None = None, status: int = 200) -> Response:
+    values = {k: request.form.get(k, "") for k in NEWEVENT_FIELDS}
+    html = render_template("newevent.html", values=values, error=error)
+    return Response(html, status, mimetype="text/html")
+
+
+@bp.get("/newevent")
+@login_required
+def newevent_form(obs: Observatory):
+    """The browser form for `POST /newevent` (logged-in observers)."""
+    return _newevent_page()
+
+
+@bp.post("/newevent")
+@bp.post("/cgi/newevent")
+def newevent():
+    """Insert an alert. Scripts get 201 + JSON; the browser form (`outputFormat=html`) is
+    CSRF-checked and sent on to the alert's page (303), or shown again with the error."""
+    if request.form.get("outputFormat", "").lower() != "html":
+        alert = _insert_from_form()
+        resp = jsonify(ivorn=alert.ivorn, name=alert.name, ra=alert.ra, dec=alert.dec, id=alert.id)
+        resp.status_code = 201
+        return resp
+    try:
+        alert = _insert_from_form()
+    except ApiError as e:
+        db().rollback()
+        return _newevent_page(e, e.status)
+    return redirect(url_for("alert_pages.show", name=alert.name), 303)
+
+
+def _insert_from_form() -> Alert:
+    s = db()
+    authenticate(s)
+    form = request.form
+    try:
+        ra, dec = float(form.get("ra", "")), float(form.get("dec", ""))
+    except ValueError:
+        raise ApiError(422, "ra and dec must be numbers in degrees", "e.g. ra=295.00471") from None
+    return add_alert(
+        s,
+        form.get("EventID", "").strip(),
+        form.get("name", "").strip(),
+        ra,
+        dec,
+        url=form.get("url", "").strip()[:1000] or None,
+    )

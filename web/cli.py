@@ -1,0 +1,138 @@
+"""Admin commands: `flask --app web observatory|alert|refcat|jobs ...` (design §4)."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from refcats.cli import refcat
+from web import keys
+from web.alerts import add_alert
+from web.db import session_scope
+from web.errors import ApiError
+from web.models import Observatory
+
+
+@click.group()
+def observatory() -> None:
+    """Observatories and their API keys (hashtags)."""
+
+
+@observatory.command("add")
+@click.argument("name")
+@click.option("--lon", type=float, required=True, help="East longitude, degrees")
+@click.option("--lat", type=float, required=True, help="Latitude, degrees")
+@click.option("--filters", default="", help="Comma-separated filter names, e.g. R,V")
+def observatory_add(name: str, lon: float, lat: float, filters: str) -> None:
+    """Register an observatory; the last line printed is its new hashtag (shown once)."""
+    if not (-180 <= lon <= 360 and -90 <= lat <= 90):
+        raise click.BadParameter("lon must be in [-180, 360] and lat in [-90, 90]")
+    with session_scope() as s:
+        if s.scalars(select(Observatory).where(Observatory.name == name)).first():
+            raise click.ClickException(f"observatory {name!r} exists; use `observatory rotate`")
+        obs = Observatory(
+            name=name,
+            lon=lon,
+            lat=lat,
+            filters=[f.strip() for f in filters.split(",") if f.strip()],
+        )
+        key = keys.set_key(obs)
+        s.add(obs)
+    click.echo(f"observatory {name} added; its hashtag (store it now, it is not kept):")
+    click.echo(key)
+
+
+@observatory.command("rotate")
+@click.argument("name")
+def observatory_rotate(name: str) -> None:
+    """Issue a new hashtag for NAME; the old one stops working. Last line: the new hashtag."""
+    with session_scope() as s:
+        obs = s.scalars(select(Observatory).where(Observatory.name == name)).first()
+        if obs is None:
+            raise click.ClickException(f"no observatory {name!r}")
+        key = keys.set_key(obs)
+    click.echo(f"observatory {name}: new hashtag (the old one is revoked):")
+    click.echo(key)
+
+
+@observatory.command("revoke")
+@click.argument("name")
+def observatory_revoke(name: str) -> None:
+    """Revoke NAME's hashtag; its data stay."""
+    with session_scope() as s:
+        obs = s.scalars(select(Observatory).where(Observatory.name == name)).first()
+        if obs is None:
+            raise click.ClickException(f"no observatory {name!r}")
+        obs.revoked = True
+    click.echo(f"observatory {name}: hashtag revoked")
+
+
+@observatory.command("list")
+def observatory_list() -> None:
+    with session_scope() as s:
+        for o in s.scalars(select(Observatory).order_by(Observatory.name)):
+            state = "revoked" if o.revoked else "active"
+            filters = ",".join(o.filters or [])
+            click.echo(f"{o.name}\t{o.lon:.4f}\t{o.lat:.4f}\t{filters}\t{state}")
+
+
+@click.group()
+def alert() -> None:
+    """Alerts (transients to follow up)."""
+
+
+@alert.command("add")
+@click.argument("ivorn")
+@click.option("--name", required=True)
+@click.option("--ra", type=float, required=True, help="degrees")
+@click.option("--dec", type=float, required=True, help="degrees")
+@click.option("--url", default=None)
+def alert_add(ivorn: str, name: str, ra: float, dec: float, url: str | None) -> None:
+    """Insert an alert by IVORN."""
+    with session_scope() as s:
+        try:
+            a = add_alert(s, ivorn, name, ra, dec, url=url)
+        except ApiError as e:
+            raise click.ClickException(f"{e.error}: {e.detail}") from None
+        click.echo(f"alert {a.name} ({a.ivorn}) at {a.ra:.5f} {a.dec:+.5f} added")
+
+
+@alert.command("import-csv")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+def alert_import_csv(file: str) -> None:
+    """Load or refresh alerts from a Gaia Science Alerts list (alerts.csv); upserts by name."""
+    from web.alert_import import ImportFormatError, parse_gaia_alerts, upsert_alerts
+
+    with click.open_file(file, encoding="utf-8-sig") as fh:
+        text = fh.read()
+    try:
+        alerts = list(parse_gaia_alerts(text))
+        with session_scope() as s:
+            report = upsert_alerts(s, alerts)
+    except ImportFormatError as e:
+        raise click.ClickException(f"{file}: {e}") from None
+    except ApiError as e:
+        raise click.ClickException(f"{file}: {e.error}: {e.detail}") from None
+    click.echo(
+        f"{len(alerts)} alerts read: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged"
+    )
+
+
+@click.group()
+def jobs() -> None:
+    """Calibration jobs."""
+
+
+@jobs.command("sweep")
+def jobs_sweep() -> None:
+    """Re-send jobs that the queue lost."""
+    from workers.sweeper import sweep
+
+    click.echo(f"re-sent {sweep()} job(s)")
+
+
+def register(app: Flask) -> None:
+    for group in (observatory, alert, refcat, jobs):
+        app.cli.add_command(group)

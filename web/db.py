@@ -1,0 +1,46 @@
+"""Database engine and sessions, shared by the web tier, the workers and the CLI.
+
+No Flask here: workers open sessions with :func:`session_scope` outside any request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import settings
+
+
+@lru_cache(maxsize=4)
+def engine(url: str | None = None) -> Engine:
+    """One pooled engine per URL and process; `pool_pre_ping` survives a Postgres restart."""
+    return create_engine(
+        url or settings().database_url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    return sessionmaker(engine(url), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on any error."""
+    session = session_factory(url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

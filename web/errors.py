@@ -1,0 +1,62 @@
+"""One error shape for every endpoint: JSON `{"error", "detail"}` for scripts, a page for people."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from web.negotiation import wants_json
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error whose message tells the user what to fix."""
+
+    def __init__(self, status: int, error: str, detail: str | None = None):
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def error_response(status: int, error: str, detail: str | None = None) -> Response:
+    # A too-large body cannot be read for its outputFormat: answer JSON unless a browser asked.
+    unreadable = status == 413 and "text/html" not in request.headers.get("Accept", "")
+    if unreadable or wants_json():
+        resp = jsonify(error=error, detail=detail)
+        resp.status_code = status
+    else:
+        html = render_template("error.html", status=status, error=error, detail=detail)
+        resp = Response(html, status, mimetype="text/html")
+    if status in (429, 503):
+        resp.headers["Retry-After"] = "5" if status == 503 else "30"
+    return resp
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api(e: ApiError):
+        return error_response(e.status, e.error, e.detail)
+
+    @app.errorhandler(OperationalError)
+    def _db_down(e: OperationalError):
+        log.error("database unavailable: %s", e.orig)
+        return error_response(
+            503, "the database is unavailable", "calserv is restarting a service; retry shortly"
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        detail = {
+            413: f"uploads are limited to {app.config['MAX_CONTENT_LENGTH'] / 1e6:.3g} MB; "
+            "upload the SExtractor catalogue, not the image",
+            404: f"no such page: {request.path}",
+        }.get(e.code or 500, e.description)
+        return error_response(e.code or 500, e.name.lower(), detail)
+
+    @app.errorhandler(Exception)
+    def _internal(e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal error", "the operators have been told; retry later")

@@ -1,0 +1,113 @@
+"""Paged lists answered as HTML, JSON (`{"items", "page", "per_page", "total"}`) or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from flask import Response, jsonify, render_template, request
+
+from web.errors import ApiError
+from web.negotiation import requested_format, wants_json
+
+MAX_PER_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Paging:
+    """1-based page number and page size, as asked for by `?page=&per_page=`."""
+
+    page: int
+    per_page: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    def pages(self, total: int) -> int:
+        return max(1, -(-total // self.per_page))
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, f"{name} must be an integer", f"got {raw[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(422, f"{name} out of range", f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def paging(default_per_page: int = 50) -> Paging:
+    return Paging(
+        page=_int_arg("page", 1, 1, 10**6),
+        per_page=_int_arg("per_page", default_per_page, 1, MAX_PER_PAGE),
+    )
+
+
+def float_arg(name: str) -> float | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ApiError(422, f"{name} must be a number", f"got {raw[:40]!r}") from None
+
+
+def flag_arg(name: str) -> bool:
+    return request.args.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def output_format() -> str:
+    """`html`, `json` or `csv`: `?format=`/`outputFormat=` first, then the Accept header."""
+    fmt = requested_format()
+    if fmt is not None:
+        return fmt
+    return "json" if wants_json() else "html"
+
+
+def csv_response(rows: Iterable[dict], columns: Sequence[str], filename: str) -> Response:
+    buf = io.StringIO()
+    writer = csv.DictWriter(
+        buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+    resp = Response(buf.getvalue(), mimetype="text/csv")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return resp
+
+
+def list_response(
+    items: list[dict],
+    total: int,
+    pg: Paging,
+    template: str,
+    columns: Sequence[str],
+    filename: str,
+    **context,
+) -> Response:
+    """The page of `items` in the requested format; HTML gets `items, total, paging, pages`."""
+    fmt = output_format()
+    if fmt == "json":
+        return jsonify(items=items, page=pg.page, per_page=pg.per_page, total=total)
+    if fmt == "csv":
+        return csv_response(items, columns, filename)
+    args = {k: v for k, v in request.args.items() if k not in ("page", "format", "outputFormat")}
+    html = render_template(
+        template,
+        items=items,
+        total=total,
+        paging=pg,
+        pages=pg.pages(total),
+        query_args=args,
+        **context,
+    )
+    return Response(html, mimetype="text/html")

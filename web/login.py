@@ -1,0 +1,96 @@
+"""Browser login with the observatory's hashtag: `GET/POST /login`, `POST /logout`.
+
+The session cookie is signed (SECRET_KEY) and HttpOnly; it holds the observatory id and a
+fingerprint of its key (never the key), checked on every request, so a rotated or revoked key logs
+the browser out at its next request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
+
+from web import keys
+from web.auth import HASHTAG_HINT, SESSION_KEY, session_observatory
+from web.database import db
+from web.errors import ApiError
+from web.listing import output_format
+from web.models import Observatory
+
+bp = Blueprint("login", __name__)
+
+
+def safe_next(target: str | None) -> str:
+    """`target` if it is a path on this site, else the home page (no open redirects)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("pages.home")
+
+
+def current_observatory() -> Observatory | None:
+    """The logged-in observatory, or None (also when its key was revoked since the login)."""
+    obs = session_observatory(db())
+    if obs is None and session:
+        session.clear()
+    return obs
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Send a browser that is not logged in to the login page, then back here."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        obs = current_observatory()
+        if obs is None:
+            if output_format() == "json":
+                raise ApiError(401, "not logged in", HASHTAG_HINT)
+            return redirect(login_url(request.full_path.rstrip("?")), 303)
+        return view(obs, *args, **kwargs)
+
+    return wrapped
+
+
+@bp.get("/login")
+def login_form():
+    return render_template("login.html", next=safe_next(request.args.get("next")), error=None)
+
+
+@bp.post("/login")
+def login():
+    key = request.form.get("hashtag", "").strip()
+    nxt = safe_next(request.form.get("next"))
+    obs = keys.lookup(db(), key)
+    if obs is None:
+        if output_format() == "json":
+            resp = jsonify(
+                error="unknown or revoked hashtag", detail="check the key your operator gave you"
+            )
+        else:
+            resp = Response(
+                render_template("login.html", next=nxt, error="Unknown or revoked hashtag."),
+                mimetype="text/html",
+            )
+        resp.status_code = 401
+        return resp
+    session.clear()  # a fresh session (and CSRF secret) for the new identity
+    session[SESSION_KEY] = keys.session_token(obs)
+    session["observatory"] = obs.name
+    if output_format() == "json":
+        return jsonify(observatory=obs.name)
+    return redirect(nxt, 303)
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    if output_format() == "json":
+        return jsonify(logged_out=True)
+    return redirect(url_for("pages.home"), 303)
+
+
+def login_url(next_path: str) -> str:
+    return url_for("login.login_form") + "?" + urlencode({"next": next_path})

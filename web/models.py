@@ -1,0 +1,155 @@
+"""The relational model: observatories (API keys), alerts, raw uploads, jobs and follow-up data.
+
+The job row is the source of truth for a calibration's state; the queue only moves work.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Double,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobState(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+def _uuid() -> str:
+    return uuid.uuid4().hex
+
+
+class Observatory(Base):
+    """A telescope with its API key ("hashtag"), stored only as a salted, peppered HMAC."""
+
+    __tablename__ = "observatories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    lon: Mapped[float] = mapped_column(Double)
+    lat: Mapped[float] = mapped_column(Double)
+    filters: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
+    key_prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_salt: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(128))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Alert(Base):
+    """A transient alert that observers follow up (Gaia Science Alerts style)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ivorn: Mapped[str] = mapped_column(String(300), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    ra: Mapped[float] = mapped_column(Double)
+    dec: Mapped[float] = mapped_column(Double)
+    url: Mapped[str | None] = mapped_column(Text)
+    alert_mag: Mapped[float | None] = mapped_column(Double)
+    classification: Mapped[str | None] = mapped_column(String(200))
+    published: Mapped[str | None] = mapped_column(String(40))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    followups: Mapped[list[Followup]] = relationship(back_populates="alert")
+
+
+# Uploads name alerts case-insensitively (`Gaia16aye` or `gaia16aye`).
+Index("ix_alerts_lower_name", func.lower(Alert.name))
+
+
+class Upload(Base):
+    """A raw catalogue exactly as uploaded, stored on disk under a server-made name."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    original_name: Mapped[str | None] = mapped_column(String(300))
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Job(Base):
+    """One calibration request; `idempotency_key` makes an identical re-upload return this job."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    observatory_id: Mapped[int] = mapped_column(ForeignKey("observatories.id"), index=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id"))
+    params: Mapped[dict] = mapped_column(JSONB)
+    state: Mapped[JobState] = mapped_column(
+        Enum(JobState, name="job_state"), default=JobState.queued, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict | None] = mapped_column(JSONB)
+    image_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    observatory: Mapped[Observatory] = relationship()
+    alert: Mapped[Alert] = relationship()
+    upload: Mapped[Upload] = relationship()
+    followup: Mapped[Followup | None] = relationship(back_populates="job")
+
+
+class Followup(Base):
+    """A calibrated photometric point (or upper limit) of an alert: one per successful job."""
+
+    __tablename__ = "followups"
+    __table_args__ = (UniqueConstraint("job_id", name="uq_followups_job"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    observatory_id: Mapped[int] = mapped_column(ForeignKey("observatories.id"), index=True)
+    mjd: Mapped[float] = mapped_column(Double, index=True)
+    exptime: Mapped[float | None] = mapped_column(Double)
+    survey: Mapped[str] = mapped_column(String(64))
+    filter: Mapped[str] = mapped_column(String(32))
+    mag: Mapped[float] = mapped_column(Double)
+    mag_err: Mapped[float] = mapped_column(Double)
+    is_limit: Mapped[bool] = mapped_column(Boolean)
+    limiting_mag: Mapped[float | None] = mapped_column(Double)
+    zeropoint: Mapped[float] = mapped_column(Double)
+    zeropoint_err: Mapped[float] = mapped_column(Double)
+    npoints: Mapped[int] = mapped_column(Integer)
+    scatter: Mapped[float | None] = mapped_column(Double)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    job: Mapped[Job] = relationship(back_populates="followup")
+    alert: Mapped[Alert] = relationship(back_populates="followups")
+    observatory: Mapped[Observatory] = relationship()

@@ -1,0 +1,27 @@
+"""Whether a request wants JSON or HTML: `outputFormat`/`format` first, then the Accept header.
+
+HTML stays the default for browsers and for the seed's plain curl calls.
+"""
+
+from __future__ import annotations
+
+from flask import request
+from werkzeug.exceptions import HTTPException
+
+
+def requested_format() -> str | None:
+    """`json`, `html`, `csv` or None; never raises, even when the form itself is unreadable."""
+    try:
+        values = request.values
+    except HTTPException:  # e.g. the body was too large to parse
+        values = request.args
+    fmt = (values.get("outputFormat") or values.get("format") or "").lower()
+    return fmt if fmt in ("json", "html", "csv") else None
+
+
+def wants_json() -> bool:
+    fmt = requested_format()
+    if fmt is not None:
+        return fmt == "json"
+    accept = request.accept_mimetypes
+    return accept["application/json"] > accept["text/html"]

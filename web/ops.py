@@ -1,0 +1,72 @@
+"""Operational plumbing of the web tier: per-key rate limits, `/healthz`, security headers."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from redis import Redis
+from sqlalchemy import text
+
+from config import settings
+from web.db import engine
+from web.keys import PREFIX_LEN
+
+
+def rate_key() -> str:
+    """Limit per observatory key (its public prefix), else per client address."""
+    try:
+        key = request.form.get("hashtag", "")
+    except Exception:  # an unreadable body: fall back to the address; the view will refuse it
+        key = ""
+    return f"key:{key[:PREFIX_LEN]}" if key else f"ip:{get_remote_address()}"
+
+
+limiter = Limiter(key_func=rate_key)
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz():
+    """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise."""
+    checks = {}
+    try:
+        with engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["postgres"] = "ok"
+    except Exception as e:
+        checks["postgres"] = f"down: {type(e).__name__}"
+    try:
+        Redis.from_url(settings().redis_url, socket_timeout=2).ping()
+        checks["redis"] = "ok"
+    except Exception as e:
+        checks["redis"] = f"down: {type(e).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    resp = jsonify(status="ok" if ok else "degraded", **checks)
+    resp.status_code = 200 if ok else 503
+    if not ok:
+        resp.headers["Retry-After"] = "5"
+    return resp
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+}
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings().redis_url)
+    app.config.setdefault("RATELIMIT_DEFAULT", settings().rate_limit)
+    limiter.init_app(app)
+    app.register_blueprint(bp)
+
+    @app.after_request
+    def _headers(resp):
+        for k, v in SECURITY_HEADERS.items():
+            resp.headers.setdefault(k, v)
+        return resp

@@ -1,0 +1,211 @@
+"""A validated upload becomes a job: for `POST /upload` (scripts) and `/submit` (browsers).
+
+The one copy of the rules: form fields are validated into :class:`UploadParams`; the raw bytes are
+stored durably under a server-made name before anything else; an identical re-upload returns the
+existing job, a re-sent failed job is queued again, and the task is sent only after the row is
+committed. Nothing here parses the catalogue: workers do, under time and memory limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from flask import current_app, request
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import FileStorage
+
+from calib.pipeline import parse_force_filter
+from web.alerts import find_alert
+from web.errors import ApiError
+from web.models import Alert, Job, JobState, Observatory, Upload
+from workers.dispatch import enqueue
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+MAX_WAIT_S = 60
+
+
+@dataclass(frozen=True)
+class UploadParams:
+    """The validated form fields that change a calibration (part of the idempotency key)."""
+
+    match_dist: float | None
+    mjd: float | None
+    exptime: float | None
+    comment: str | None
+    dry_run: bool
+    force_filter: str | None
+    no_plot: bool
+
+
+def number(name: str, lo: float, hi: float, required: bool = False) -> float | None:
+    raw = request.form.get(name, "").strip()
+    if not raw:
+        if required:
+            raise ApiError(422, f"{name} is required", HINTS.get(name))
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(422, f"{name} must be a number", f"got {raw[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(422, f"{name} out of range", f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = request.form.get(name)
+    if raw is None:
+        return default
+    raw = raw.strip().lower()
+    if raw in TRUE:
+        return True
+    if raw in FALSE:
+        return False
+    raise ApiError(422, f"{name} must be 0 or 1", f"got {raw[:40]!r}")
+
+
+HINTS = {
+    "MJD": "the Modified Julian Date of mid-exposure, e.g. MJD=59000.5",
+    "EventID": "the alert's IVORN (e.g. EventID=ivo://110610) or its name (e.g. Gaia16aye)",
+}
+
+
+def resolve_alert(s: Session, missing_hint: str) -> Alert:
+    """The alert named by `EventID` (IVORN or name); 422 when absent, 404 when unknown."""
+    event = request.form.get("EventID", "").strip()
+    if not event:
+        raise ApiError(422, "EventID is required", HINTS["EventID"])
+    alert = find_alert(s, event)
+    if alert is None:
+        raise ApiError(404, f"unknown alert {event[:100]!r}", missing_hint)
+    return alert
+
+
+def parse_wait() -> int:
+    """`wait=N`: hold the request up to N seconds (at most MAX_WAIT_S) for the result."""
+    return int(number("wait", 0, MAX_WAIT_S) or 0)
+
+
+def parse_params() -> UploadParams:
+    dry_run = _flag("dryRun", False)
+    match_dist = number("matchDist", 0.0, 60.0)
+    force = request.form.get("forceFilter", "").strip()
+    try:
+        parsed = parse_force_filter(force)
+    except ValueError as e:
+        raise ApiError(422, "forceFilter is malformed", str(e)) from None
+    comment = request.form.get("comment", "").strip()
+    if len(comment) > 2000:
+        raise ApiError(422, "comment too long", "keep comments under 2000 characters")
+    return UploadParams(
+        match_dist=match_dist or None,
+        mjd=number("MJD", 0.0, 200000.0, required=not dry_run),
+        exptime=number("expTime", 0.0, 1e6),
+        comment=comment or None,
+        dry_run=dry_run,
+        force_filter=None if parsed is None else force,
+        no_plot=_flag("noPlot", False),
+    )
+
+
+def catalogue_file() -> FileStorage:
+    f = request.files.get("sexCat")
+    if f is None or (not f.filename and not f.content_length and f.stream is None):
+        raise ApiError(
+            400, "sexCat is missing", "attach the SExtractor catalogue: -F sexCat=@frame.cat"
+        )
+    return f
+
+
+def store_upload(s: Session, f: FileStorage) -> Upload:
+    """Write the bytes under their sha256 (fsync'd, atomic rename) and record them once."""
+    root = Path(current_app.config["UPLOAD_DIR"])
+    root.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            head = b""
+            while chunk := f.stream.read(1 << 20):
+                if not head:
+                    head = chunk[:16]
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if size == 0:
+            raise ApiError(400, "sexCat is empty", "the uploaded catalogue has no bytes")
+        if not _looks_like_catalogue(head):
+            raise ApiError(
+                422,
+                "sexCat is not a SExtractor catalogue",
+                "upload ASCII_HEAD (text starting with '#   1 NAME') or FITS_1.0/FITS_LDAC output",
+            )
+        sha = digest.hexdigest()
+        final = root / sha[:2] / f"{sha}.cat"
+        final.parent.mkdir(exist_ok=True)
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    s.execute(
+        insert(Upload)
+        .values(sha256=sha, size=size, original_name=(f.filename or "")[:300], path=str(final))
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
+    return s.scalars(select(Upload).where(Upload.sha256 == sha)).one()
+
+
+def _looks_like_catalogue(head: bytes) -> bool:
+    return head.startswith(b"SIMPLE  =") or head.lstrip(b" \t\r\n").startswith(b"#")
+
+
+def idempotency_key(obs: Observatory, alert: Alert, upload: Upload, params: UploadParams) -> str:
+    payload = json.dumps(
+        {"obs": obs.id, "alert": alert.id, "sha": upload.sha256, "params": asdict(params)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def create_job(
+    s: Session, obs: Observatory, alert: Alert, params: UploadParams, f: FileStorage
+) -> Job:
+    """Store the catalogue durably, then return its (new, existing or re-queued) job."""
+    upload_row = store_upload(s, f)
+    key = idempotency_key(obs, alert, upload_row, params)
+    job = s.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
+    if job is None:
+        job = Job(
+            idempotency_key=key,
+            observatory_id=obs.id,
+            alert_id=alert.id,
+            upload_id=upload_row.id,
+            params=asdict(params),
+            state=JobState.queued,
+        )
+        s.add(job)
+        try:
+            s.commit()
+        except IntegrityError:  # the same upload raced us: answer with the winner's job
+            s.rollback()
+            job = s.scalars(select(Job).where(Job.idempotency_key == key)).one()
+        else:
+            enqueue(s, job)
+    elif job.state == JobState.failed:
+        # Sending the same frame again is how a user retries a failed job.
+        job.state, job.error, job.finished_at = JobState.queued, None, None
+        s.commit()
+        enqueue(s, job)
+    return job

@@ -1,0 +1,43 @@
+"""`POST /upload` (and the seed's `/cgi/upload`): authenticate, validate, queue, answer 202.
+
+The rules live in :mod:`web.submission`; this view only maps the seed's form onto them.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from web.auth import authenticate
+from web.database import db
+from web.jobs import job_response, wait_for_job
+from web.models import JobState
+from web.submission import (
+    catalogue_file,
+    create_job,
+    parse_params,
+    parse_wait,
+    resolve_alert,
+)
+
+bp = Blueprint("uploads", __name__)
+
+
+NEW_ALERT_HINT = (
+    "insert it first: POST /newevent with hashtag, EventID, name, ra, dec "
+    "(or `flask --app web alert add IVORN --name NAME --ra RA --dec DEC`)"
+)
+
+
+@bp.post("/upload")
+@bp.post("/cgi/upload")
+def upload():
+    s = db()
+    obs = authenticate(s)
+    alert = resolve_alert(s, NEW_ALERT_HINT)
+    params = parse_params()
+    wait = parse_wait()
+    job = create_job(s, obs, alert, params, catalogue_file())
+    if wait:
+        job = wait_for_job(s, job.id, wait)
+    finished = job.state in (JobState.succeeded, JobState.failed)
+    return job_response(job, status=200 if finished else 202)

@@ -1,0 +1,134 @@
+"""One calibration job: stored upload → `calib` against `refcats` → result rows, in one transaction.
+
+The job row is claimed with a row lock, so a redelivered task (its first worker was killed) resumes
+the job, and a job that already finished is never written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import OperationalError
+
+from calib import CalibrationError, CatalogError, RefCatalog, calibrate, read_catalog
+from calib.plot import render_calibration_plot
+from config import settings
+from refcats.store import get_store
+from web.db import session_scope
+from web.models import Followup, Job, JobState
+
+log = logging.getLogger(__name__)
+FINISHED = (JobState.succeeded, JobState.failed)
+
+
+def run_job(job_id: str) -> str:
+    """Run the job if it still needs running; returns its final state."""
+    with session_scope() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is None:
+            log.warning("job %s: no such job, dropped", job_id)
+            return "missing"
+        if job.state in FINISHED:
+            return job.state.value
+        job.state, job.started_at = JobState.running, datetime.now(UTC)
+        job.attempts += 1
+        params = dict(job.params)
+        path = job.upload.path
+        target = (job.alert.ra, job.alert.dec)
+        filters = list(job.observatory.filters or [])
+    log.info("job %s: started (attempt by this worker)", job_id)
+    t0 = time.perf_counter()
+    try:
+        result, image = _calibrate(job_id, Path(path), target, params, filters)
+    except (CatalogError, CalibrationError) as e:
+        return _finish_failed(job_id, str(e), getattr(e, "detail", None))
+    except SoftTimeLimitExceeded:
+        return _finish_failed(
+            job_id,
+            f"calibration took longer than {settings().task_soft_time_limit} s",
+            "the catalogue may be too large; cut it to the sources you need",
+        )
+    except OperationalError:
+        raise
+    except Exception:
+        log.exception("job %s: internal error", job_id)
+        return _finish_failed(
+            job_id, "internal error while calibrating", "operators have been told"
+        )
+    result["processing_time"] = round(time.perf_counter() - t0, 3)
+    return _finish_succeeded(job_id, result, image)
+
+
+def _calibrate(
+    job_id: str, path: Path, target: tuple[float, float], params: dict, filters: list[str]
+) -> tuple[dict, str | None]:
+    catalog = read_catalog(path.read_bytes())
+    tables = get_store().footprint(catalog.ra, catalog.dec)
+    refs = [
+        RefCatalog.from_columns(survey, {c: t.column(c).to_numpy() for c in t.column_names})
+        for survey, t in tables.items()
+    ]
+    result = calibrate(
+        catalog,
+        refs,
+        target[0],
+        target[1],
+        match_dist_arcsec=params.get("match_dist"),
+        force_filter=params.get("force_filter"),
+        allowed_filters=filters or None,
+    )
+    image = None
+    if not params.get("no_plot"):
+        plot_dir = settings().plot_dir
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        image = str(plot_dir / f"{job_id}.png")
+        render_calibration_plot(result, image)
+    return result.to_dict(), image
+
+
+def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
+    with session_scope() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job.state in FINISHED:
+            return job.state.value
+        job.state, job.finished_at = JobState.succeeded, datetime.now(UTC)
+        job.result, job.image_path, job.error = result, image, None
+        params = job.params
+        if not params.get("dry_run"):
+            s.add(
+                Followup(
+                    job_id=job.id,
+                    alert_id=job.alert_id,
+                    observatory_id=job.observatory_id,
+                    mjd=params["mjd"],
+                    exptime=params.get("exptime"),
+                    survey=result["survey"],
+                    filter=result["filter"],
+                    mag=result["mag"],
+                    mag_err=result["mag_err"],
+                    is_limit=result["limit"],
+                    limiting_mag=result.get("limiting_mag"),
+                    zeropoint=result["zeropoint"],
+                    zeropoint_err=result["zeropoint_err"],
+                    npoints=result["npoints"],
+                    scatter=result.get("scatter"),
+                    comment=params.get("comment"),
+                )
+            )
+    log.info("job %s: succeeded", job_id)
+    return JobState.succeeded.value
+
+
+def _finish_failed(job_id: str, error: str, detail: str | None) -> str:
+    with session_scope() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job.state in FINISHED:
+            return job.state.value
+        job.state, job.finished_at = JobState.failed, datetime.now(UTC)
+        job.error = f"{error}: {detail}" if detail else error
+    log.info("job %s: failed: %s", job_id, error)
+    return JobState.failed.value
