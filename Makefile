@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app web
 export CALSERV_VAR_DIR ?= $(CURDIR)/var
+export CALSERV_PG_PORT ?= 5433
+export CALSERV_REDIS_PORT ?= 6380
 
 .PHONY: run test install services stop migrate demo lint bench clean
 
@@ -31,8 +33,8 @@ run: demo
 
 test: services
 	@command -v chromium >/dev/null || CALSERV_TEST_BROWSER=1 deploy/bootstrap.sh
-	CALSERV_DATABASE_URL=postgresql+psycopg2://calserv@127.0.0.1:5433/calserv_test \
-	CALSERV_REDIS_URL=redis://127.0.0.1:6380/1 \
+	CALSERV_DATABASE_URL=postgresql+psycopg2://calserv@127.0.0.1:$(CALSERV_PG_PORT)/calserv_test \
+	CALSERV_REDIS_URL=redis://127.0.0.1:$(CALSERV_REDIS_PORT)/1 \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install

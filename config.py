@@ -28,10 +28,15 @@ class Settings:
     var_dir: Path = field(default_factory=lambda: Path(_env("VAR_DIR", str(ROOT / "var"))))
     database_url: str = field(
         default_factory=lambda: _env(
-            "DATABASE_URL", "postgresql+psycopg2://calserv@127.0.0.1:5433/calserv"
+            "DATABASE_URL",
+            f"postgresql+psycopg2://calserv@127.0.0.1:{_env('PG_PORT', '5433')}/calserv",
         )
     )
-    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6380/0"))
+    redis_url: str = field(
+        default_factory=lambda: _env(
+            "REDIS_URL", f"redis://127.0.0.1:{_env('REDIS_PORT', '6380')}/0"
+        )
+    )
     queue: str = field(default_factory=lambda: _env("QUEUE", "calserv"))
     refcat_dir: Path = field(default_factory=lambda: Path(_env("REFCAT_DIR", _var("refcats"))))
     upload_dir: Path = field(default_factory=lambda: Path(_env("UPLOAD_DIR", _var("uploads"))))
