@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .catalog import SourceCatalog
-from .match import pairs_within
+from .match import close_pairs
 
 # SExtractor FLAGS bits: 1 neighbours/bad pixels, 2 deblended, 4 saturated, 8 truncated,
 # 16 aperture data incomplete, 32 isophotal data incomplete, 64/128 memory overflow.
@@ -59,12 +59,12 @@ def clean_catalog(
         drop("saturated", _on_saturation_plateau(catalog.flux_max, saturation_fraction))
     if keep.sum() > 1 and duplicate_radius_arcsec > 0:
         idx = np.flatnonzero(keep)
-        i1, i2, _ = pairs_within(ra[idx], dec[idx], ra[idx], dec[idx], duplicate_radius_arcsec)
-        pair = i1 < i2
-        i1, i2 = idx[i1[pair]], idx[i2[pair]]
+        i1, i2 = close_pairs(ra[idx], dec[idx], duplicate_radius_arcsec)
+        i1, i2 = idx[i1], idx[i2]
         score = np.where(np.isfinite(err), err, np.inf)
-        worse = np.where(score[i2] < score[i1], i1, i2)
-        drop("duplicate", np.isin(np.arange(n), worse))
+        duplicate = np.zeros(n, dtype=bool)
+        duplicate[np.where(score[i2] < score[i1], i1, i2)] = True
+        drop("duplicate", duplicate)
     return catalog.select(keep), rejected
 
 

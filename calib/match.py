@@ -1,10 +1,13 @@
 """Crossmatch on the sphere without scipy: a hash grid over unit vectors.
 
-Unit vectors are binned into cubes at least as large as the search radius (as a chord), so
-every partner of a point lies in its own or one of the 26 neighbouring cubes; neighbours are
-found with ``searchsorted`` on the sorted cube keys, three cubes adjacent along z at a time
-(their keys are consecutive). This costs O(n log n) and stays linear
-in memory for 50k x 50k frames.
+Unit vectors are binned into cubes twice as large as the search radius (as a chord), so
+every partner of a point lies in its own cube or in a neighbour on the side of the cube the
+point sits in; neighbours are found with ``searchsorted`` on the sorted cube keys, two cubes
+adjacent along z at a time (their keys are consecutive). This costs O(n log n) and stays
+linear in memory for 50k x 50k frames.
+
+`auto_crossmatch` matches once per survey: the generous match that measures the radius and
+the shift already holds every pair of the final match, which is only filtered from it.
 """
 
 from __future__ import annotations
@@ -13,67 +16,140 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .stats import median
+
 ARCSEC = np.pi / 180.0 / 3600.0
 _MIN_CELL_ARCSEC = 1.0  # keeps cube keys within int64 for any radius
-_NEIGHBOURS = [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
+# Automatic radius: generous match that measures the radius and the shift, the smallest
+# radius allowed, and the radius used when fewer than MIN_PAIRS pairs leave nothing to measure.
+SEARCH_RADIUS_ARCSEC = 10.0
+MIN_RADIUS_ARCSEC = 1.0
+DEFAULT_RADIUS_ARCSEC = 2.0
+MIN_PAIRS = 5
+_EMPTY = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
 
 
 def unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     """(n, 3) Cartesian unit vectors of ICRS positions in degrees."""
-    ra = np.radians(np.asarray(ra_deg, dtype=np.float64))
-    dec = np.radians(np.asarray(dec_deg, dtype=np.float64))
-    cos_dec = np.cos(dec)
-    return np.column_stack((cos_dec * np.cos(ra), cos_dec * np.sin(ra), np.sin(dec)))
+    return np.ascontiguousarray(_unit_rows(ra_deg, dec_deg).T)
 
 
 def _chord_to_arcsec(chord: np.ndarray) -> np.ndarray:
     return 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0)) / ARCSEC
 
 
+def _chord(radius_arcsec: float) -> float:
+    """Chord length on the unit sphere subtended by an angle in arcsec."""
+    return 2.0 * np.sin(min(radius_arcsec, 180 * 3600.0) * ARCSEC / 2.0)
+
+
+def _unit_rows(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    """Unit vectors as a (3, n) array: gathering its rows is several times faster than
+    gathering rows of the (n, 3) `unit_vectors`."""
+    ra = np.radians(np.asarray(ra_deg, dtype=np.float64))
+    dec = np.radians(np.asarray(dec_deg, dtype=np.float64))
+    cos_dec = np.cos(dec)
+    return np.stack((cos_dec * np.cos(ra), cos_dec * np.sin(ra), np.sin(dec)))
+
+
 def pairs_within(
     ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray, radius_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs closer than ``radius_arcsec``: indices into 1 and 2 and separations (arcsec)."""
-    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     if len(ra1) == 0 or len(ra2) == 0 or not radius_arcsec > 0:
-        return empty
-    xyz1, xyz2 = unit_vectors(ra1, dec1), unit_vectors(ra2, dec2)
-    chord = 2.0 * np.sin(min(radius_arcsec, 180 * 3600.0) * ARCSEC / 2.0)
-    cell = max(chord, 2.0 * np.sin(_MIN_CELL_ARCSEC * ARCSEC / 2.0))
+        return _EMPTY
+    i1, i2, d = _pairs_chord(_unit_rows(ra1, dec1), _unit_rows(ra2, dec2), radius_arcsec)
+    return i1, i2, _chord_to_arcsec(d)
+
+
+def close_pairs(
+    ra: np.ndarray, dec: np.ndarray, radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``i < j`` of one catalogue closer than ``radius_arcsec`` (e.g. duplicates).
+
+    `pairs_within` of the catalogue with itself, converting the positions only once.
+    """
+    if len(ra) < 2 or not radius_arcsec > 0:
+        return _EMPTY[:2]
+    xyz = _unit_rows(ra, dec)
+    i1, i2, _ = _pairs_chord(xyz, xyz, radius_arcsec)
+    lower = i1 < i2
+    return i1[lower], i2[lower]
+
+
+def _pairs_chord(
+    xyz1: np.ndarray, xyz2: np.ndarray, radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`pairs_within` on (3, n) unit vectors, returning chord lengths instead of arcsec.
+
+    The smaller set probes the larger one: the binary searches dominate the cost.
+    """
+    if xyz1.shape[1] > xyz2.shape[1]:
+        i2, i1, d = _probe_pairs(xyz2, xyz1, radius_arcsec)
+        return i1, i2, d
+    return _probe_pairs(xyz1, xyz2, radius_arcsec)
+
+
+def _probe_pairs(
+    xyz1: np.ndarray, xyz2: np.ndarray, radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs found by looking up each point of 1 in the sorted cube keys of 2.
+
+    Cubes are twice the search chord, so along each axis a partner lies in the point's own
+    cube or in the neighbour on the side of the cube the point sits in: 2 x 2 columns of
+    cubes, each searched as one run of consecutive keys (own and side cube along z). That is
+    4 pairs of ``searchsorted`` per point instead of 9 with cubes the size of the chord.
+    """
+    chord = _chord(radius_arcsec)
+    # The margin keeps partners at exactly the radius inside the searched cubes despite
+    # rounding in the cube coordinates.
+    cell = max(2.0 * chord, _chord(_MIN_CELL_ARCSEC)) * (1.0 + 1e-6)
     size = int(np.ceil(2.0 / cell)) + 3
-
-    def cube(xyz: np.ndarray) -> np.ndarray:
-        return np.floor((xyz + 1.0) / cell).astype(np.int64) + 1
-
-    c1 = cube(xyz1)
-    keys1 = (c1[:, 0] * size + c1[:, 1]) * size + c1[:, 2]
-    order1 = np.argsort(keys1, kind="stable")
-    keys1 = keys1[order1]  # sorted probes make searchsorted cache-friendly
-    c2 = cube(xyz2)
-    keys2 = (c2[:, 0] * size + c2[:, 1]) * size + c2[:, 2]
-    order2 = np.argsort(keys2, kind="stable")
+    scaled1 = (xyz1 + 1.0) / cell
+    cube1 = np.floor(scaled1)
+    keys1 = _cube_keys(cube1.astype(np.int64) + 1, size)
+    order1 = np.argsort(keys1)
+    keys1 = keys1[order1]  # near-sorted probes make searchsorted cache-friendly
+    side = np.take(np.where(scaled1 - cube1 >= 0.5, 1, -1), order1, axis=1)
+    keys2 = _cube_keys(np.floor((xyz2 + 1.0) / cell).astype(np.int64) + 1, size)
+    order2 = np.argsort(keys2)
     sorted2 = keys2[order2]
+    first = keys1 + np.minimum(side[2], 0)  # lower of the two z-adjacent cubes of a column
 
     found1, found2 = [], []
-    for di, dj in _NEIGHBOURS:
-        probe = keys1 + (di * size + dj) * size
-        lo = np.searchsorted(sorted2, probe - 1, side="left")
-        hi = np.searchsorted(sorted2, probe + 1, side="right")
-        counts = hi - lo
-        total = int(counts.sum())
-        if total == 0:
+    for step in (0, side[0] * size * size, side[1] * size, (side[0] * size + side[1]) * size):
+        lo = np.searchsorted(sorted2, first + step, side="left")
+        counts = np.searchsorted(sorted2, first + step + 1, side="right") - lo
+        has = np.flatnonzero(counts)
+        if len(has) == 0:
             continue
-        idx1 = np.repeat(order1, counts)
+        counts, lo = counts[has], lo[has]
+        found1.append(np.repeat(order1[has], counts))
         starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
-        idx2 = order2[starts + np.arange(total)]
-        found1.append(idx1)
-        found2.append(idx2)
+        found2.append(order2[starts + np.arange(len(starts))])
     if not found1:
-        return empty
+        return _EMPTY
     i1, i2 = np.concatenate(found1), np.concatenate(found2)
-    d = np.linalg.norm(xyz1[i1] - xyz2[i2], axis=1)
+    d = _chord_lengths(xyz1, i1, xyz2, i2)
     keep = d <= chord
-    return i1[keep], i2[keep], _chord_to_arcsec(d[keep])
+    return i1[keep], i2[keep], d[keep]
+
+
+def _chord_lengths(
+    xyz1: np.ndarray, i1: np.ndarray | slice, xyz2: np.ndarray, i2: np.ndarray
+) -> np.ndarray:
+    """Distances between columns ``i1`` of ``xyz1`` and ``i2`` of ``xyz2``, (3, n) arrays.
+
+    Row by row, because 1-D gathers are much faster than gathering columns of a 2-D array;
+    the sum is in ``np.linalg.norm``'s order, so the values are the same.
+    """
+    dx, dy, dz = (a[i1] - b[i2] for a, b in zip(xyz1, xyz2, strict=True))
+    return np.sqrt(dx * dx + dy * dy + dz * dz)
+
+
+def _cube_keys(cube: np.ndarray, size: int) -> np.ndarray:
+    """One int64 key per cube of a (3, n) array; cubes adjacent along z have consecutive keys."""
+    return (cube[0] * size + cube[1]) * size + cube[2]
 
 
 def crossmatch(
@@ -91,23 +167,36 @@ def crossmatch(
     sep_arcsec : ndarray
         Separation of each pair in arcsec.
     """
-    i1, i2, sep = pairs_within(ra1, dec1, ra2, dec2, radius_arcsec)
+    return _mutual_nearest(*pairs_within(ra1, dec1, ra2, dec2, radius_arcsec))
+
+
+def _mutual_nearest(
+    i1: np.ndarray, i2: np.ndarray, sep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the pairs whose members are each other's nearest partner, sorted by ``i1``."""
     if len(i1) == 0:
         return i1, i2, sep
-    nearest_for_1 = _nearest(i1, sep)
-    nearest_for_2 = _nearest(i2, sep)
-    mutual = np.intersect1d(nearest_for_1, nearest_for_2, assume_unique=True)
-    order = np.argsort(i1[mutual], kind="stable")
-    chosen = mutual[order]
+    mutual = _nearest(i1, i2, sep) & _nearest(i2, i1, sep)
+    # Each source of 1 is in at most one mutual pair: scattering the pairs by i1 sorts them.
+    by_i1 = np.full(int(i1.max()) + 1, -1)
+    by_i1[i1[mutual]] = np.flatnonzero(mutual)
+    chosen = by_i1[by_i1 >= 0]
     return i1[chosen], i2[chosen], sep[chosen]
 
 
-def _nearest(owner: np.ndarray, sep: np.ndarray) -> np.ndarray:
-    """Index of the closest pair for each distinct owner (ties: first)."""
-    order = np.lexsort((sep, owner))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = owner[order][1:] != owner[order][:-1]
-    return np.sort(order[first])
+def _nearest(owner: np.ndarray, partner: np.ndarray, sep: np.ndarray) -> np.ndarray:
+    """Mask of the closest pair of each distinct owner.
+
+    Equal separations go to the lowest partner index, so the result does not depend on the
+    order in which the pairs were found. Scatter-minimum instead of sorting the pairs.
+    """
+    n = int(owner.max()) + 1
+    best = np.full(n, np.inf)
+    np.minimum.at(best, owner, sep)
+    closest = sep == best[owner]
+    lowest = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(lowest, owner[closest], partner[closest])
+    return closest & (partner == lowest[owner])
 
 
 @dataclass(frozen=True)
@@ -148,10 +237,10 @@ def auto_match_radius(
     ra2: np.ndarray,
     dec2: np.ndarray,
     *,
-    search_radius_arcsec: float = 10.0,
-    min_radius_arcsec: float = 1.0,
-    default_radius_arcsec: float = 2.0,
-    min_pairs: int = 5,
+    search_radius_arcsec: float = SEARCH_RADIUS_ARCSEC,
+    min_radius_arcsec: float = MIN_RADIUS_ARCSEC,
+    default_radius_arcsec: float = DEFAULT_RADIUS_ARCSEC,
+    min_pairs: int = MIN_PAIRS,
 ) -> MatchRadius:
     """Choose the crossmatch radius from the astrometric offsets of catalogue 1 vs 2.
 
@@ -162,19 +251,66 @@ def auto_match_radius(
     measured: no shift and ``default_radius_arcsec``.
     """
     i1, i2, _ = crossmatch(ra1, dec1, ra2, dec2, search_radius_arcsec)
-    if len(i1) < min_pairs:
-        return MatchRadius(default_radius_arcsec, 0.0, 0.0, len(i1))
-    dx, dy = _offsets_arcsec(ra1[i1], dec1[i1], ra2[i2], dec2[i2])
+    return _radius_from_matches(
+        ra1[i1], dec1[i1], ra2[i2], dec2[i2],
+        search_radius_arcsec, min_radius_arcsec, default_radius_arcsec, min_pairs,
+    )  # fmt: skip
+
+
+def _radius_from_matches(
+    ra1: np.ndarray,
+    dec1: np.ndarray,
+    ra2: np.ndarray,
+    dec2: np.ndarray,
+    search_radius_arcsec: float,
+    min_radius_arcsec: float,
+    default_radius_arcsec: float,
+    min_pairs: int,
+) -> MatchRadius:
+    """`auto_match_radius` from the generously matched pairs (rows of 1 and 2 aligned)."""
+    if len(ra1) < max(min_pairs, 1):
+        return MatchRadius(default_radius_arcsec, 0.0, 0.0, len(ra1))
+    dx, dy = _offsets_arcsec(ra1, dec1, ra2, dec2)
     keep = np.ones(len(dx), dtype=bool)
     shift_x = shift_y = 0.0
     radius = search_radius_arcsec
     for _ in range(5):
-        shift_x, shift_y = float(np.median(dx[keep])), float(np.median(dy[keep]))
+        shift_x, shift_y = median(dx[keep]), median(dy[keep])
         r = np.hypot(dx - shift_x, dy - shift_y)
-        sigma = float(np.median(r[keep])) / 1.1774
+        sigma = median(r[keep]) / 1.1774
         radius = float(np.clip(3.0 * sigma, min_radius_arcsec, search_radius_arcsec))
         new_keep = r <= radius
-        if new_keep.sum() < min_pairs or np.array_equal(new_keep, keep):
+        if np.count_nonzero(new_keep) < min_pairs or np.array_equal(new_keep, keep):
             break
         keep = new_keep
-    return MatchRadius(radius, shift_x, shift_y, int(keep.sum()))
+    return MatchRadius(radius, shift_x, shift_y, int(np.count_nonzero(keep)))
+
+
+def auto_crossmatch(
+    ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray
+) -> tuple[MatchRadius, np.ndarray, np.ndarray, np.ndarray]:
+    """`auto_match_radius`, then `crossmatch` of the shifted catalogue 1 at that radius.
+
+    Same result as calling both, but the sky is searched once: every pair of the final match
+    lay within radius + shift of each other before the shift, so when that is inside the
+    generous search radius the final pairs are the generous ones re-measured after the shift
+    and cut at the radius. Returns the radius and the match (``i1, i2, sep_arcsec``).
+    """
+    xyz2 = _unit_rows(ra2, dec2)
+    wide = _EMPTY
+    if len(ra1) and len(ra2):
+        wide = _pairs_chord(_unit_rows(ra1, dec1), xyz2, SEARCH_RADIUS_ARCSEC)
+    w1, w2, chord = wide
+    m1, m2, _ = _mutual_nearest(w1, w2, _chord_to_arcsec(chord))
+    match = _radius_from_matches(
+        ra1[m1], dec1[m1], ra2[m2], dec2[m2],
+        SEARCH_RADIUS_ARCSEC, MIN_RADIUS_ARCSEC, DEFAULT_RADIUS_ARCSEC, MIN_PAIRS,
+    )  # fmt: skip
+    ra, dec = apply_shift(ra1, dec1, match.shift_ra_arcsec, match.shift_dec_arcsec)
+    shift = float(np.hypot(match.shift_ra_arcsec, match.shift_dec_arcsec))
+    if match.radius_arcsec + 1.01 * shift + 0.01 > SEARCH_RADIUS_ARCSEC:
+        return match, *crossmatch(ra, dec, ra2, dec2, match.radius_arcsec)
+    if shift > 0:
+        chord = _chord_lengths(_unit_rows(ra[w1], dec[w1]), slice(None), xyz2, w2)
+    near = chord <= _chord(match.radius_arcsec)
+    return match, *_mutual_nearest(w1[near], w2[near], _chord_to_arcsec(chord[near]))

@@ -12,7 +12,7 @@ import numpy as np
 from .catalog import SourceCatalog
 from .clean import clean_catalog
 from .errors import CalibrationError
-from .match import MatchRadius, apply_shift, auto_match_radius, crossmatch
+from .match import MatchRadius, apply_shift, auto_crossmatch, crossmatch
 from .reference import RefCatalog
 from .target import limiting_magnitude, measure_target
 from .zeropoint import ZeroPointFit, colour_for_band, fit_zeropoint
@@ -255,14 +255,13 @@ def _fit_survey(
     if match_dist:
         match = MatchRadius(float(match_dist), 0.0, 0.0, 0)
         how = "given"
+        i1, i2, _ = crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec, match.radius_arcsec)
     else:
-        match = auto_match_radius(cleaned.ra, cleaned.dec, ref.ra, ref.dec)
+        match, i1, i2, _ = auto_crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec)
         how = (
             f"automatic; catalogue shifted by {match.shift_ra_arcsec:+.2f}, "
             f"{match.shift_dec_arcsec:+.2f} arcsec"
         )
-    ra, dec = apply_shift(cleaned.ra, cleaned.dec, match.shift_ra_arcsec, match.shift_dec_arcsec)
-    i1, i2, _ = crossmatch(ra, dec, ref.ra, ref.dec, match.radius_arcsec)
     log.append(
         f"{ref.survey}: {len(ref)} reference stars, {len(i1)} matched within "
         f"{match.radius_arcsec:.2f} arcsec ({how})"

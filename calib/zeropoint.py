@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .stats import median, median_and_robust_std
+
 MIN_STARS = 5
 MIN_STARS_COLOUR = 10  # below this a colour term is not fitted
 MAX_SCATTER = 0.3  # mag
@@ -99,10 +101,6 @@ def _weighted_lsq(design, y, w):
     return cov @ (a.T @ y), cov
 
 
-def _robust_std(x: np.ndarray) -> float:
-    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if len(x) else 0.0
-
-
 def fit_zeropoint(
     inst_mag: np.ndarray,
     inst_err: np.ndarray,
@@ -140,7 +138,7 @@ def fit_zeropoint(
         colour = np.asarray(colour, dtype=np.float64)
         use_colour = np.count_nonzero(np.isfinite(colour)) >= MIN_STARS_COLOUR
     if use_colour:
-        pivot = float(np.median(colour[np.isfinite(colour)]))
+        pivot = median(colour[np.isfinite(colour)])
         x = np.where(np.isfinite(colour), pivot - colour, 0.0)
         design = np.column_stack((np.ones(n), x))
         colour_values = colour
@@ -151,11 +149,12 @@ def fit_zeropoint(
 
     used = np.ones(n, dtype=bool)
     if use_colour:
-        used &= np.isfinite(colour)  # stars without colour cannot constrain the colour fit
+        has_colour = np.isfinite(colour)
+        used &= has_colour  # stars without colour cannot constrain the colour fit
     extra2 = 0.0
     params = cov = None
     for _ in range(max_iter):
-        if used.sum() < max(2, design.shape[1]):
+        if np.count_nonzero(used) < max(2, design.shape[1]):
             break
         w = 1.0 / (err2 + extra2)
         solved = _weighted_lsq(design[used], y[used], w[used])
@@ -163,12 +162,13 @@ def fit_zeropoint(
             break
         params, cov = solved
         resid = y - design @ params
-        extra2 = max(0.0, _robust_std(resid[used]) ** 2 - float(np.median(err2[used])))
+        resid_std = median_and_robust_std(resid[used])[1]
+        extra2 = max(0.0, resid_std**2 - median(err2[used]))
         chi = resid / np.sqrt(err2 + extra2)
-        limit = clip_sigma * max(1.0, _robust_std(chi[used]))
-        new_used = np.abs(chi - np.median(chi[used])) <= limit
+        chi_centre, chi_std = median_and_robust_std(chi[used])
+        new_used = np.abs(chi - chi_centre) <= clip_sigma * max(1.0, chi_std)
         if use_colour:
-            new_used &= np.isfinite(colour)
+            new_used &= has_colour
         if np.array_equal(new_used, used):
             break
         used = new_used
@@ -181,7 +181,7 @@ def fit_zeropoint(
     dof = max(npoints - design.shape[1], 1)
     chi2 = float(np.sum(resid[used] ** 2 * w[used])) / dof
     errors = np.sqrt(np.diag(cov) * max(1.0, chi2))
-    scatter = _robust_std(resid[used]) if npoints > 2 else float(np.std(resid[used]))
+    scatter = median_and_robust_std(resid[used])[1] if npoints > 2 else float(np.std(resid[used]))
     outlier_fraction = 1.0 - npoints / n
     reason = None
     if npoints < min_stars:
@@ -214,6 +214,6 @@ def _combined_err2(inst_err: np.ndarray, ref_err: np.ndarray) -> np.ndarray:
     total = []
     for err in (inst_err, ref_err):
         good = np.isfinite(err) & (err > 0)
-        fill = float(np.median(err[good])) if good.any() else 0.05
+        fill = median(err[good]) if good.any() else 0.05
         total.append(np.where(good, err, fill) ** 2)
     return np.maximum(total[0] + total[1], ERROR_FLOOR**2)

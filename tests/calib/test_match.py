@@ -1,7 +1,7 @@
 import numpy as np
 
 from calib import auto_match_radius, crossmatch
-from calib.match import pairs_within
+from calib.match import apply_shift, auto_crossmatch, close_pairs, pairs_within
 
 
 def random_sky(rng, n, ra0=150.0, dec0=2.0, size=1.0):
@@ -63,3 +63,41 @@ def test_auto_radius_finds_systematic_offset():
 def test_auto_radius_without_pairs_falls_back():
     m = auto_match_radius(np.array([10.0]), np.array([0.0]), np.array([20.0]), np.array([0.0]))
     assert m.radius_arcsec == 2.0 and m.shift_ra_arcsec == 0.0 and m.npairs == 0
+
+
+def test_auto_crossmatch_equals_auto_radius_then_crossmatch():
+    """The single-search match gives exactly the two-step result, shifted or not."""
+    rng = np.random.default_rng(3)
+    ra, dec = random_sky(rng, 3000, size=0.2)
+    ra = np.append(ra, ra[:50])  # exact doubles in the reference: ties
+    dec = np.append(dec, dec[:50])
+    for shift in ((0.0, 0.0), (2.0, -1.0), (7.5, 5.0)):  # the last falls back to a new search
+        cos = np.cos(np.radians(dec))
+        ra_cat = ra + (shift[0] + rng.normal(0, 0.3, len(ra))) / 3600 / cos
+        dec_cat = dec + (shift[1] + rng.normal(0, 0.3, len(ra))) / 3600
+        match, i1, i2, sep = auto_crossmatch(ra_cat, dec_cat, ra, dec)
+        assert match == auto_match_radius(ra_cat, dec_cat, ra, dec)
+        moved = apply_shift(ra_cat, dec_cat, match.shift_ra_arcsec, match.shift_dec_arcsec)
+        expected = crossmatch(*moved, ra, dec, match.radius_arcsec)
+        for got, want in zip((i1, i2, sep), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_auto_crossmatch_without_reference_stars():
+    match, i1, i2, sep = auto_crossmatch(np.ones(3), np.ones(3), np.empty(0), np.empty(0))
+    assert match.radius_arcsec == 2.0 and match.npairs == 0
+    assert len(i1) == len(i2) == len(sep) == 0
+
+
+def test_close_pairs_are_the_lower_half_of_the_self_match():
+    rng = np.random.default_rng(4)
+    ra, dec = random_sky(rng, 2000, size=0.01)
+    i1, i2 = close_pairs(ra, dec, 5.0)
+    j1, j2, _ = pairs_within(ra, dec, ra, dec, 5.0)
+    lower = j1 < j2
+    assert set(zip(i1, i2, strict=True)) == set(zip(j1[lower], j2[lower], strict=True))
+
+
+def test_equal_separations_go_to_the_lowest_index():
+    _, i2, _ = crossmatch(np.array([10.0]), np.zeros(1), np.full(3, 10.0), np.zeros(3), 1.0)
+    assert list(i2) == [0]
