@@ -12,6 +12,7 @@ from web.database import db
 from web.errors import ApiError
 from web.login import login_required
 from web.models import Alert, Observatory
+from web.ops import rate_limited
 
 bp = Blueprint("alerts", __name__)
 
@@ -63,6 +64,7 @@ def newevent_form(obs: Observatory):
 
 @bp.post("/newevent")
 @bp.post("/cgi/newevent")
+@rate_limited
 def newevent():
     """Insert an alert. Scripts get 201 + JSON; the browser form (`outputFormat=html`) is
     CSRF-checked and sent on to the alert's page (303), or shown again with the error."""

@@ -20,6 +20,7 @@ from web.database import db
 from web.errors import ApiError
 from web.listing import output_format
 from web.models import Observatory
+from web.ops import rate_limited
 
 bp = Blueprint("login", __name__)
 
@@ -60,6 +61,7 @@ def login_form():
 
 
 @bp.post("/login")
+@rate_limited
 def login():
     key = request.form.get("hashtag", "").strip()
     nxt = safe_next(request.form.get("next"))

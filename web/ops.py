@@ -23,11 +23,13 @@ def rate_key() -> str:
 
 
 limiter = Limiter(key_func=rate_key)
+#: The per-key limit of the endpoints that write (uploads, new alerts, login attempts); reads
+#: such as job polls are not limited, so a batch client may poll as it needs.
+rate_limited = limiter.limit(lambda: settings().rate_limit)
 bp = Blueprint("ops", __name__)
 
 
 @bp.get("/healthz")
-@limiter.exempt
 def healthz():
     """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise."""
     checks = {}
@@ -61,7 +63,6 @@ SECURITY_HEADERS = {
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings().redis_url)
-    app.config.setdefault("RATELIMIT_DEFAULT", settings().rate_limit)
     limiter.init_app(app)
     app.register_blueprint(bp)
 

@@ -11,6 +11,7 @@ from web.auth import authenticate
 from web.database import db
 from web.jobs import job_response, wait_for_job
 from web.models import JobState
+from web.ops import rate_limited
 from web.submission import (
     catalogue_file,
     create_job,
@@ -30,6 +31,7 @@ NEW_ALERT_HINT = (
 
 @bp.post("/upload")
 @bp.post("/cgi/upload")
+@rate_limited
 def upload():
     s = db()
     obs = authenticate(s)

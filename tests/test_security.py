@@ -1,0 +1,93 @@
+"""Keys, rate limits, headers and health: what keeps the service safe to leave unattended."""
+
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import select
+
+from tests.conftest import DATA, add_alert
+from web.db import session_scope
+from web.models import Observatory
+
+FRAME = (DATA / "gaia-demo" / "frame.cat").read_bytes()
+
+
+def new_key(runner, name: str) -> str:
+    out = runner.invoke(args=["observatory", "add", name, "--lon", "1", "--lat", "2"])
+    assert out.exit_code == 0, out.output
+    return out.output.strip().splitlines()[-1]
+
+
+def upload(client, key: str, comment: str = ""):
+    form = {
+        "hashtag": key,
+        "EventID": "ivo://security/1",
+        "MJD": "60000",
+        "outputFormat": "json",
+        "comment": comment,
+        "sexCat": (io.BytesIO(FRAME), "frame.cat"),
+    }
+    return client.post("/upload", data=form, content_type="multipart/form-data")
+
+
+def test_hashtags_are_stored_only_as_salted_hashes(runner):
+    key = new_key(runner, "Hashed Obs")
+    with session_scope() as s:
+        obs = s.scalars(select(Observatory).where(Observatory.name == "Hashed Obs")).one()
+        stored = " ".join(str(v) for v in vars(obs).values())
+    assert key not in stored and key.split(".", 1)[1] not in stored
+    assert len(obs.key_hash) == 64 and len(obs.key_salt) == 32
+
+
+def test_rotate_and_revoke_keys(app, client, runner):
+    add_alert(app, "ivo://security/1", "SecurityAlert", 120.0, 45.0)
+    old = new_key(runner, "Rotating Obs")
+    out = runner.invoke(args=["observatory", "rotate", "Rotating Obs"])
+    new = out.output.strip().splitlines()[-1]
+    assert new != old
+    assert upload(client, old).status_code == 401
+    assert upload(client, new, "rotated").status_code in (200, 202)
+    assert runner.invoke(args=["observatory", "revoke", "Rotating Obs"]).exit_code == 0
+    assert upload(client, new, "revoked").status_code == 401
+
+
+def test_uploads_are_rate_limited_per_key(app, client, runner, monkeypatch):
+    monkeypatch.setenv("CALSERV_RATE_LIMIT", "2 per minute")
+    key = new_key(runner, "Busy Obs")
+    other = new_key(runner, "Quiet Obs")
+    statuses = [upload(client, key, f"burst-{i}").status_code for i in range(3)]
+    assert statuses[:2] != [429, 429] and statuses[2] == 429
+    resp = upload(client, key, "burst-4")
+    assert resp.status_code == 429 and resp.headers["Retry-After"]
+    assert "rate" in resp.get_json()["error"].lower() or "many" in resp.get_json()["error"]
+    assert upload(client, other, "other-key").status_code != 429  # limits are per key
+    assert client.get("/healthz").status_code == 200  # reads are not limited
+
+
+def test_security_headers_on_every_answer(client):
+    for path in ("/", "/healthz", "/alerts", "/no-such-page"):
+        resp = client.get(path)
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+
+
+def test_healthz_reports_both_services(client, redis_client):
+    body = client.get("/healthz").get_json()
+    assert body == {"status": "ok", "postgres": "ok", "redis": "ok"}
+
+
+def test_internal_errors_show_no_stack_trace():
+    from web import create_app
+
+    app = create_app({"TESTING": False})
+
+    @app.get("/boom-for-test")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    resp = app.test_client().get("/boom-for-test?format=json")
+    assert resp.status_code == 500
+    assert "secret" not in resp.get_data(as_text=True)
+    assert resp.get_json()["error"] == "internal error"
