@@ -21,6 +21,8 @@ def render_calibration_plot(result: CalibrationResult, path: str | os.PathLike) 
     """
     fit = result.fit
     fig = Figure(figsize=(6.4, 6.0), dpi=90)
+    # Fixed margins: tight_layout would cost more than the whole calibration.
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.94, bottom=0.09, hspace=0.08)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
     if fit is not None and len(fit.ref_mag):
         used = fit.used
@@ -46,5 +48,4 @@ def render_calibration_plot(result: CalibrationResult, path: str | os.PathLike) 
     top.legend(fontsize=7, loc="upper left")
     bottom.set_xlabel(f"{result.survey} {result.filter} mag")
     bottom.set_ylabel("residual (mag)")
-    fig.tight_layout()
-    fig.savefig(path, format="png")
+    fig.savefig(path, format="png", pil_kwargs={"compress_level": 1})
