@@ -12,5 +12,5 @@ fi
 export FLOWER_BASIC_AUTH WEB_PORT="${PORT:-5000}"
 cleanup() { deploy/services.sh stop || true; }
 trap cleanup EXIT
-echo "calserv: web http://127.0.0.1:$WEB_PORT  flower http://127.0.0.1:5555 (user:password in $VAR/flower-auth)"
+echo "calserv: web http://127.0.0.1:$WEB_PORT  flower http://127.0.0.1:${FLOWER_PORT:-5555} (user:password in $VAR/flower-auth)"
 .venv/bin/honcho start -f Procfile
