@@ -16,6 +16,7 @@ from tests.conftest import DATA, ROOT, WorkerProcess, add_alert, wait_job
 from web.db import engine, session_scope
 from web.models import Followup, Job, JobState
 from workers.sweeper import sweep
+from workers.tasks import calibrate_job
 
 FRAME = DATA / "gaia-demo" / "frame.cat"
 SERVICES = [str(ROOT / "deploy" / "services.sh")]
@@ -38,7 +39,7 @@ def big_frame(tmp_path_factory):
     return path
 
 
-def submit(client, hashtag: str, comment: str, frame=FRAME, **extra) -> str:
+def post_frame(client, hashtag: str, comment: str, frame=FRAME):
     form = {
         "EventID": "ivo://faults/1",
         "hashtag": hashtag,
@@ -47,11 +48,36 @@ def submit(client, hashtag: str, comment: str, frame=FRAME, **extra) -> str:
         "outputFormat": "json",
         "comment": comment,
         "sexCat": (frame.open("rb"), frame.name),
-        **extra,
     }
-    resp = client.post("/upload", data=form, content_type="multipart/form-data")
+    return client.post("/upload", data=form, content_type="multipart/form-data")
+
+
+def submit(client, hashtag: str, comment: str, frame=FRAME) -> str:
+    resp = post_frame(client, hashtag, comment, frame)
     assert resp.status_code == 202, resp.get_data(as_text=True)
     return resp.get_json()["job_id"]
+
+
+def unsent_copy(job_id: str, comment: str, age_s: int = 0) -> str:
+    """A queued job row, made `age_s` seconds ago, whose task was never sent (lost message)."""
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        copy = Job(
+            idempotency_key=f"{comment}-{job_id}",
+            observatory_id=job.observatory_id,
+            alert_id=job.alert_id,
+            upload_id=job.upload_id,
+            params={**job.params, "comment": comment},
+            state=JobState.queued,
+        )
+        s.add(copy)
+        s.flush()
+        s.execute(
+            Job.__table__.update()
+            .where(Job.id == copy.id)
+            .values(created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, age_s))
+        )
+        return copy.id
 
 
 def followups(job_id: str) -> int:
@@ -118,25 +144,12 @@ def test_postgres_down_gives_503_and_workers_retry(app, client, worker, observat
     job_id = submit(client, observatory["hashtag"], "pg-before")
     wait_job(client, job_id)
     # A job the worker will get while Postgres is down: its row exists, its message is sent later.
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        clone = Job(
-            idempotency_key="pg-retry-" + job_id,
-            observatory_id=job.observatory_id,
-            alert_id=job.alert_id,
-            upload_id=job.upload_id,
-            params={**job.params, "comment": "pg-retry"},
-            state=JobState.queued,
-        )
-        s.add(clone)
-        s.flush()
-        clone_id = clone.id
-    from workers.tasks import calibrate_job
+    clone_id = unsent_copy(job_id, "pg-retry")
 
     service("stop-postgres")
     try:
         calibrate_job.apply_async(args=[clone_id])
-        resp = submit_raw(client, observatory["hashtag"])
+        resp = post_frame(client, observatory["hashtag"], "pg-down")
         assert resp.status_code == 503
         assert resp.headers["Retry-After"]
         assert "database" in resp.get_json()["error"]
@@ -152,36 +165,10 @@ def test_postgres_down_gives_503_and_workers_retry(app, client, worker, observat
     assert followups(clone_id) == 1
 
 
-def submit_raw(client, hashtag: str):
-    form = {
-        "EventID": "ivo://faults/1",
-        "hashtag": hashtag,
-        "MJD": "60000.1",
-        "outputFormat": "json",
-        "sexCat": (FRAME.open("rb"), "frame.cat"),
-    }
-    return client.post("/upload", data=form, content_type="multipart/form-data")
-
-
 def test_sweeper_resends_a_job_whose_message_was_lost(client, worker, observatory, alert, runner):
-    with session_scope() as s:
-        template = s.scalars(select(Job).where(Job.state == JobState.succeeded)).first()
-        lost = Job(
-            idempotency_key="lost-" + template.id,
-            observatory_id=template.observatory_id,
-            alert_id=template.alert_id,
-            upload_id=template.upload_id,
-            params={**template.params, "comment": "lost"},
-            state=JobState.queued,
-        )
-        s.add(lost)
-        s.flush()
-        lost_id = lost.id
-        s.execute(
-            Job.__table__.update()
-            .where(Job.id == lost_id)
-            .values(created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 1))
-        )
+    done = submit(client, observatory["hashtag"], "sweeper-template")
+    wait_job(client, done)
+    lost_id = unsent_copy(done, "lost", age_s=60)
     out = runner.invoke(args=["jobs", "sweep"])
     assert out.exit_code == 0 and "re-sent 1" in out.output, out.output
     assert wait_job(client, lost_id)["status"] == "succeeded"
