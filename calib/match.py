@@ -20,6 +20,7 @@ from .stats import median
 
 ARCSEC = np.pi / 180.0 / 3600.0
 _MIN_CELL_ARCSEC = 1.0  # keeps cube keys within int64 for any radius
+_MAX_SWEEP_COMPARISONS = 32  # per point, on average, before `close_pairs` uses the grid
 # Automatic radius: generous match that measures the radius and the shift, the smallest
 # radius allowed, and the radius used when fewer than MIN_PAIRS pairs leave nothing to measure.
 SEARCH_RADIUS_ARCSEC = 10.0
@@ -67,14 +68,51 @@ def close_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs ``i < j`` of one catalogue closer than ``radius_arcsec`` (e.g. duplicates).
 
-    `pairs_within` of the catalogue with itself, converting the positions only once.
+    The same pairs as the lower half of `pairs_within` of the catalogue with itself, in no
+    particular order. For the small radii this is used with, a sweep along one axis compares
+    each point with a handful of others and is several times faster than the grid; the grid
+    takes over when the sweep would compare too many (a crowded clump of sources).
     """
     if len(ra) < 2 or not radius_arcsec > 0:
         return _EMPTY[:2]
     xyz = _unit_rows(ra, dec)
+    swept = _sweep_pairs(xyz, _chord(radius_arcsec))
+    if swept is not None:
+        return swept
     i1, i2, _ = _pairs_chord(xyz, xyz, radius_arcsec)
     lower = i1 < i2
     return i1[lower], i2[lower]
+
+
+def _sweep_pairs(xyz: np.ndarray, chord: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pairs ``i < j`` of (3, n) unit vectors within ``chord``, or ``None`` if too costly.
+
+    Partners are within one chord of each other along every axis, so once the points are
+    sorted along the axis they spread most on, each one need only be compared with the points
+    that follow it up to one chord further; the axis of second-largest spread discards most of
+    those before the distance is computed. Distances are `_chord_lengths`, as in the grid, so
+    both keep exactly the same pairs (a chord is never shorter than its projection on an
+    axis). Coordinates are at most 1 in size, so 4 eps of slack in the two cuts on single
+    axes covers their rounding.
+    """
+    n = xyz.shape[1]
+    sweep_axis, filter_axis = np.argsort(np.ptp(xyz, axis=1))[:0:-1]
+    order = np.argsort(xyz[sweep_axis])
+    ordered = xyz.take(order, axis=1)  # later gathers then read memory almost in sequence
+    reach = chord + 4 * np.finfo(float).eps
+    coord = ordered[sweep_axis]
+    counts = np.searchsorted(coord, coord + reach, side="right") - np.arange(1, n + 1)
+    total = int(counts.sum())  # comparisons: each point with those following it in reach
+    if total > _MAX_SWEEP_COMPARISONS * n:
+        return None
+    first = np.repeat(np.arange(n), counts)
+    second = first + np.arange(1, total + 1) - np.repeat(np.cumsum(counts) - counts, counts)
+    across = ordered[filter_axis]
+    close = np.abs(across[first] - across[second]) <= reach
+    first, second = first[close], second[close]
+    near = _chord_lengths(ordered, first, ordered, second) <= chord
+    i, j = order[first[near]], order[second[near]]
+    return np.minimum(i, j), np.maximum(i, j)
 
 
 def _pairs_chord(
@@ -116,7 +154,7 @@ def _probe_pairs(
     sorted2 = keys2[order2]
     first = keys1 + np.minimum(side[2], 0)  # lower of the two z-adjacent cubes of a column
 
-    found1, found2 = [], []
+    found1, found2 = [], []  # positions in the cube order of 1 and of 2
     for step in (0, side[0] * size * size, side[1] * size, (side[0] * size + side[1]) * size):
         lo = np.searchsorted(sorted2, first + step, side="left")
         counts = np.searchsorted(sorted2, first + step + 1, side="right") - lo
@@ -124,15 +162,16 @@ def _probe_pairs(
         if len(has) == 0:
             continue
         counts, lo = counts[has], lo[has]
-        found1.append(np.repeat(order1[has], counts))
+        found1.append(np.repeat(has, counts))
         starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
-        found2.append(order2[starts + np.arange(len(starts))])
+        found2.append(starts + np.arange(len(starts)))
     if not found1:
         return _EMPTY
-    i1, i2 = np.concatenate(found1), np.concatenate(found2)
-    d = _chord_lengths(xyz1, i1, xyz2, i2)
+    p1, p2 = np.concatenate(found1), np.concatenate(found2)
+    # Points in cube order: the candidates' coordinates are then read almost in sequence.
+    d = _chord_lengths(xyz1.take(order1, axis=1), p1, xyz2.take(order2, axis=1), p2)
     keep = d <= chord
-    return i1[keep], i2[keep], d[keep]
+    return order1[p1[keep]], order2[p2[keep]], d[keep]
 
 
 def _chord_lengths(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -198,8 +198,7 @@ def calibrate(
     raw_ra, raw_dec = apply_shift(
         catalog.ra, catalog.dec, shift.shift_ra_arcsec, shift.shift_dec_arcsec
     )
-    shifted = catalog.select(slice(None))
-    shifted.ra, shifted.dec = raw_ra, raw_dec
+    shifted = replace(catalog, ra=raw_ra, dec=raw_dec)  # shares the other columns
     inst_limit = limiting_magnitude(cleaned.mag, cleaned.mag_err)
     limiting_mag = fit.zeropoint + inst_limit
     target = measure_target(

@@ -4,6 +4,10 @@
 detect NaNs) and goes through generic reduction machinery; on the 1k-50k element arrays of
 a frame that costs about five times a single ``np.partition``. These helpers return exactly
 what ``np.median`` returns for finite input, which is all they are given.
+
+Only one position is ever partitioned: with several ``kth`` NumPy leaves its SIMD selection
+for a generic one that is 3-6 times slower above ~16k elements, while the lower middle value
+is just the largest of the lower half once the upper one is in place.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ def median(x: np.ndarray) -> float:
     half = n // 2
     if n % 2:
         return float(np.partition(x, half)[half])
-    part = np.partition(x, (half - 1, half))
-    return float((part[half - 1] + part[half]) / 2.0)
+    part = np.partition(x, half)
+    return float((part[:half].max() + part[half]) / 2.0)
 
 
 def median_and_robust_std(x: np.ndarray) -> tuple[float, float]:

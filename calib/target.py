@@ -47,20 +47,35 @@ def limiting_magnitude(mag: np.ndarray, mag_err: np.ndarray) -> float | None:
     finite = np.isfinite(mag) & (np.abs(mag) < JUNK_MAG)
     if not finite.any():
         return None
-    faintest = float(np.max(mag[finite]))
-    fallback = float(np.percentile(mag[finite], 99))
     with np.errstate(invalid="ignore", divide="ignore"):
         near_limit = finite & (np.abs(np.log(err / ERR_AT_LIMIT)) < np.log(1.25))
-        faint = finite & np.isfinite(err) & (err > 0.02) & (err < 1.0)
     if near_limit.sum() >= 5:
         return float(np.median(mag[near_limit]))
+    extrapolated = _limit_from_error_trend(mag, err, finite)
+    if extrapolated is not None:
+        return extrapolated
+    # Computed only here: a percentile of a large catalogue costs more than the rest.
+    return float(np.percentile(mag[finite], 99))
+
+
+def _limit_from_error_trend(mag: np.ndarray, err: np.ndarray, finite: np.ndarray) -> float | None:
+    """S/N = 5 magnitude from a line through log10(err) vs magnitude (see `limiting_magnitude`).
+
+    ``None`` with fewer than 10 usable errors, less than 0.5 mag of range, or errors that do
+    not rise towards the faint end.
+    """
+    with np.errstate(invalid="ignore"):
+        faint = finite & np.isfinite(err) & (err > 0.02) & (err < 1.0)
     if faint.sum() < 10 or np.ptp(mag[faint]) < 0.5:
-        return fallback
+        return None
     slope, intercept = np.polyfit(mag[faint], np.log10(err[faint]), 1)
     if not slope > 0.05:
-        return fallback
+        return None
     m5 = (np.log10(ERR_AT_LIMIT) - intercept) / slope
-    return float(min(m5, faintest + 1.0)) if np.isfinite(m5) else fallback
+    if not np.isfinite(m5):
+        return None
+    faintest = float(np.max(mag[finite]))
+    return float(min(m5, faintest + 1.0))
 
 
 def nearest_source(

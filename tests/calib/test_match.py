@@ -98,6 +98,25 @@ def test_close_pairs_are_the_lower_half_of_the_self_match():
     assert set(zip(i1, i2, strict=True)) == set(zip(j1[lower], j2[lower], strict=True))
 
 
+def test_close_pairs_same_with_sweep_and_grid_fallback():
+    """Near doubles, exact doubles, a dense line of sources, and a crowded ring round the
+    pole (too many comparisons for the sweep, so the grid takes over) all give the pairs of
+    the self-match."""
+    rng = np.random.default_rng(5)
+    ra, dec = random_sky(rng, 3000, size=0.05)
+    doubles = rng.choice(3000, 300, replace=False)
+    ra = np.concatenate([ra, ra[doubles] + rng.normal(0, 0.3, 300) / 3600, ra[:20]])
+    dec = np.concatenate([dec, dec[doubles] + rng.normal(0, 0.3, 300) / 3600, dec[:20]])
+    strung = (np.linspace(10.0, 10.01, 2000), np.full(2000, 30.0))
+    for ra_, dec_ in ((ra, dec), strung, (ra % 1.0, np.full(len(ra), 89.999))):
+        i1, i2 = close_pairs(ra_, dec_, 0.5)
+        assert np.all(i1 < i2)
+        j1, j2, _ = pairs_within(ra_, dec_, ra_, dec_, 0.5)
+        lower = j1 < j2
+        assert sorted(zip(i1, i2, strict=True)) == sorted(zip(j1[lower], j2[lower], strict=True))
+        assert len(i1) > 0
+
+
 def test_equal_separations_go_to_the_lowest_index():
     _, i2, _ = crossmatch(np.array([10.0]), np.zeros(1), np.full(3, 10.0), np.zeros(3), 1.0)
     assert list(i2) == [0]
