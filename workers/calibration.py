@@ -30,17 +30,18 @@ def run_job(job_id: str) -> str:
     with session_scope() as s:
         job = s.get(Job, job_id, with_for_update=True)
         if job is None:
-            log.warning("job %s: no such job, dropped", job_id)
+            log.warning("event=job_missing job=%s", job_id)
             return "missing"
         if job.state in FINISHED:
             return job.state.value
         job.state, job.started_at = JobState.running, datetime.now(UTC)
         job.attempts += 1
+        attempt = job.attempts
         params = dict(job.params)
         path = job.upload.path
         target = (job.alert.ra, job.alert.dec)
         filters = list(job.observatory.filters or [])
-    log.info("job %s: started (attempt by this worker)", job_id)
+    log.info("event=job_started job=%s attempt=%d", job_id, attempt)
     t0 = time.perf_counter()
     try:
         result, image = _calibrate(job_id, Path(path), target, params, filters)
@@ -55,7 +56,7 @@ def run_job(job_id: str) -> str:
     except OperationalError:
         raise
     except Exception:
-        log.exception("job %s: internal error", job_id)
+        log.exception("event=job_error job=%s", job_id)
         return _finish_failed(
             job_id, "internal error while calibrating", "operators have been told"
         )
@@ -119,7 +120,15 @@ def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
                     comment=params.get("comment"),
                 )
             )
-    log.info("job %s: succeeded", job_id)
+    log.info(
+        "event=job_succeeded job=%s survey=%s filter=%s mag=%.3f limit=%s seconds=%.3f",
+        job_id,
+        result["survey"],
+        result["filter"],
+        result["mag"],
+        result["limit"],
+        result.get("processing_time", 0.0),
+    )
     return JobState.succeeded.value
 
 
@@ -130,5 +139,5 @@ def _finish_failed(job_id: str, error: str, detail: str | None) -> str:
             return job.state.value
         job.state, job.finished_at = JobState.failed, datetime.now(UTC)
         job.error = f"{error}: {detail}" if detail else error
-    log.info("job %s: failed: %s", job_id, error)
+    log.info("event=job_failed job=%s error=%r", job_id, error)
     return JobState.failed.value

@@ -45,7 +45,7 @@ def sweep() -> int:
             .limit(500)
         ).all()
         for job in lost:
-            log.warning("sweeper: re-sending job %s (state %s)", job.id, job.state.value)
+            log.warning("event=job_resent job=%s state=%s", job.id, job.state.value)
             if job.state == JobState.running:
                 job.state = JobState.queued
             sent += enqueue(s, job)
