@@ -26,7 +26,10 @@ worker_max_memory_per_child = _s.worker_max_memory_kb
 broker_transport_options = {"visibility_timeout": _s.visibility_timeout}
 broker_connection_retry_on_startup = True
 worker_send_task_events = True
-task_send_sent_event = True
+# No `task-sent` event from the web tier: it is a second Redis publish on every upload's critical
+# path. Flower still sees every task from the workers' events (received, started, succeeded...);
+# jobs still waiting in the queue show as the queue's length, and their rows in Postgres.
+task_send_sent_event = False
 worker_hijack_root_logger = False
 include = ["workers.tasks"]
 broker_connection_timeout = 3

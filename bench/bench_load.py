@@ -8,8 +8,10 @@
 Without ``--url`` it starts its own stack against the local PostgreSQL and Redis (``make
 services``): a fresh database ``calserv_bench_<pid>`` migrated with Alembic, its own Celery queue,
 uploads under a temporary directory, the Gaia demo reference store (the one of ``make demo`` when
-present, else built into the temporary directory), gunicorn as in the Procfile and ``--workers``
-Celery workers. Everything it started is stopped and the database dropped at the end.
+present, else built into the temporary directory), gunicorn as in the Procfile (its settings in
+``deploy/gunicorn.conf.py``) and ``--workers`` Celery workers at a low CPU priority
+(``deploy/low-priority.sh``, as in the Procfile).
+Everything it started is stopped and the database dropped at the end.
 
 The burst: ``--n`` uploads of the Gaia demo frame for one alert (distinct uploads through a
 different ``comment`` field, or ``--distinct-bytes`` to append a comment line to each catalogue),
@@ -48,6 +50,9 @@ sys.path.insert(1, str(ROOT / "client"))
 from calserv_client import CalservError, Client, Interrupted, RetryPolicy  # noqa: E402
 
 GAIA = ROOT / "tests" / "data" / "gaia-demo"
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+#: Workers run at a lower CPU priority than the web tier, as in the Procfile.
+LOW_PRIORITY = ROOT / "deploy" / "low-priority.sh"
 TARGETS = {"submit_p95_ms": 50.0, "status_p95_ms": 10.0, "worker_rss_mb": 500.0}
 LOOPBACK = ("127.0.0.1",)
 
@@ -113,7 +118,7 @@ class RssSampler(threading.Thread):
 class Stack:
     """Our own web tier + workers on a fresh database and queue; `close` undoes everything."""
 
-    def __init__(self, workers: int, concurrency: int, web_workers: int):
+    def __init__(self, workers: int, concurrency: int, web_workers: int | None):
         self.procs: list[subprocess.Popen] = []
         self.db_name = f"calserv_bench_{os.getpid()}"
         self._db_created = False
@@ -124,7 +129,7 @@ class Stack:
             self.close()
             raise
 
-    def _start(self, workers: int, concurrency: int, web_workers: int) -> None:
+    def _start(self, workers: int, concurrency: int, web_workers: int | None) -> None:
         from config import settings
 
         base = settings()
@@ -168,14 +173,11 @@ class Stack:
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "--config",
+                str(GUNICORN_CONF),
                 "--bind",
                 f"127.0.0.1:{port}",
-                "--workers",
-                str(web_workers),
-                "--threads",
-                "4",
-                "--timeout",
-                "90",
+                *(["--workers", str(web_workers)] if web_workers else []),
                 "web:create_app()",
             ],
         )
@@ -183,6 +185,7 @@ class Stack:
             log = self._spawn(
                 f"worker{i}",
                 [
+                    str(LOW_PRIORITY),
                     sys.executable,
                     "-m",
                     "celery",
@@ -473,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=8, help="client threads (default 8)")
     p.add_argument("--workers", type=int, default=2, help="Celery workers to start (default 2)")
     p.add_argument("--concurrency", type=int, default=1, help="processes per worker (default 1)")
-    p.add_argument("--web-workers", type=int, default=3, help="gunicorn workers (default 3)")
+    p.add_argument(
+        "--web-workers", type=int, help="gunicorn workers (default: deploy/gunicorn.conf.py)"
+    )
     p.add_argument("--timeout", type=float, default=900, help="bound on the whole burst, s")
     p.add_argument("--warmup", type=int, default=12, help="unmeasured uploads first (default 12)")
     p.add_argument("--distinct-bytes", action="store_true", help="append a line per catalogue")

@@ -1,4 +1,4 @@
-"""Operational plumbing of the web tier: per-key rate limits, `/healthz`, security headers."""
+"""Operational plumbing of the web tier: rate limits, `/healthz`, security headers, NUL refusal."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from redis import Redis
 from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
 
 from config import settings
 from web.db import engine
+from web.errors import ApiError
 from web.keys import PREFIX_LEN
 
 
@@ -61,10 +63,22 @@ SECURITY_HEADERS = {
 }
 
 
+def refuse_nul_bytes() -> None:
+    """400 for a NUL character in any field or file name: PostgreSQL text cannot store one, and
+    no valid key, IVORN, name or comment contains one (it would otherwise surface as a 500)."""
+    try:
+        values = [*request.values.values(), *(f.filename or "" for f in request.files.values())]
+    except HTTPException:  # an unreadable body (e.g. too large) is refused by the view itself
+        return
+    if any("\x00" in v for v in values):
+        raise ApiError(400, "malformed request", "a field contains a NUL character")
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings().redis_url)
     limiter.init_app(app)
     app.register_blueprint(bp)
+    app.before_request(refuse_nul_bytes)
 
     @app.after_request
     def _headers(resp):

@@ -18,7 +18,6 @@ from pathlib import Path
 from flask import current_app, request
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
@@ -126,8 +125,12 @@ def catalogue_file() -> FileStorage:
     return f
 
 
-def store_upload(s: Session, f: FileStorage) -> Upload:
-    """Write the bytes under their sha256 (fsync'd, atomic rename) and record them once."""
+def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
+    """Write the bytes under their sha256 (fsync'd, atomic rename) and record them once.
+
+    Returns the upload's id and sha256. One statement for new bytes (INSERT ... RETURNING); bytes
+    seen before cost a second one to read the existing id.
+    """
     root = Path(current_app.config["UPLOAD_DIR"])
     root.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -156,24 +159,36 @@ def store_upload(s: Session, f: FileStorage) -> Upload:
         final = root / sha[:2] / f"{sha}.cat"
         final.parent.mkdir(exist_ok=True)
         os.replace(tmp, final)
+        _fsync_dir(final.parent)  # make the rename itself durable before the 202
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    s.execute(
+    upload_id = s.scalar(
         insert(Upload)
         .values(sha256=sha, size=size, original_name=(f.filename or "")[:300], path=str(final))
         .on_conflict_do_nothing(index_elements=["sha256"])
+        .returning(Upload.id)
     )
-    return s.scalars(select(Upload).where(Upload.sha256 == sha)).one()
+    if upload_id is None:
+        upload_id = s.scalars(select(Upload.id).where(Upload.sha256 == sha)).one()
+    return upload_id, sha
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _looks_like_catalogue(head: bytes) -> bool:
     return head.startswith(b"SIMPLE  =") or head.lstrip(b" \t\r\n").startswith(b"#")
 
 
-def idempotency_key(obs: Observatory, alert: Alert, upload: Upload, params: UploadParams) -> str:
+def idempotency_key(obs: Observatory, alert: Alert, sha256: str, params: UploadParams) -> str:
     payload = json.dumps(
-        {"obs": obs.id, "alert": alert.id, "sha": upload.sha256, "params": asdict(params)},
+        {"obs": obs.id, "alert": alert.id, "sha": sha256, "params": asdict(params)},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -182,28 +197,33 @@ def idempotency_key(obs: Observatory, alert: Alert, upload: Upload, params: Uplo
 def create_job(
     s: Session, obs: Observatory, alert: Alert, params: UploadParams, f: FileStorage
 ) -> Job:
-    """Store the catalogue durably, then return its (new, existing or re-queued) job."""
-    upload_row = store_upload(s, f)
-    key = idempotency_key(obs, alert, upload_row, params)
-    job = s.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
-    if job is None:
-        job = Job(
+    """Store the catalogue durably, then return its (new, existing or re-queued) job.
+
+    A new job is one INSERT ... ON CONFLICT DO NOTHING RETURNING and a commit (synchronous: the
+    job must be durable before the 202 promises it); a conflict means an identical upload came
+    first, possibly at this very moment, and its committed job is the answer.
+    """
+    upload_id, sha = store_upload(s, f)
+    key = idempotency_key(obs, alert, sha, params)
+    job = s.scalar(
+        insert(Job)
+        .values(
             idempotency_key=key,
             observatory_id=obs.id,
             alert_id=alert.id,
-            upload_id=upload_row.id,
+            upload_id=upload_id,
             params=asdict(params),
             state=JobState.queued,
         )
-        s.add(job)
-        try:
-            s.commit()
-        except IntegrityError:  # the same upload raced us: answer with the winner's job
-            s.rollback()
-            job = s.scalars(select(Job).where(Job.idempotency_key == key)).one()
-        else:
-            enqueue(s, job)
-    elif job.state == JobState.failed:
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Job)
+    )
+    if job is not None:
+        s.commit()
+        enqueue(s, job)
+        return job
+    job = s.scalars(select(Job).where(Job.idempotency_key == key)).one()
+    if job.state == JobState.failed:
         # Sending the same frame again is how a user retries a failed job.
         job.state, job.error, job.finished_at = JobState.queued, None, None
         s.commit()
