@@ -21,6 +21,10 @@ worker_prefetch_multiplier = 1
 task_soft_time_limit = _s.task_soft_time_limit
 task_time_limit = _s.task_time_limit
 worker_max_memory_per_child = _s.worker_max_memory_kb
+# On a second SIGTERM/SIGQUIT (cold shutdown) running tasks get this long to finish before their
+# messages are given back to the queue, so a restart during a deploy re-runs nothing it need not.
+worker_soft_shutdown_timeout = 60.0
+worker_enable_soft_shutdown_on_idle = True
 # An unacknowledged task (its worker was killed) is redelivered after this many seconds; it must
 # exceed the hard time limit so that a slow task is never run twice at once.
 broker_transport_options = {"visibility_timeout": _s.visibility_timeout}

@@ -80,6 +80,15 @@ class Candidate:
         }
 
 
+#: The scalar keys of `CalibrationResult.to_dict`; it adds ``candidates`` and ``log``.
+SCALAR_KEYS = (
+    "survey", "filter", "mag", "mag_err", "limit", "limiting_mag", "zeropoint",
+    "zeropoint_err", "colour_term", "scatter", "npoints", "outlier_fraction",
+    "match_dist", "ra", "dec",
+)  # fmt: skip
+RESULT_KEYS = (*SCALAR_KEYS, "candidates", "log")
+
+
 @dataclass
 class CalibrationResult:
     """Calibrated measurement of the alert on one frame (see `to_dict` for the JSON shape).
@@ -108,12 +117,7 @@ class CalibrationResult:
 
     def to_dict(self) -> dict:
         """JSON-safe dict: python scalars only, ``None`` instead of NaN."""
-        keys = (
-            "survey", "filter", "mag", "mag_err", "limit", "limiting_mag", "zeropoint",
-            "zeropoint_err", "colour_term", "scatter", "npoints", "outlier_fraction",
-            "match_dist", "ra", "dec",
-        )  # fmt: skip
-        out = {key: _num(getattr(self, key)) for key in keys}
+        out = {key: _num(getattr(self, key)) for key in SCALAR_KEYS}
         out["limit"] = bool(self.limit)
         out["npoints"] = int(self.npoints)
         out["candidates"] = [dict(c) for c in self.candidates]

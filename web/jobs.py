@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, make_response, render_template, 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from calib.pipeline import RESULT_KEYS
 from web.database import db
 from web.errors import ApiError
 from web.models import Alert, Followup, Job, JobState, Observatory
@@ -18,26 +19,7 @@ from web.negotiation import wants_json
 bp = Blueprint("jobs", __name__)
 FINISHED = (JobState.succeeded, JobState.failed)
 
-RESULT_FIELDS = [
-    "survey",
-    "filter",
-    "mag",
-    "mag_err",
-    "limit",
-    "limiting_mag",
-    "zeropoint",
-    "zeropoint_err",
-    "colour_term",
-    "scatter",
-    "npoints",
-    "outlier_fraction",
-    "match_dist",
-    "ra",
-    "dec",
-    "processing_time",
-    "candidates",
-    "log",
-]
+RESULT_FIELDS = (*RESULT_KEYS, "processing_time")  # processing_time is added by the worker
 
 
 class JobRecord(NamedTuple):
