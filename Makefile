@@ -40,9 +40,16 @@ test: services
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-bench: install
+.venv-bench/.installed: requirements.txt bench/requirements-bench.txt
+	[ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
+	.venv-bench/bin/pip install -q -r requirements.txt -r bench/requirements-bench.txt
+	touch $@
+
+# Speed and memory targets live here, not in tests; each prints a table (bench/results/).
+bench: services .venv-bench/.installed
 	$(PY) bench/bench_refcats.py
-	$(PY) bench/bench_calib.py
+	.venv-bench/bin/python bench/bench_calib.py
+	$(PY) bench/bench_load.py
 
 clean: stop
 	rm -rf var
