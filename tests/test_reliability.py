@@ -71,13 +71,18 @@ def unsent_copy(job_id: str, comment: str, age_s: int = 0) -> str:
             state=JobState.queued,
         )
         s.add(copy)
-        s.flush()
+    backdate(copy.id, age_s)
+    return copy.id
+
+
+def backdate(job_id: str, seconds: int) -> None:
+    """Pretend the job row was made `seconds` ago (past the sweeper's grace periods)."""
+    with session_scope() as s:
         s.execute(
             Job.__table__.update()
-            .where(Job.id == copy.id)
-            .values(created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, age_s))
+            .where(Job.id == job_id)
+            .values(created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, seconds))
         )
-        return copy.id
 
 
 def followups(job_id: str) -> int:
@@ -173,3 +178,21 @@ def test_sweeper_resends_a_job_whose_message_was_lost(client, worker, observator
     assert out.exit_code == 0 and "re-sent 1" in out.output, out.output
     assert wait_job(client, lost_id)["status"] == "succeeded"
     assert followups(lost_id) == 1
+
+
+def test_uploads_are_accepted_while_redis_is_down_and_sent_later(
+    client, worker, observatory, alert
+):
+    """Redis down at upload: the job row is committed (202), the sweeper sends it afterwards."""
+    service("stop-redis")
+    try:
+        job_id = submit(client, observatory["hashtag"], "redis-down")
+        with session_scope() as s:
+            job = s.get(Job, job_id)
+            assert job.state == JobState.queued and job.enqueued_at is None
+    finally:
+        service("start-redis")
+    backdate(job_id, 60)
+    assert sweep() >= 1
+    assert wait_job(client, job_id, timeout=60)["status"] == "succeeded"
+    assert followups(job_id) == 1

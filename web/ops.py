@@ -76,6 +76,11 @@ def refuse_nul_bytes() -> None:
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings().redis_url)
+    # Redis down must not refuse uploads: they are stored in Postgres and sent by the sweeper.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1}
+    )
     limiter.init_app(app)
     app.register_blueprint(bp)
     app.before_request(refuse_nul_bytes)
