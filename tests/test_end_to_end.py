@@ -136,6 +136,13 @@ def test_catalogue_without_magnitudes_fails_with_a_reason(
     assert result["status"] == "failed"
     assert "magnitude" in result["error"].lower()
 
+    # Sending the same file again retries the same job from scratch (here: the same verdict).
+    again = upload(client, observatory["hashtag"], bad)
+    assert again.status_code == 202 and again.get_json()["job_id"] == result["job_id"]
+    retried = wait_job(client, result["job_id"])
+    assert retried["status"] == "failed" and retried["attempts"] == 1
+    assert retried["finished_at"] >= result["finished_at"]
+
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_seed_curl_submit_then_poll(live_server, observatory, gaia_alert):

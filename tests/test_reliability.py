@@ -196,3 +196,16 @@ def test_uploads_are_accepted_while_redis_is_down_and_sent_later(
     assert sweep() >= 1
     assert wait_job(client, job_id, timeout=60)["status"] == "succeeded"
     assert followups(job_id) == 1
+
+
+def test_a_job_whose_worker_keeps_dying_fails_with_a_reason(client, worker, observatory, alert):
+    """A poison message (its worker died on each of 3 attempts) ends as `failed`, not in a loop."""
+    done = submit(client, observatory["hashtag"], "poison-template")
+    wait_job(client, done)
+    poisoned = unsent_copy(done, "poison")
+    with session_scope() as s:
+        s.get(Job, poisoned).attempts = 3
+    calibrate_job.apply_async(args=[poisoned])
+    result = wait_job(client, poisoned)
+    assert result["status"] == "failed" and "interrupted 3 times" in result["error"]
+    assert followups(poisoned) == 0

@@ -224,8 +224,8 @@ def create_job(
         return job
     job = s.scalars(select(Job).where(Job.idempotency_key == key)).one()
     if job.state == JobState.failed:
-        # Sending the same frame again is how a user retries a failed job.
-        job.state, job.error, job.finished_at = JobState.queued, None, None
+        # Sending the same frame again is how a user retries a failed job: a fresh start.
+        job.state, job.error, job.finished_at, job.attempts = JobState.queued, None, None, 0
         s.commit()
         enqueue(s, job)
     return job

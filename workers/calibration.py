@@ -23,6 +23,9 @@ from web.models import Followup, Job, JobState
 
 log = logging.getLogger(__name__)
 FINISHED = (JobState.succeeded, JobState.failed)
+#: A job whose worker died this many times (OOM, SIGKILL) is a poison message: fail it with a
+#: reason instead of handing it to the next worker forever.
+MAX_ATTEMPTS = 3
 
 
 def run_job(job_id: str) -> str:
@@ -33,6 +36,14 @@ def run_job(job_id: str) -> str:
             log.warning("event=job_missing job=%s", job_id)
             return "missing"
         if job.state in FINISHED:
+            return job.state.value
+        if job.attempts >= MAX_ATTEMPTS:
+            job.state, job.finished_at = JobState.failed, datetime.now(UTC)
+            job.error = (
+                f"the calibration was interrupted {job.attempts} times (its worker died); "
+                "the catalogue may be too large or malformed: check it, then upload it again"
+            )
+            log.warning("event=job_poisoned job=%s attempts=%d", job_id, job.attempts)
             return job.state.value
         job.state, job.started_at = JobState.running, datetime.now(UTC)
         job.attempts += 1

@@ -32,7 +32,7 @@ def enqueue(s: Session, job: Job) -> bool:
             CALIBRATE_TASK, args=[job.id], task_id=f"{job.id}-{job.attempts}", retry=False
         )
     except (BrokerError, RedisError, OSError) as e:
-        log.warning("job %s: broker unavailable, left for the sweeper: %s", job.id, e)
+        log.warning("event=enqueue_failed job=%s error=%r (left for the sweeper)", job.id, str(e))
         return False
     # Losing this timestamp in a crash costs only a harmless re-send, so don't wait for the WAL.
     # One plain UPDATE by primary key (the ORM's unit of work costs more than the statement).
