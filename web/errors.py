@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
@@ -11,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from web.negotiation import wants_json
 
 log = logging.getLogger(__name__)
+Num = TypeVar("Num", int, float)
 
 
 class ApiError(Exception):
@@ -19,6 +21,18 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, detail: str | None = None):
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
+
+
+def parse_bounded(name: str, raw: str, cast: type[Num], lo: Num, hi: Num) -> Num:
+    """`raw` as a number in [lo, hi], or a 422 naming the field (NaN and inf are out of range)."""
+    try:
+        value = cast(raw)
+    except ValueError:
+        kind = "an integer" if cast is int else "a number"
+        raise ApiError(422, f"{name} must be {kind}", f"got {raw[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(422, f"{name} out of range", f"{name} must be between {lo} and {hi}")
+    return value
 
 
 def error_response(status: int, error: str, detail: str | None = None) -> Response:

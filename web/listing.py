@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from flask import Response, jsonify, render_template, request
 
-from web.errors import ApiError
+from web.errors import parse_bounded
 from web.negotiation import requested_format, wants_json
 
 MAX_PER_PAGE = 500
@@ -34,13 +34,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name, "").strip()
     if not raw:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, f"{name} must be an integer", f"got {raw[:40]!r}") from None
-    if not lo <= value <= hi:
-        raise ApiError(422, f"{name} out of range", f"{name} must be between {lo} and {hi}")
-    return value
+    return parse_bounded(name, raw, int, lo, hi)
 
 
 def paging(default_per_page: int = 50) -> Paging:
@@ -54,10 +48,7 @@ def float_arg(name: str) -> float | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise ApiError(422, f"{name} must be a number", f"got {raw[:40]!r}") from None
+    return parse_bounded(name, raw, float, -1e9, 1e9)  # finite: NaN and inf are refused
 
 
 def flag_arg(name: str) -> bool:

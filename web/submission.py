@@ -23,7 +23,7 @@ from werkzeug.datastructures import FileStorage
 
 from calib.pipeline import parse_force_filter
 from web.alerts import find_alert
-from web.errors import ApiError
+from web.errors import ApiError, parse_bounded
 from web.models import Alert, Job, JobState, Observatory, Upload
 from workers.dispatch import enqueue
 
@@ -51,13 +51,7 @@ def number(name: str, lo: float, hi: float, required: bool = False) -> float | N
         if required:
             raise ApiError(422, f"{name} is required", HINTS.get(name))
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ApiError(422, f"{name} must be a number", f"got {raw[:40]!r}") from None
-    if not lo <= value <= hi:
-        raise ApiError(422, f"{name} out of range", f"{name} must be between {lo} and {hi}")
-    return value
+    return parse_bounded(name, raw, float, lo, hi)
 
 
 def _flag(name: str, default: bool) -> bool:
