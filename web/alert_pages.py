@@ -10,8 +10,9 @@ from web.alerts import find_alert
 from web.database import db
 from web.errors import ApiError
 from web.lightcurve import COLUMNS, lightcurve_rows, plot_png
-from web.listing import csv_response, flag_arg, list_response, output_format, paging
+from web.listing import csv_response, flag_arg, list_response, paging
 from web.models import Alert, Followup
+from web.negotiation import output_format
 
 bp = Blueprint("alert_pages", __name__)
 

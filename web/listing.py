@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from flask import Response, jsonify, render_template, request
 
 from web.errors import parse_bounded
-from web.negotiation import requested_format, wants_json
+from web.negotiation import output_format
 
 MAX_PER_PAGE = 500
 
@@ -53,14 +53,6 @@ def float_arg(name: str) -> float | None:
 
 def flag_arg(name: str) -> bool:
     return request.args.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def output_format() -> str:
-    """`html`, `json` or `csv`: `?format=`/`outputFormat=` first, then the Accept header."""
-    fmt = requested_format()
-    if fmt is not None:
-        return fmt
-    return "json" if wants_json() else "html"
 
 
 def csv_response(rows: Iterable[dict], columns: Sequence[str], filename: str) -> Response:

@@ -18,8 +18,8 @@ from web import keys
 from web.auth import HASHTAG_HINT, SESSION_KEY, session_observatory
 from web.database import db
 from web.errors import ApiError
-from web.listing import output_format
 from web.models import Observatory
+from web.negotiation import output_format
 from web.ops import rate_limited
 
 bp = Blueprint("login", __name__)

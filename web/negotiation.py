@@ -20,8 +20,13 @@ def requested_format() -> str | None:
 
 
 def wants_json() -> bool:
+    return output_format() == "json"
+
+
+def output_format() -> str:
+    """`html`, `json` or `csv`: `?format=`/`outputFormat=` first, then the Accept header."""
     fmt = requested_format()
     if fmt is not None:
-        return fmt == "json"
+        return fmt
     accept = request.accept_mimetypes
-    return accept["application/json"] > accept["text/html"]
+    return "json" if accept["application/json"] > accept["text/html"] else "html"

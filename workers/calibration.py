@@ -38,10 +38,10 @@ def run_job(job_id: str) -> str:
         if job.state in FINISHED:
             return job.state.value
         if job.attempts >= MAX_ATTEMPTS:
-            job.state, job.finished_at = JobState.failed, datetime.now(UTC)
-            job.error = (
+            _mark_failed(
+                job,
                 f"the calibration was interrupted {job.attempts} times (its worker died); "
-                "the catalogue may be too large or malformed: check it, then upload it again"
+                "the catalogue may be too large or malformed: check it, then upload it again",
             )
             log.warning("event=job_poisoned job=%s attempts=%d", job_id, job.attempts)
             return job.state.value
@@ -148,7 +148,10 @@ def _finish_failed(job_id: str, error: str, detail: str | None) -> str:
         job = s.get(Job, job_id, with_for_update=True)
         if job.state in FINISHED:
             return job.state.value
-        job.state, job.finished_at = JobState.failed, datetime.now(UTC)
-        job.error = f"{error}: {detail}" if detail else error
+        _mark_failed(job, f"{error}: {detail}" if detail else error)
     log.info("event=job_failed job=%s error=%r", job_id, error)
     return JobState.failed.value
+
+
+def _mark_failed(job: Job, error: str) -> None:
+    job.state, job.finished_at, job.error = JobState.failed, datetime.now(UTC), error

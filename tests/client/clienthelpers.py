@@ -15,13 +15,17 @@ ROOT = Path(__file__).resolve().parents[2]
 GAIA = ROOT / "tests" / "data" / "gaia-demo"
 
 
+CLI = [sys.executable, "-m", "calserv_client.cli"]
+
+
+def cli_env(env: dict) -> dict:
+    """`env` with the client importable from the checkout, as `make` installs it."""
+    return {**env, "PYTHONPATH": str(ROOT / "client")}
+
+
 def run_cli(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "calserv_client.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**env, "PYTHONPATH": str(ROOT / "client")},
-        timeout=timeout,
+        [*CLI, *args], capture_output=True, text=True, env=cli_env(env), timeout=timeout
     )
 
 

@@ -7,11 +7,10 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from clienthelpers import GAIA, ROOT
+from clienthelpers import CLI, GAIA, cli_env, run_cli
 from sqlalchemy import func, select
 
 from calserv_client import CalservError, Client
@@ -19,16 +18,6 @@ from web.db import session_scope
 from web.models import Alert, Job
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def _cli(*args, env, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "calserv_client.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**env, "PYTHONPATH": str(ROOT / "client")},
-        timeout=timeout,
-    )
 
 
 def _jobs_of(ivorn: str) -> int:
@@ -70,7 +59,7 @@ def test_library_upload_and_wait(live_server, observatory, gaia_truth):
 def test_batch_of_a_night_all_succeed_within_003_mag(live_server, gaia_truth, key_env, tmp_path):
     night, manifest = _night(tmp_path, gaia_truth, "batch", n_cat=3)
     before = _jobs_of(gaia_truth["ivorn"])
-    out = _cli(
+    out = run_cli(
         "--manifest",
         str(manifest),
         "--url",
@@ -95,7 +84,7 @@ def test_batch_of_a_night_all_succeed_within_003_mag(live_server, gaia_truth, ke
     assert _jobs_of(gaia_truth["ivorn"]) == before + 4
 
     # A second run finds everything done in the state file and sends nothing.
-    again = _cli("--manifest", str(manifest), "--url", live_server, "--json", env=key_env)
+    again = run_cli("--manifest", str(manifest), "--url", live_server, "--json", env=key_env)
     assert again.returncode == 0, again.stderr
     results = json.loads(again.stdout)["results"]
     assert all(r["resumed"] and r["status"] == "succeeded" for r in results)
@@ -109,14 +98,14 @@ def test_resume_after_submitting_polls_the_same_jobs(live_server, gaia_truth, ke
     before = _jobs_of(gaia_truth["ivorn"])
     common = ["--manifest", str(manifest), "--url", live_server, "--state", str(state), "--json"]
 
-    first = _cli(*common, "--no-wait", env=key_env)  # as if killed right after submitting
+    first = run_cli(*common, "--no-wait", env=key_env)  # as if killed right after submitting
     assert first.returncode == 0, first.stderr
     submitted = {r["file"]: r["job_id"] for r in json.loads(first.stdout)["results"]}
     assert all(submitted.values()) and len(set(submitted.values())) == 3
     lines = [json.loads(x) for x in state.read_text().splitlines()]
     assert {x["job_id"] for x in lines if "job_id" in x} == set(submitted.values())
 
-    second = _cli(*common, env=key_env)
+    second = run_cli(*common, env=key_env)
     assert second.returncode == 0, second.stderr
     results = json.loads(second.stdout)["results"]
     assert {r["file"]: r["job_id"] for r in results} == submitted
@@ -131,9 +120,7 @@ def test_sigint_mid_batch_then_rerun_finishes_without_duplicates(
     state = tmp_path / "state.json"
     before = _jobs_of(gaia_truth["ivorn"])
     args = [
-        sys.executable,
-        "-m",
-        "calserv_client.cli",
+        *CLI,
         "--manifest",
         str(manifest),
         "--url",
@@ -150,7 +137,7 @@ def test_sigint_mid_batch_then_rerun_finishes_without_duplicates(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**key_env, "PYTHONPATH": str(ROOT / "client")},
+        env=cli_env(key_env),
     )
     deadline = time.monotonic() + 60
     while not (state.exists() and '"job_id"' in state.read_text()):
@@ -165,7 +152,7 @@ def test_sigint_mid_batch_then_rerun_finishes_without_duplicates(
     assert any(r["status"] == "interrupted" for r in partial)
     done_before = {r["file"]: r["job_id"] for r in partial if r.get("job_id")}
 
-    out = _cli(
+    out = run_cli(
         "--manifest",
         str(manifest),
         "--url",
@@ -185,7 +172,7 @@ def test_sigint_mid_batch_then_rerun_finishes_without_duplicates(
 
 
 def test_unknown_alert_is_a_recorded_404_and_a_failing_exit(live_server, key_env, tmp_path):
-    out = _cli(
+    out = run_cli(
         str(GAIA / "frame.cat"),
         "--event",
         "ivo://client-test/no-such-alert",
@@ -202,7 +189,7 @@ def test_unknown_alert_is_a_recorded_404_and_a_failing_exit(live_server, key_env
     (r,) = json.loads(out.stdout)["results"]
     assert r["status"] == "error" and r["http_status"] == 404
     assert "unknown alert" in r["error"] and r.get("job_id") is None
-    table = _cli(
+    table = run_cli(
         str(GAIA / "frame.cat"),
         "--event",
         "ivo://client-test/no-such-alert",
@@ -225,7 +212,7 @@ def test_a_wrong_key_is_refused_without_retries(live_server, gaia_truth):
 
 
 def test_ascii_catalogue_without_mjd_is_not_sent(live_server, gaia_truth, key_env, tmp_path):
-    out = _cli(
+    out = run_cli(
         str(GAIA / "frame.cat"),
         "--event",
         gaia_truth["ivorn"],
