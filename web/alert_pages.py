@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Row
 
 from web.alerts import find_alert
 from web.database import db
@@ -36,7 +37,7 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def alert_dict(a: Alert, npoints: int = 0, last_mjd: float | None = None) -> dict:
+def alert_dict(a: Alert | Row, npoints: int = 0, last_mjd: float | None = None) -> dict:
     return {
         "name": a.name,
         "ivorn": a.ivorn,
@@ -97,7 +98,7 @@ def index():
     )
 
 
-def _alert(name: str) -> Alert:
+def _alert(name: str) -> Row:
     alert = find_alert(db(), name)
     if alert is None:
         raise ApiError(404, f"unknown alert {name[:100]!r}", "see /alerts for the known alerts")
@@ -107,7 +108,7 @@ def _alert(name: str) -> Alert:
 @bp.get("/alerts/<name>/lightcurve.png")
 def lightcurve_png(name: str):
     alert = _alert(name)
-    png = plot_png(lightcurve_rows(db(), alert), f"{alert.name}")
+    png = plot_png(lightcurve_rows(db(), alert.id), f"{alert.name}")
     resp = Response(png, mimetype="image/png")
     resp.headers["Cache-Control"] = "no-cache"
     resp.add_etag()
@@ -118,7 +119,7 @@ def lightcurve_png(name: str):
 def lightcurve(name: str):
     """The light curve as `format=json` (default for scripts) or `format=csv`."""
     alert = _alert(name)
-    rows = lightcurve_rows(db(), alert)
+    rows = lightcurve_rows(db(), alert.id)
     if output_format() == "csv":
         return csv_response(rows, COLUMNS, f"{alert.name}-lightcurve.csv")
     items = [{k: r[k] for k in COLUMNS} for r in rows]
@@ -130,7 +131,7 @@ def lightcurve(name: str):
 @bp.get("/alerts/<name>")
 def show(name: str):
     alert = _alert(name)
-    rows = lightcurve_rows(db(), alert)
+    rows = lightcurve_rows(db(), alert.id)
     last = max((r["mjd"] for r in rows), default=None)
     data = alert_dict(alert, len(rows), last)
     if output_format() == "json":

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from web.auth import authenticate
 from web.database import db
 from web.errors import ApiError
+from web.keys import KeyOwner
 from web.login import login_required
-from web.models import Alert, Observatory
+from web.models import Alert
 from web.ops import rate_limited
 
 bp = Blueprint("alerts", __name__)
 
 
-def find_alert(s: Session, event: str) -> Alert | None:
-    """The alert whose IVORN or name (case-insensitive) is `event`."""
+_ALERTS = Alert.__table__
+_BY_IVORN_OR_NAME = select(_ALERTS).where(
+    or_(_ALERTS.c.ivorn == bindparam("event"), func.lower(_ALERTS.c.name) == bindparam("lower"))
+)
+
+
+def find_alert(s: Session, event: str) -> Row | None:
+    """The alert (its columns) whose IVORN or name (case-insensitive) is `event`.
+
+    A Core row, not the ORM entity: every upload looks its alert up, read-only.
+    """
     event = event.strip()[:300]
-    return s.scalars(
-        select(Alert).where(or_(Alert.ivorn == event, func.lower(Alert.name) == event.lower()))
-    ).first()
+    return s.execute(_BY_IVORN_OR_NAME, {"event": event, "lower": event.lower()}).first()
 
 
 def validate_alert(ivorn: str, name: str, ra: float, dec: float) -> None:
@@ -57,7 +66,7 @@ def _newevent_page(error: ApiError | None = None, status: int = 200) -> Response
 
 @bp.get("/newevent")
 @login_required
-def newevent_form(obs: Observatory):
+def newevent_form(obs: KeyOwner):
     """The browser form for `POST /newevent` (logged-in observers)."""
     return _newevent_page()
 

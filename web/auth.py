@@ -8,18 +8,17 @@ from sqlalchemy.orm import Session
 from web import keys
 from web.csrf import require_csrf
 from web.errors import ApiError
-from web.models import Observatory
 
 HASHTAG_HINT = "send your observatory's key as hashtag=..., or log in at /login"
 SESSION_KEY = "observatory_token"
 
 
-def session_observatory(s: Session) -> Observatory | None:
+def session_observatory(s: Session) -> keys.KeyOwner | None:
     """The logged-in observatory, or None (also when its key was rotated or revoked since)."""
     return keys.lookup_session(s, session.get(SESSION_KEY))
 
 
-def authenticate(s: Session) -> Observatory:
+def authenticate(s: Session) -> keys.KeyOwner:
     """The observatory of a script (hashtag field) or of a logged-in browser (cookie + CSRF)."""
     key = request.form.get("hashtag")
     if key:

@@ -28,7 +28,10 @@ def engine(url: str | None = None) -> Engine:
     )
 
 
+@lru_cache(maxsize=4)
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    """One factory per URL and process: each sessionmaker makes a Session subclass of its own,
+    whose event registry is costly to set up and never freed."""
     return sessionmaker(engine(url), expire_on_commit=False)
 
 

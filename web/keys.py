@@ -10,14 +10,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from config import settings
 from web.models import Observatory
 
 PREFIX_LEN = 8
+
+
+class KeyOwner(NamedTuple):
+    """What a request needs of the observatory a key belongs to (read with Core: every upload
+    authenticates, and loading the ORM entity would cost several times the query)."""
+
+    id: int
+    name: str
+    key_hash: str
+
+
+_OBS = Observatory.__table__
+_ACTIVE = select(_OBS.c.id, _OBS.c.name, _OBS.c.key_hash, _OBS.c.key_salt).where(
+    _OBS.c.revoked.is_(False)
+)
+_BY_PREFIX = _ACTIVE.where(_OBS.c.key_prefix == bindparam("prefix"))
+_BY_ID = _ACTIVE.where(_OBS.c.id == bindparam("id"))
 
 
 def _digest(salt: str, key: str) -> str:
@@ -39,37 +57,32 @@ def set_key(observatory: Observatory) -> str:
     return key
 
 
-def lookup(session: Session, key: str | None) -> Observatory | None:
+def lookup(session: Session, key: str | None) -> KeyOwner | None:
     """The active observatory owning `key`, or None."""
     if not key or len(key) > 256:
         return None
     key = key.strip()
-    candidates = session.scalars(
-        select(Observatory).where(
-            Observatory.key_prefix == key[:PREFIX_LEN], Observatory.revoked.is_(False)
-        )
-    )
     found = None
-    for obs in candidates:
-        if hmac.compare_digest(_digest(obs.key_salt, key), obs.key_hash):
-            found = obs
+    for obs_id, name, key_hash, salt in session.execute(_BY_PREFIX, {"prefix": key[:PREFIX_LEN]}):
+        if hmac.compare_digest(_digest(salt, key), key_hash):
+            found = KeyOwner(obs_id, name, key_hash)
     return found
 
 
-def session_token(observatory: Observatory) -> str:
+def session_token(owner: KeyOwner) -> str:
     """What a login cookie holds: the observatory id and a fingerprint of its current key.
 
     Not the key itself (a signed cookie is readable); rotating or revoking the key ends the session.
     """
-    return f"{observatory.id}:{observatory.key_hash[:24]}"
+    return f"{owner.id}:{owner.key_hash[:24]}"
 
 
-def lookup_session(session: Session, token: str | None) -> Observatory | None:
+def lookup_session(session: Session, token: str | None) -> KeyOwner | None:
     """The active observatory a login cookie's token belongs to, or None."""
     obs_id, _, fingerprint = (token or "").partition(":")
-    if not obs_id.isdigit() or not fingerprint:
+    if not obs_id.isdigit() or len(obs_id) > 9 or not fingerprint:  # 9 digits fit an integer
         return None
-    obs = session.get(Observatory, int(obs_id))
-    if obs is None or obs.revoked:
+    row = session.execute(_BY_ID, {"id": int(obs_id)}).one_or_none()
+    if row is None or not hmac.compare_digest(row.key_hash[:24], fingerprint):
         return None
-    return obs if hmac.compare_digest(obs.key_hash[:24], fingerprint) else None
+    return KeyOwner(row.id, row.name, row.key_hash)

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from web.models import Alert, Followup, Observatory
+from web.models import Followup, Observatory
 
 COLUMNS = ("mjd", "mag", "magerr", "caliberr", "filter", "survey", "observatory", "followup_id")
 EXTRA = ("job_id", "limit", "npoints", "zeropoint")
@@ -44,12 +44,12 @@ MARKERS = ("o", "s", "^", "D", "P", "X", "*", "<", ">", "h")
 LIMIT_ARROW_MAG = 0.3
 
 
-def lightcurve_rows(s: Session, alert: Alert) -> list[dict]:
+def lightcurve_rows(s: Session, alert_id: int) -> list[dict]:
     """The alert's follow-up points in time order, as dicts of COLUMNS (plus job_id, limit...)."""
     q = (
         select(Followup, Observatory.name)
         .join(Observatory, Observatory.id == Followup.observatory_id)
-        .where(Followup.alert_id == alert.id)
+        .where(Followup.alert_id == alert_id)
         .order_by(Followup.mjd, Followup.id)
     )
     return [row_of(f, obs_name) for f, obs_name in s.execute(q)]

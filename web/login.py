@@ -18,7 +18,6 @@ from web import keys
 from web.auth import HASHTAG_HINT, SESSION_KEY, session_observatory
 from web.database import db
 from web.errors import ApiError
-from web.models import Observatory
 from web.negotiation import output_format
 from web.ops import rate_limited
 
@@ -32,7 +31,7 @@ def safe_next(target: str | None) -> str:
     return url_for("pages.home")
 
 
-def current_observatory() -> Observatory | None:
+def current_observatory() -> keys.KeyOwner | None:
     """The logged-in observatory, or None (also when its key was revoked since the login)."""
     obs = session_observatory(db())
     if obs is None and session:

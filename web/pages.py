@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from web.database import db
 from web.errors import ApiError
+from web.keys import KeyOwner
 from web.login import login_required
 from web.models import Alert, Followup, Observatory
 from web.submission import catalogue_file, create_job, parse_params, resolve_alert
@@ -57,13 +58,13 @@ def upload_page():
 
 @bp.get("/submit")
 @login_required
-def submit_form(obs: Observatory):
+def submit_form(obs: KeyOwner):
     return _form_page()
 
 
 @bp.post("/submit")
 @login_required
-def submit(obs: Observatory):
+def submit(obs: KeyOwner):
     """The browser upload form (CSRF-checked): queue the job, then 303 to its page."""
     s = db()
     try:

@@ -12,20 +12,24 @@ import hashlib
 import json
 import os
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flask import current_app, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
 from calib.pipeline import parse_force_filter
 from web.alerts import find_alert
 from web.errors import ApiError, parse_bounded
-from web.models import Alert, Job, JobState, Observatory, Upload
-from workers.dispatch import enqueue
+from web.jobs import JOB_FIELDS, JobView, find_job
+from web.keys import KeyOwner
+from web.models import Job, JobState, Upload
+from workers.dispatch import mark_unsent, send
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
@@ -72,7 +76,7 @@ HINTS = {
 }
 
 
-def resolve_alert(s: Session, missing_hint: str) -> Alert:
+def resolve_alert(s: Session, missing_hint: str) -> Row:
     """The alert named by `EventID` (IVORN or name); 422 when absent, 404 when unknown."""
     event = request.form.get("EventID", "").strip()
     if not event:
@@ -119,6 +123,21 @@ def catalogue_file() -> FileStorage:
     return f
 
 
+_UPLOADS = Upload.__table__
+_NEW_UPLOAD = (
+    insert(_UPLOADS)
+    .values(
+        sha256=bindparam("sha256"),
+        size=bindparam("size"),
+        original_name=bindparam("name"),
+        path=bindparam("path"),
+    )
+    .on_conflict_do_nothing(index_elements=["sha256"])
+    .returning(_UPLOADS.c.id)
+)
+_UPLOAD_ID = select(_UPLOADS.c.id).where(_UPLOADS.c.sha256 == bindparam("sha256"))
+
+
 def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
     """Write the bytes under their sha256 (fsync'd, atomic rename) and record them once.
 
@@ -157,14 +176,10 @@ def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    upload_id = s.scalar(
-        insert(Upload)
-        .values(sha256=sha, size=size, original_name=(f.filename or "")[:300], path=str(final))
-        .on_conflict_do_nothing(index_elements=["sha256"])
-        .returning(Upload.id)
-    )
+    values = {"sha256": sha, "size": size, "name": (f.filename or "")[:300], "path": str(final)}
+    upload_id = s.execute(_NEW_UPLOAD, values).scalar()
     if upload_id is None:
-        upload_id = s.scalars(select(Upload.id).where(Upload.sha256 == sha)).one()
+        upload_id = s.execute(_UPLOAD_ID, {"sha256": sha}).scalar_one()
     return upload_id, sha
 
 
@@ -180,7 +195,7 @@ def _looks_like_catalogue(head: bytes) -> bool:
     return head.startswith(b"SIMPLE  =") or head.lstrip(b" \t\r\n").startswith(b"#")
 
 
-def idempotency_key(obs: Observatory, alert: Alert, sha256: str, params: UploadParams) -> str:
+def idempotency_key(obs: KeyOwner, alert: Row, sha256: str, params: UploadParams) -> str:
     payload = json.dumps(
         {"obs": obs.id, "alert": alert.id, "sha": sha256, "params": asdict(params)},
         sort_keys=True,
@@ -188,38 +203,65 @@ def idempotency_key(obs: Observatory, alert: Alert, sha256: str, params: UploadP
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+_JOBS = Job.__table__
+_NEW_JOB = (
+    insert(_JOBS)
+    .values(
+        id=bindparam("id"),
+        idempotency_key=bindparam("key"),
+        observatory_id=bindparam("observatory_id"),
+        alert_id=bindparam("alert_id"),
+        upload_id=bindparam("upload_id"),
+        params=bindparam("params", type_=_JOBS.c.params.type),
+        state=JobState.queued,
+        enqueued_at=func.now(),  # cleared again if the send fails (workers.dispatch)
+    )
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(*(_JOBS.c[name] for name in JOB_FIELDS))
+)
+_REQUEUE_FAILED = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.state == JobState.failed)
+    .values(state=JobState.queued, error=None, finished_at=None, attempts=0, enqueued_at=func.now())
+    .returning(_JOBS.c.id)
+)
+
+
 def create_job(
-    s: Session, obs: Observatory, alert: Alert, params: UploadParams, f: FileStorage
-) -> Job:
+    s: Session, obs: KeyOwner, alert: Row, params: UploadParams, f: FileStorage
+) -> JobView:
     """Store the catalogue durably, then return its (new, existing or re-queued) job.
 
     A new job is one INSERT ... ON CONFLICT DO NOTHING RETURNING and a commit (synchronous: the
-    job must be durable before the 202 promises it); a conflict means an identical upload came
-    first, possibly at this very moment, and its committed job is the answer.
+    job must be durable before the 202 promises it), then the send; a conflict means an identical
+    upload came first, possibly at this very moment, and its committed job is the answer.
     """
     upload_id, sha = store_upload(s, f)
     key = idempotency_key(obs, alert, sha, params)
-    job = s.scalar(
-        insert(Job)
-        .values(
-            idempotency_key=key,
-            observatory_id=obs.id,
-            alert_id=alert.id,
-            upload_id=upload_id,
-            params=asdict(params),
-            state=JobState.queued,
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Job)
-    )
-    if job is not None:
+    row = s.execute(
+        _NEW_JOB,
+        {
+            "id": uuid.uuid4().hex,
+            "key": key,
+            "observatory_id": obs.id,
+            "alert_id": alert.id,
+            "upload_id": upload_id,
+            "params": asdict(params),
+        },
+    ).one_or_none()
+    if row is not None:
         s.commit()
-        enqueue(s, job)
-        return job
-    job = s.scalars(select(Job).where(Job.idempotency_key == key)).one()
-    if job.state == JobState.failed:
-        # Sending the same frame again is how a user retries a failed job: a fresh start.
-        job.state, job.error, job.finished_at, job.attempts = JobState.queued, None, None, 0
+        _send(s, row.id, row.attempts)
+        return JobView(*row, alert.name, alert.ivorn, obs.name, followup_id=None)
+    job = find_job(s, idempotency_key=key)
+    # Sending the same frame again is how a user retries a failed job: a fresh start.
+    if job.state == JobState.failed and s.execute(_REQUEUE_FAILED, {"job_id": job.id}).first():
         s.commit()
-        enqueue(s, job)
+        _send(s, job.id, 0)
+        job = find_job(s, job.id)
     return job
+
+
+def _send(s: Session, job_id: str, attempt: int) -> None:
+    if not send(job_id, attempt):
+        mark_unsent(s, job_id)

@@ -9,7 +9,7 @@ from flask import Blueprint
 
 from web.auth import authenticate
 from web.database import db
-from web.jobs import FINISHED, JobRecord, job_response, wait_for_job
+from web.jobs import FINISHED, job_response, wait_for_job
 from web.ops import rate_limited
 from web.submission import (
     catalogue_file,
@@ -38,8 +38,6 @@ def upload():
     params = parse_params()
     wait = parse_wait()
     job = create_job(s, obs, alert, params, catalogue_file())
-    if wait or job.state in FINISHED:  # (an identical earlier upload's job may have finished)
-        rec = wait_for_job(s, job.id, wait)
-    else:  # answered from what is in hand: only a succeeded job has a follow-up point
-        rec = JobRecord(job, alert, obs, followup_id=None)
-    return job_response(rec, status=200 if rec.job.state in FINISHED else 202)
+    if wait and job.state not in FINISHED:
+        job = wait_for_job(s, job.id, wait)
+    return job_response(job, status=200 if job.state in FINISHED else 202)

@@ -14,7 +14,7 @@ from sqlalchemy import and_, or_, select
 from config import settings
 from web.db import session_scope
 from web.models import Job, JobState
-from workers.dispatch import enqueue
+from workers.dispatch import send
 
 log = logging.getLogger(__name__)
 UNSENT_GRACE = timedelta(seconds=10)
@@ -48,5 +48,7 @@ def sweep() -> int:
             log.warning("event=job_resent job=%s state=%s", job.id, job.state.value)
             if job.state == JobState.running:
                 job.state = JobState.queued
-            sent += enqueue(s, job)
+            if send(job.id, job.attempts):
+                job.enqueued_at = now
+                sent += 1
     return sent
