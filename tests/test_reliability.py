@@ -170,6 +170,20 @@ def test_postgres_down_gives_503_and_workers_retry(app, client, worker, observat
     assert followups(clone_id) == 1
 
 
+def test_no_request_fails_on_a_connection_that_a_postgres_restart_closed(
+    client, worker, observatory, alert
+):
+    """Pooled connections closed by a restart are replaced when checked out, not used and failed."""
+    before = submit(client, observatory["hashtag"], "pg-restart")
+    assert wait_job(client, before)["status"] == "succeeded"  # the pools are warm, the worker idle
+    service("stop-postgres")
+    service("start-postgres")
+    assert client.get(f"/jobs/{before}?outputFormat=json").status_code == 200
+    after = submit(client, observatory["hashtag"], "pg-restarted")
+    assert wait_job(client, after)["status"] == "succeeded"  # the worker's pool recovered too
+    assert followups(after) == 1
+
+
 def test_sweeper_resends_a_job_whose_message_was_lost(client, worker, observatory, alert, runner):
     done = submit(client, observatory["hashtag"], "sweeper-template")
     wait_job(client, done)
