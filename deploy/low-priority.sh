@@ -9,7 +9,7 @@
 #     process in a session of its own, and CPU time is then shared fairly between sessions
 #     whatever their nice values. So the session's group is lowered too, but only when the session
 #     was made for this command (it leads it, or its parent `sh -c` does), never a terminal's.
-#  3. In both cases the process itself is SCHED_IDLE (`chrt --idle`).
+#  3. In both cases the process itself is SCHED_IDLE (`chrt --idle`; else the lowest `nice`).
 # Usage: deploy/low-priority.sh COMMAND [ARGS...]
 idle_cgroup() {
   for dir in /sys/fs/cgroup/cpu/calserv-idle /sys/fs/cgroup/calserv-idle; do
@@ -29,4 +29,5 @@ if ! idle_cgroup; then
     { echo 19 > /proc/self/autogroup; } 2>/dev/null
   fi
 fi
-exec chrt --idle 0 "$@"
+command -v chrt >/dev/null 2>&1 && exec chrt --idle 0 "$@"
+exec nice -n 19 "$@"
