@@ -7,9 +7,8 @@ form, hash and fsync the catalogue, a few indexed queries, one Redis push): the 
 which run at idle CPU priority (deploy/low-priority.sh), do the heavy work. Hence processes, not
 threads, carry the concurrency: two threads of one process share one GIL, so a thread that got a
 request just waits for its sibling; the threads here only hide the short I/O waits (fsync, commit).
-About two
-processes per core keep every core busy while one of them waits. `WEB_CONCURRENCY` overrides the
-number of processes (a bigger host, or a web host without workers).
+About two processes per core keep every core busy while one of them waits. `WEB_CONCURRENCY`
+overrides the number of processes (a bigger host, or a web host without workers).
 """
 
 import os
