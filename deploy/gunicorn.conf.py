@@ -22,3 +22,11 @@ keepalive = 5
 # The worker heartbeat touches a file on every loop; on a disk filesystem that is a journalled
 # metadata write per request (measured: ~15 % of a job poll's CPU). gunicorn's docs advise tmpfs.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def post_worker_init(worker):
+    """Move the app's import-time objects (SQLAlchemy, numpy, matplotlib) out of the garbage
+    collector's reach: a full collection then scans only what requests allocate."""
+    import gc
+
+    gc.freeze()
