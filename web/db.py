@@ -39,7 +39,11 @@ def _refuse_closed_connection(dbapi_conn, record, proxy) -> None:
     EOF), so one non-blocking poll of the socket tells. The usual `pool_pre_ping` sends a
     `SELECT 1` instead: a round trip to Postgres on every request, a quarter of a job poll's time.
     """
-    if dbapi_conn.closed or select.select([dbapi_conn], [], [], 0)[0]:
+    if dbapi_conn.closed:
+        raise DisconnectionError("the connection was closed")
+    readable = select.poll()  # poll, not select: any descriptor number
+    readable.register(dbapi_conn.fileno(), select.POLLIN)
+    if readable.poll(0):
         raise DisconnectionError("the server closed this connection")  # the pool reconnects
 
 
