@@ -57,6 +57,7 @@ def database():
     command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
     yield os.environ["CALSERV_DATABASE_URL"]
     engine().dispose()
+    engine(autocommit=True).dispose()
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {_TEST_DB} WITH (FORCE)"))
     admin.dispose()

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from flask import Blueprint, Response, jsonify, make_response, render_template, send_file, url_for
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from calib.pipeline import RESULT_KEYS
-from web.database import db
+from web.db import engine
 from web.errors import ApiError
 from web.models import Alert, Followup, Job, JobState, Observatory
 from web.negotiation import wants_json
@@ -73,7 +73,7 @@ class JobView(NamedTuple):
 
 
 def find_job(
-    s: Session, job_id: str | None = None, idempotency_key: str | None = None
+    s: Session | Connection, job_id: str | None = None, idempotency_key: str | None = None
 ) -> JobView | None:
     """The job with this id (or idempotency key) in one indexed query, or None."""
     if job_id is not None:
@@ -133,7 +133,8 @@ def wait_for_job(s: Session, job_id: str, seconds: float) -> JobView:
 
 
 def _get(job_id: str) -> JobView:
-    job = find_job(db(), job_id)
+    with engine(autocommit=True).connect() as conn:  # one read: no transaction around it
+        job = find_job(conn, job_id)
     if job is None:
         raise ApiError(404, f"unknown job {job_id[:40]!r}", "use the job_id returned by /upload")
     return job
