@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from config import settings
 
 
-@lru_cache(maxsize=4)
 def engine(url: str | None = None, autocommit: bool = False) -> Engine:
     """One pooled engine per URL and process, whose connections survive a Postgres restart.
 
@@ -25,6 +24,12 @@ def engine(url: str | None = None, autocommit: bool = False) -> Engine:
     psycopg2 opens every transaction with a BEGIN round trip of its own and the pool ends it with
     a ROLLBACK, two of the three round trips of such a read; this engine's connections skip both.
     """
+    # One cache key however the caller spells it: `engine()` and `engine(None)` share one pool.
+    return _engine(url, autocommit)
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str | None, autocommit: bool) -> Engine:
     eng = create_engine(
         url or settings().database_url,
         pool_size=5,
