@@ -53,7 +53,7 @@ def test_rotate_and_revoke_keys(app, client, runner):
 
 
 def test_uploads_are_rate_limited_per_key(app, client, runner, monkeypatch):
-    monkeypatch.setenv("CALSERV_RATE_LIMIT", "2 per minute")
+    monkeypatch.setitem(app.config, "RATE_LIMIT", "2 per minute")
     key = new_key(runner, "Busy Obs")
     other = new_key(runner, "Quiet Obs")
     statuses = [upload(client, key, f"burst-{i}").status_code for i in range(3)]

@@ -36,6 +36,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
         MAX_FORM_PARTS=200,
         UPLOAD_DIR=str(s.upload_dir),
+        RATE_LIMIT=s.rate_limit,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=s.session_cookie_secure,

@@ -3,7 +3,7 @@ reading small request bodies at once."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from redis import Redis
@@ -26,9 +26,10 @@ def rate_key() -> str:
 
 
 limiter = Limiter(key_func=rate_key)
-#: The per-key limit of the endpoints that write (uploads, new alerts, login attempts); reads
-#: such as job polls are not limited, so a batch client may poll as it needs.
-rate_limited = limiter.limit(lambda: settings().rate_limit)
+#: The per-key limit (`RATE_LIMIT`) of the endpoints that write (uploads, new alerts, login
+#: attempts); reads such as job polls are not limited, so a batch client may poll as it needs.
+#: Read from the app's config, not the environment: settings() re-reads it (~0.2 ms a call).
+rate_limited = limiter.limit(lambda: current_app.config["RATE_LIMIT"])
 bp = Blueprint("ops", __name__)
 
 
