@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from config import settings
-from web.models import Base
+from db.models import Base
 
 config = context.config
 if config.config_file_name is not None:

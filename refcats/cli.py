@@ -1,8 +1,8 @@
 """``refcat`` command group: ingest, list and build the demo reference surveys.
 
 Plain click; the web app registers it with ``app.cli.add_command(refcat)`` so it runs as
-``flask --app web refcat ...``. The store root is ``config.settings().refcat_dir`` unless
-``--root`` is given.
+``flask --app web refcat ...`` (which makes its ``refcat_dir`` setting the default root). The
+store root is ``--root``, else ``CALSERV_REFCAT_DIR``.
 """
 
 from __future__ import annotations
@@ -15,18 +15,17 @@ from refcats.layout import RefcatError
 
 
 def _root(root: str | None) -> Path:
-    if root:
-        return Path(root)
-    from config import settings
-
-    return Path(settings().refcat_dir)
+    if not root:
+        raise click.UsageError("give the store root: --root DIR or CALSERV_REFCAT_DIR")
+    return Path(root)
 
 
 root_option = click.option(
     "--root",
     type=click.Path(file_okay=False),
     default=None,
-    help="Store root (default: CALSERV_REFCAT_DIR / config refcat_dir).",
+    envvar="CALSERV_REFCAT_DIR",
+    help="Store root (default: CALSERV_REFCAT_DIR, or calserv's refcat_dir under flask).",
 )
 
 

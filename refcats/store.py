@@ -186,7 +186,7 @@ class RefStore:
 
     Parameters
     ----------
-    root : the store root (``config.settings().refcat_dir`` in calserv)
+    root : the store root (calserv's ``refcat_dir`` setting)
     cache_bytes : byte budget of the shared row-group cache
     """
 
@@ -420,23 +420,3 @@ def _load_survey(name: str, real: Path) -> _Survey:
         dropped_rows=int(props.get("calserv_dropped_rows", 0)),
     )
     return _Survey(info, str(real), main, margin, columns)
-
-
-_STORE: RefStore | None = None
-_STORE_LOCK = threading.Lock()
-
-
-def get_store() -> RefStore:
-    """The process-wide store configured by ``config.settings()`` (for workers)."""
-    global _STORE
-    from config import settings
-
-    conf = settings()
-    with _STORE_LOCK:
-        if (
-            _STORE is None
-            or _STORE.root != Path(conf.refcat_dir)
-            or _STORE.cache.max_bytes != conf.refcat_cache_bytes
-        ):
-            _STORE = RefStore(Path(conf.refcat_dir), conf.refcat_cache_bytes)
-        return _STORE

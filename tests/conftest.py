@@ -48,7 +48,7 @@ def database():
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
-    from web.db import engine
+    from db.session import engine
 
     admin = create_engine(_BASE_DB_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:

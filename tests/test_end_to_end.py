@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from db.models import Followup, Job
+from db.session import session_scope
 from tests.conftest import DATA, add_alert, wait_job
-from web.db import session_scope
-from web.models import Followup, Job
 
 GAIA = DATA / "gaia-demo"
 SYNTH = DATA / "synth-deep"

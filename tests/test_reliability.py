@@ -12,10 +12,10 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from db.dispatch import sweep
+from db.models import Followup, Job, JobState
+from db.session import engine, session_scope
 from tests.conftest import DATA, ROOT, WorkerProcess, add_alert, wait_job
-from web.db import engine, session_scope
-from web.models import Followup, Job, JobState
-from workers.sweeper import sweep
 from workers.tasks import calibrate_job
 
 FRAME = DATA / "gaia-demo" / "frame.cat"

@@ -6,9 +6,9 @@ import io
 
 from sqlalchemy import select
 
+from db.models import Observatory
+from db.session import session_scope
 from tests.conftest import DATA, add_alert
-from web.db import session_scope
-from web.models import Observatory
 
 FRAME = (DATA / "gaia-demo" / "frame.cat").read_bytes()
 

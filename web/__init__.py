@@ -18,13 +18,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         alerts,
         cli,
         csrf,
-        database,
         errors,
         followups,
         jobs,
         login,
         ops,
         pages,
+        request_session,
         uploads,
     )
 
@@ -46,11 +46,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    database.init_app(app)
+    request_session.init_app(app)
     errors.register(app)
     csrf.init_app(app)
     ops.init_app(app)
-    cli.register(app)
+    cli.register(app, str(s.refcat_dir))
     for bp in (uploads.bp, jobs.bp, alerts.bp, pages.bp, login.bp, alert_pages.bp, followups.bp):
         app.register_blueprint(bp)
     return app

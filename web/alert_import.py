@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db.models import Alert
 from web.alerts import validate_alert
 from web.errors import ApiError
-from web.models import Alert
 
 COLUMNS = (
     "Name",

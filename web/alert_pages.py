@@ -7,13 +7,13 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Row
 
+from db.models import Alert, Followup
 from web.alerts import find_alert
-from web.database import db
 from web.errors import ApiError
 from web.lightcurve import COLUMNS, lightcurve_rows, plot_png
 from web.listing import csv_response, flag_arg, list_response, paging
-from web.models import Alert, Followup
 from web.negotiation import output_format
+from web.request_session import db
 
 bp = Blueprint("alert_pages", __name__)
 

@@ -8,13 +8,13 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db.models import Alert
 from web.auth import authenticate
-from web.database import db
 from web.errors import ApiError
 from web.keys import KeyOwner
 from web.login import login_required
-from web.models import Alert
 from web.ops import rate_limited
+from web.request_session import db
 
 bp = Blueprint("alerts", __name__)
 

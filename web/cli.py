@@ -1,4 +1,4 @@
-"""Admin commands: `flask --app web observatory|alert|refcat|jobs ...` (design §4)."""
+"""Admin commands: `flask --app web observatory|alert|refcat|jobs ...`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from db.models import Observatory
+from db.session import session_scope
 from refcats.cli import refcat
 from web import keys
 from web.alerts import add_alert
-from web.db import session_scope
 from web.errors import ApiError
-from web.models import Observatory
 
 
 @click.group()
@@ -128,11 +128,15 @@ def jobs() -> None:
 @jobs.command("sweep")
 def jobs_sweep() -> None:
     """Re-send jobs that the queue lost."""
-    from workers.sweeper import sweep
+    from db.dispatch import sweep
 
     click.echo(f"re-sent {sweep()} job(s)")
 
 
-def register(app: Flask) -> None:
+def register(app: Flask, refcat_dir: str) -> None:
+    """Add the command groups; `refcat` commands default to the configured store root."""
+    refcat.context_settings["default_map"] = {
+        name: {"root": refcat_dir} for name in refcat.commands
+    }
     for group in (observatory, alert, refcat, jobs):
         app.cli.add_command(group)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from flask import Blueprint, request, url_for
 from sqlalchemy import func, or_, select
 
-from web.database import db
+from db.models import Alert, Followup, Job, Observatory
 from web.errors import ApiError
 from web.listing import float_arg, list_response, paging
-from web.models import Alert, Followup, Job, Observatory
+from web.request_session import db
 
 bp = Blueprint("followups", __name__)
 

@@ -12,13 +12,13 @@ from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from calib.pipeline import RESULT_KEYS
-from web.db import engine
+from db.job_states import FINISHED
+from db.models import Alert, Followup, Job, JobState, Observatory
+from db.session import engine
 from web.errors import ApiError
-from web.models import Alert, Followup, Job, JobState, Observatory
 from web.negotiation import wants_json
 
 bp = Blueprint("jobs", __name__)
-FINISHED = (JobState.succeeded, JobState.failed)
 
 RESULT_FIELDS = (*RESULT_KEYS, "processing_time")  # processing_time is added by the worker
 

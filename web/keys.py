@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from config import settings
-from web.models import Observatory
+from db.models import Observatory
 
 PREFIX_LEN = 8
 

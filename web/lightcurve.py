@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from web.models import Followup, Observatory
+from db.models import Followup, Observatory
 
 COLUMNS = ("mjd", "mag", "magerr", "caliberr", "filter", "survey", "observatory", "followup_id")
 EXTRA = ("job_id", "limit", "npoints", "zeropoint")

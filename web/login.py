@@ -16,10 +16,10 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 
 from web import keys
 from web.auth import HASHTAG_HINT, SESSION_KEY, session_observatory
-from web.database import db
 from web.errors import ApiError
 from web.negotiation import output_format
 from web.ops import rate_limited
+from web.request_session import db
 
 bp = Blueprint("login", __name__)
 

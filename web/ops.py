@@ -11,7 +11,7 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from config import settings
-from web.db import engine
+from db.session import engine
 from web.errors import ApiError
 from web.keys import PREFIX_LEN
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from web.database import db
+from db.models import Alert, Followup, Observatory
 from web.errors import ApiError
 from web.keys import KeyOwner
 from web.login import login_required
-from web.models import Alert, Followup, Observatory
+from web.request_session import db
 from web.submission import catalogue_file, create_job, parse_params, resolve_alert
 
 bp = Blueprint("pages", __name__)

@@ -17,19 +17,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flask import current_app, request
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
 from calib.pipeline import parse_force_filter
+from db import job_states
+from db.dispatch import send
+from db.models import Job, JobState, Upload
 from web.alerts import find_alert
 from web.errors import ApiError, parse_bounded
 from web.jobs import JOB_FIELDS, JobView, find_job
 from web.keys import KeyOwner
-from web.models import Job, JobState, Upload
-from workers.dispatch import mark_unsent, send
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
@@ -214,16 +215,10 @@ _NEW_JOB = (
         upload_id=bindparam("upload_id"),
         params=bindparam("params", type_=_JOBS.c.params.type),
         state=JobState.queued,
-        enqueued_at=func.now(),  # cleared again if the send fails (workers.dispatch)
+        enqueued_at=func.now(),  # cleared again if the send fails (db.dispatch)
     )
     .on_conflict_do_nothing(index_elements=["idempotency_key"])
     .returning(*(_JOBS.c[name] for name in JOB_FIELDS))
-)
-_REQUEUE_FAILED = (
-    update(_JOBS)
-    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.state == JobState.failed)
-    .values(state=JobState.queued, error=None, finished_at=None, attempts=0, enqueued_at=func.now())
-    .returning(_JOBS.c.id)
 )
 
 
@@ -255,7 +250,7 @@ def create_job(
         return JobView(*row, alert.name, alert.ivorn, obs.name, followup_id=None)
     job = find_job(s, idempotency_key=key)
     # Sending the same frame again is how a user retries a failed job: a fresh start.
-    if job.state == JobState.failed and s.execute(_REQUEUE_FAILED, {"job_id": job.id}).first():
+    if job.state == JobState.failed and job_states.requeue_failed(s, job.id):
         s.commit()
         _send(s, job.id, 0)
         job = find_job(s, job.id)
@@ -264,4 +259,4 @@ def create_job(
 
 def _send(s: Session, job_id: str, attempt: int) -> None:
     if not send(job_id, attempt):
-        mark_unsent(s, job_id)
+        job_states.mark_unsent(s, job_id)

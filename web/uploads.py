@@ -8,9 +8,9 @@ from __future__ import annotations
 from flask import Blueprint
 
 from web.auth import authenticate
-from web.database import db
 from web.jobs import FINISHED, job_response, wait_for_job
 from web.ops import rate_limited
+from web.request_session import db
 from web.submission import (
     catalogue_file,
     create_job,

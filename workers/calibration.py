@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -17,36 +17,32 @@ from sqlalchemy.exc import OperationalError
 from calib import CalibrationError, CatalogError, RefCatalog, calibrate, read_catalog
 from calib.plot import render_calibration_plot
 from config import settings
-from refcats.store import get_store
-from web.db import session_scope
-from web.models import Followup, Job, JobState
+from db import job_states
+from db.models import Followup, JobState
+from db.session import session_scope
+from refcats.store import RefStore
 
 log = logging.getLogger(__name__)
-FINISHED = (JobState.succeeded, JobState.failed)
-#: A job whose worker died this many times (OOM, SIGKILL) is a poison message: fail it with a
-#: reason instead of handing it to the next worker forever.
-MAX_ATTEMPTS = 3
 
 
 def run_job(job_id: str) -> str:
     """Run the job if it still needs running; returns its final state."""
     with session_scope() as s:
-        job = s.get(Job, job_id, with_for_update=True)
+        job = job_states.lock(s, job_id)
         if job is None:
             log.warning("event=job_missing job=%s", job_id)
             return "missing"
-        if job.state in FINISHED:
+        if job.state in job_states.FINISHED:
             return job.state.value
-        if job.attempts >= MAX_ATTEMPTS:
-            _mark_failed(
+        if job.attempts >= job_states.MAX_ATTEMPTS:
+            job_states.fail(
                 job,
                 f"the calibration was interrupted {job.attempts} times (its worker died); "
                 "the catalogue may be too large or malformed: check it, then upload it again",
             )
             log.warning("event=job_poisoned job=%s attempts=%d", job_id, job.attempts)
             return job.state.value
-        job.state, job.started_at = JobState.running, datetime.now(UTC)
-        job.attempts += 1
+        job_states.start(job)
         attempt = job.attempts
         params = dict(job.params)
         path = job.upload.path
@@ -75,11 +71,18 @@ def run_job(job_id: str) -> str:
     return _finish_succeeded(job_id, result, image)
 
 
+@cache
+def _store() -> RefStore:
+    """The process's reference store: its row-group cache is shared by the jobs it runs."""
+    cfg = settings()
+    return RefStore(cfg.refcat_dir, cfg.refcat_cache_bytes)
+
+
 def _calibrate(
     job_id: str, path: Path, target: tuple[float, float], params: dict, filters: list[str]
 ) -> tuple[dict, str | None]:
     catalog = read_catalog(path.read_bytes())
-    tables = get_store().footprint(catalog.ra, catalog.dec)
+    tables = _store().footprint(catalog.ra, catalog.dec)
     refs = [
         RefCatalog.from_columns(survey, {c: t.column(c).to_numpy() for c in t.column_names})
         for survey, t in tables.items()
@@ -104,11 +107,10 @@ def _calibrate(
 
 def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
     with session_scope() as s:
-        job = s.get(Job, job_id, with_for_update=True)
-        if job.state in FINISHED:
+        job = job_states.lock(s, job_id)
+        if job.state in job_states.FINISHED:
             return job.state.value
-        job.state, job.finished_at = JobState.succeeded, datetime.now(UTC)
-        job.result, job.image_path, job.error = result, image, None
+        job_states.succeed(job, result, image)
         params = job.params
         if not params.get("dry_run"):
             s.add(
@@ -145,13 +147,9 @@ def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
 
 def _finish_failed(job_id: str, error: str, detail: str | None) -> str:
     with session_scope() as s:
-        job = s.get(Job, job_id, with_for_update=True)
-        if job.state in FINISHED:
+        job = job_states.lock(s, job_id)
+        if job.state in job_states.FINISHED:
             return job.state.value
-        _mark_failed(job, f"{error}: {detail}" if detail else error)
+        job_states.fail(job, f"{error}: {detail}" if detail else error)
     log.info("event=job_failed job=%s error=%r", job_id, error)
     return JobState.failed.value
-
-
-def _mark_failed(job: Job, error: str) -> None:
-    job.state, job.finished_at, job.error = JobState.failed, datetime.now(UTC), error

@@ -1,6 +1,8 @@
-"""The Celery application; `celery -A workers.celery_app worker` runs it."""
+"""The Celery application; `celery -A workers.celery_app worker` runs it.
 
-from celery import Celery
+The app itself lives in `db.dispatch`, which the web tier uses to send tasks by name.
+"""
 
-app = Celery("calserv")
-app.config_from_object("celeryconfig")
+from db.dispatch import celery_app as app
+
+__all__ = ["app"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
+from db.dispatch import sweep
 from workers.calibration import run_job
-from workers.sweeper import sweep
 
 
 @shared_task(

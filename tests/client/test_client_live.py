@@ -14,8 +14,8 @@ from clienthelpers import CLI, GAIA, cli_env, run_cli
 from sqlalchemy import func, select
 
 from calserv_client import CalservError, Client
-from web.db import session_scope
-from web.models import Alert, Job
+from db.models import Alert, Job
+from db.session import session_scope
 
 pytestmark = pytest.mark.usefixtures("worker")
 

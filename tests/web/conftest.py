@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
+from db.models import Alert, Followup, Job, JobState, Observatory, Upload
+from db.session import session_scope
 from web import keys
-from web.db import session_scope
-from web.models import Alert, Followup, Job, JobState, Observatory, Upload
 
 
 def token() -> str:

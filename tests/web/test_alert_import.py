@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from db.models import Alert
+from db.session import session_scope
 from web.alert_import import parse_gaia_alerts
-from web.db import session_scope
-from web.models import Alert
 
 HEADER = (
     "#Name,Date,RaDeg,DecDeg,AlertMag,HistoricMag,HistoricStdDev,Class,Published,Comment,TNSid\n"

@@ -62,8 +62,8 @@ def test_uploaded_frame_becomes_a_point_of_the_light_curve(client, worker, obser
     truth = json.loads((GAIA / "truth.json").read_text())
     name = f"Sub{make.token()}"
     make.alert(name)
-    from web.db import session_scope
-    from web.models import Alert
+    from db.models import Alert
+    from db.session import session_scope
 
     with session_scope() as s:  # the demo frame's target position
         a = s.query(Alert).filter_by(name=name).one()

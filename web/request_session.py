@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, g
 from sqlalchemy.orm import Session
 
-from web.db import session_factory
+from db.session import session_factory
 
 
 def db() -> Session:
