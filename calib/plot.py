@@ -43,9 +43,10 @@ def render_calibration_plot(result: CalibrationResult, path: str | os.PathLike) 
         f"{result.survey}/{result.filter}: zp {result.zeropoint:.3f} ± {result.zeropoint_err:.3f}"
         f"{colour}, {result.npoints} stars",
         fontsize=9,
+        parse_math=False,  # survey and filter names are text, never mathtext
     )
     top.set_ylabel("catalogue mag + zero point")
     top.legend(fontsize=7, loc="upper left")
-    bottom.set_xlabel(f"{result.survey} {result.filter} mag")
+    bottom.set_xlabel(f"{result.survey} {result.filter} mag", parse_math=False)
     bottom.set_ylabel("residual (mag)")
     fig.savefig(path, format="png", pil_kwargs={"compress_level": 1})

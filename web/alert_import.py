@@ -17,6 +17,7 @@ import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -59,6 +60,11 @@ class GaiaAlert:
     @property
     def ivorn(self) -> str:
         return IVORN_PREFIX + self.name
+
+    @property
+    def url(self) -> str:
+        """The alert's page on the Gaia alerts site; the name is percent-encoded into it."""
+        return PAGE_URL.format(name=quote(self.name, safe=""))
 
 
 @dataclass
@@ -115,7 +121,7 @@ def upsert_alerts(s: Session, alerts: list[GaiaAlert]) -> ImportReport:
     }
     for g in alerts:
         try:
-            validate_alert(g.ivorn, g.name, g.ra, g.dec)
+            validate_alert(g.ivorn, g.name, g.ra, g.dec, g.url)
         except ApiError as e:
             raise ImportFormatError(f"alert {g.name!r}: {e.error} ({e.detail})") from None
         fields = {
@@ -128,7 +134,7 @@ def upsert_alerts(s: Session, alerts: list[GaiaAlert]) -> ImportReport:
         }
         row = known.get(g.name)
         if row is None:
-            row = Alert(ivorn=g.ivorn, name=g.name, url=PAGE_URL.format(name=g.name), **fields)
+            row = Alert(ivorn=g.ivorn, name=g.name, url=g.url, **fields)
             s.add(row)
             known[g.name] = row
             report.added += 1

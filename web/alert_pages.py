@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Row
 
 from db.models import Alert, Followup
-from web.alerts import find_alert
+from web.alerts import find_alert, is_web_url
 from web.errors import ApiError
 from web.lightcurve import COLUMNS, lightcurve_rows, plot_png
 from web.listing import csv_response, flag_arg, list_response, paging
@@ -47,7 +47,7 @@ def alert_dict(a: Alert | Row, npoints: int = 0, last_mjd: float | None = None) 
         "classification": a.classification,
         "published": a.published,
         "comment": a.comment,
-        "url": a.url,
+        "url": a.url if is_web_url(a.url) else None,  # rows stored before URLs were checked
         "npoints": npoints,
         "last_mjd": last_mjd,
         "url_page": url_for("alert_pages.show", name=a.name, _external=True),

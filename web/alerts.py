@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.engine import Row
@@ -34,18 +36,34 @@ def find_alert(s: Session, event: str) -> Row | None:
     return s.execute(_BY_IVORN_OR_NAME, {"event": event, "lower": event.lower()}).first()
 
 
-def validate_alert(ivorn: str, name: str, ra: float, dec: float) -> None:
+def is_web_url(url: str | None) -> bool:
+    """True for an absolute http(s) URL: the only kind calserv stores or links (a `javascript:`
+    or `data:` link would run script on calserv's own pages)."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def validate_alert(ivorn: str, name: str, ra: float, dec: float, url: str | None = None) -> None:
     if not ivorn.startswith("ivo://") or len(ivorn) > 300:
         raise ApiError(422, "EventID must be an IVORN", "e.g. ivo://110610")
     if not name or len(name) > 100:
         raise ApiError(422, "name is required", "e.g. Gaia16aye (at most 100 characters)")
     if not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
         raise ApiError(422, "ra/dec out of range", "ra in [0, 360), dec in [-90, 90] degrees")
+    if url is not None and (len(url) > 1000 or not is_web_url(url)):
+        raise ApiError(422, "url must be an http(s) address", "e.g. https://example.org/alert")
 
 
-def add_alert(s: Session, ivorn: str, name: str, ra: float, dec: float, **extra) -> Alert:
-    validate_alert(ivorn, name, ra, dec)
-    alert = Alert(ivorn=ivorn, name=name, ra=ra, dec=dec, **extra)
+def add_alert(
+    s: Session, ivorn: str, name: str, ra: float, dec: float, url: str | None = None, **extra
+) -> Alert:
+    validate_alert(ivorn, name, ra, dec, url)
+    alert = Alert(ivorn=ivorn, name=name, ra=ra, dec=dec, url=url, **extra)
     s.add(alert)
     try:
         s.commit()
@@ -104,5 +122,5 @@ def _insert_from_form() -> Alert:
         form.get("name", "").strip(),
         ra,
         dec,
-        url=form.get("url", "").strip()[:1000] or None,
+        url=form.get("url", "").strip() or None,
     )

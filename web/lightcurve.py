@@ -121,7 +121,7 @@ def plot_png(rows: Sequence[dict], title: str) -> bytes:
         ax.text(0.5, 0.5, "no follow-up data yet", transform=ax.transAxes, ha="center")
     ax.set_xlabel("MJD")
     ax.set_ylabel("magnitude")
-    ax.set_title(title)
+    ax.set_title(title, parse_math=False)  # names such as "UX$^$" are text, not maths
     ax.grid(alpha=0.3)
     ax.ticklabel_format(axis="x", useOffset=False, style="plain")
     handles = [Line2D([], [], color=colour[f], marker="o", ls="", label=f) for f in filters]
@@ -135,7 +135,9 @@ def plot_png(rows: Sequence[dict], title: str) -> bytes:
             )
         )
     if handles:
-        ax.legend(handles=handles, fontsize="small", loc="best", framealpha=0.8)
+        legend = ax.legend(handles=handles, fontsize="small", loc="best", framealpha=0.8)
+        for text in legend.get_texts():
+            text.set_parse_math(False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
