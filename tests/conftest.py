@@ -149,7 +149,7 @@ def worker(database, redis_client, refstore):
 def app(database):
     from web import create_app
 
-    return create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+    return create_app(overrides={"TESTING": True, "WTF_CSRF_ENABLED": False})
 
 
 @pytest.fixture()

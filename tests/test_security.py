@@ -81,7 +81,7 @@ def test_healthz_reports_both_services(client, redis_client):
 def test_internal_errors_show_no_stack_trace():
     from web import create_app
 
-    app = create_app({"TESTING": False})
+    app = create_app(overrides={"TESTING": False})
 
     @app.get("/boom-for-test")
     def boom():

@@ -7,7 +7,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from flask import Blueprint, Response, jsonify, make_response, render_template, send_file, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    send_file,
+    url_for,
+)
 from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.orm import Session
 
@@ -133,7 +142,8 @@ def wait_for_job(s: Session, job_id: str, seconds: float) -> JobView:
 
 
 def _get(job_id: str) -> JobView:
-    with engine(autocommit=True).connect() as conn:  # one read: no transaction around it
+    # One read: no transaction around it.
+    with engine(current_app.config["DATABASE_URL"], autocommit=True).connect() as conn:
         job = find_job(conn, job_id)
     if job is None:
         raise ApiError(404, f"unknown job {job_id[:40]!r}", "use the job_id returned by /upload")
