@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from calib import CalibrationError, CatalogError, RefCatalog, calibrate, read_catalog
 from calib.plot import render_calibration_plot
+from calib.schema import followup_values
 from config import settings
 from db import job_states
 from db.models import Followup, JobState
@@ -120,17 +121,8 @@ def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
                     observatory_id=job.observatory_id,
                     mjd=params["mjd"],
                     exptime=params.get("exptime"),
-                    survey=result["survey"],
-                    filter=result["filter"],
-                    mag=result["mag"],
-                    mag_err=result["mag_err"],
-                    is_limit=result["limit"],
-                    limiting_mag=result.get("limiting_mag"),
-                    zeropoint=result["zeropoint"],
-                    zeropoint_err=result["zeropoint_err"],
-                    npoints=result["npoints"],
-                    scatter=result.get("scatter"),
                     comment=params.get("comment"),
+                    **followup_values(result),
                 )
             )
     log.info(
