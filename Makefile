@@ -52,6 +52,7 @@ bench: services .venv-bench/.installed
 	$(PY) bench/bench_refcats.py
 	.venv-bench/bin/python bench/bench_calib.py
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_plot.py
 
 clean: stop
 	rm -rf var

@@ -17,7 +17,7 @@ from calib.schema import RESULT_KEYS, followup_result
 from calserv_client.batch import RESULT_KEYS as CLIENT_KEYS
 from db.models import Followup, Job
 from db.session import session_scope
-from tests.conftest import DATA, add_alert, wait_job
+from tests.helpers import DATA, add_alert, wait_job
 
 GAIA = DATA / "gaia-demo"
 SYNTH = DATA / "synth-deep"

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from db.dispatch import sweep
 from db.models import Followup, Job, JobState
 from db.session import engine, session_scope
-from tests.conftest import DATA, ROOT, WorkerProcess, add_alert, wait_job
+from tests.helpers import DATA, ROOT, WorkerProcess, add_alert, wait_job
 from workers.tasks import calibrate_job
 
 FRAME = DATA / "gaia-demo" / "frame.cat"

@@ -6,7 +6,7 @@ import io
 import logging
 import re
 
-from tests.conftest import DATA, add_alert, wait_job
+from tests.helpers import DATA, add_alert, wait_job
 from workers.job_log import FORMAT, JobIdFilter, job_context
 
 
