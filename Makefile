@@ -7,6 +7,8 @@ FLASK := $(VENV)/bin/flask --app web
 export CALSERV_VAR_DIR ?= $(CURDIR)/var
 export CALSERV_PG_PORT ?= 5433
 export CALSERV_REDIS_PORT ?= 6380
+# A developer's machine: the built-in secret key and pepper are accepted (production refuses them).
+export CALSERV_ENV ?= development
 
 .PHONY: run test install services stop migrate demo lint bench clean
 
@@ -50,6 +52,7 @@ bench: services .venv-bench/.installed
 	$(PY) bench/bench_refcats.py
 	.venv-bench/bin/python bench/bench_calib.py
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_plot.py
 
 clean: stop
 	rm -rf var

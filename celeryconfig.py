@@ -2,7 +2,8 @@
 
 Reliability first: a task is acknowledged only after it finishes (late acks), a worker takes one
 task at a time (prefetch 1), a task whose worker died is given back to the queue, and the job row in
-Postgres, not Celery's result backend, records the outcome.
+Postgres, not Celery's result backend, records the outcome. Built from the process's settings
+(`config.settings()`, read once when Celery loads this module).
 """
 
 from config import settings

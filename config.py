@@ -1,72 +1,119 @@
-"""calserv configuration: every setting comes from an environment variable with a local default.
+"""calserv configuration: one typed :class:`Settings` object, read from the environment once.
 
-One module, read by the web tier, the workers and the CLI alike, so that `make run`, `make test`
-and a production unit file differ only in their environment.
+Every setting is an environment variable `CALSERV_<NAME>` (the bare `<NAME>` is accepted too), with
+a local default, so `make run`, `make test` and a production unit differ only in their environment.
+Processes load it once (:func:`settings`) and hand it on: `create_app(settings)`, `celeryconfig`.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
+PREFIX = "CALSERV_"
+DEV_SECRET_KEY = "dev-only-secret-change-me"
+DEV_HASHTAG_PEPPER = "dev-only-pepper-change-me"
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"CALSERV_{name}", os.environ.get(name, default))
+def _env(name: str, default: Any = None, **kw: Any) -> Any:
+    """A setting read from `CALSERV_<NAME>` or `<NAME>`."""
+    alias = AliasChoices(PREFIX + name, name)
+    if "default_factory" in kw:
+        return Field(validation_alias=alias, **kw)
+    return Field(default, validation_alias=alias, **kw)
 
 
-def _var(sub: str) -> str:
-    return str(Path(_env("VAR_DIR", str(ROOT / "var"))) / sub)
+class ConfigError(ValueError):
+    """A setting has a value calserv cannot use; the message names its variable, on one line."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """A snapshot of the environment; build a new one (``Settings()``) to re-read it."""
+class Settings(BaseSettings):
+    """Every setting of calserv; `Settings(queue="x")` builds one for a test without the env."""
 
-    var_dir: Path = field(default_factory=lambda: Path(_env("VAR_DIR", str(ROOT / "var"))))
-    database_url: str = field(
-        default_factory=lambda: _env(
-            "DATABASE_URL",
-            f"postgresql+psycopg2://calserv@127.0.0.1:{_env('PG_PORT', '5433')}/calserv",
-        )
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_by_name=True)
+
+    #: `development` accepts the built-in secret key and pepper; `production` refuses them.
+    env: Literal["production", "development"] = Field(
+        "production", validation_alias=AliasChoices(PREFIX + "ENV")
     )
-    redis_url: str = field(
-        default_factory=lambda: _env(
-            "REDIS_URL", f"redis://127.0.0.1:{_env('REDIS_PORT', '6380')}/0"
-        )
+    var_dir: Path = _env("VAR_DIR", ROOT / "var")
+    pg_port: int = _env("PG_PORT", 5433)
+    redis_port: int = _env("REDIS_PORT", 6380)
+    database_url: str = _env(
+        "DATABASE_URL",
+        default_factory=lambda d: (
+            f"postgresql+psycopg2://calserv@127.0.0.1:{d.get('pg_port', 5433)}/calserv"
+        ),
     )
-    queue: str = field(default_factory=lambda: _env("QUEUE", "calserv"))
-    refcat_dir: Path = field(default_factory=lambda: Path(_env("REFCAT_DIR", _var("refcats"))))
-    upload_dir: Path = field(default_factory=lambda: Path(_env("UPLOAD_DIR", _var("uploads"))))
-    plot_dir: Path = field(default_factory=lambda: Path(_env("PLOT_DIR", _var("plots"))))
-    secret_key: str = field(default_factory=lambda: _env("SECRET_KEY", "dev-only-secret-change-me"))
-    hashtag_pepper: str = field(
-        default_factory=lambda: _env("HASHTAG_PEPPER", "dev-only-pepper-change-me")
+    redis_url: str = _env(
+        "REDIS_URL", default_factory=lambda d: f"redis://127.0.0.1:{d.get('redis_port', 6380)}/0"
     )
-    max_upload_bytes: int = field(
-        default_factory=lambda: int(_env("MAX_UPLOAD_BYTES", str(50 * 1024 * 1024)))
-    )
-    refcat_cache_bytes: int = field(
-        default_factory=lambda: int(_env("REFCAT_CACHE_BYTES", str(512 * 1024 * 1024)))
-    )
-    task_soft_time_limit: int = field(
-        default_factory=lambda: int(_env("TASK_SOFT_TIME_LIMIT", "120"))
-    )
-    task_time_limit: int = field(default_factory=lambda: int(_env("TASK_TIME_LIMIT", "180")))
-    visibility_timeout: int = field(default_factory=lambda: int(_env("VISIBILITY_TIMEOUT", "300")))
-    sweep_interval: int = field(default_factory=lambda: int(_env("SWEEP_INTERVAL", "30")))
-    stale_job_seconds: int = field(default_factory=lambda: int(_env("STALE_JOB_SECONDS", "600")))
-    worker_max_memory_kb: int = field(
-        default_factory=lambda: int(_env("WORKER_MAX_MEMORY_KB", str(1024 * 1024)))
-    )
-    rate_limit: str = field(default_factory=lambda: _env("RATE_LIMIT", "1200 per minute"))
-    session_cookie_secure: bool = field(
-        default_factory=lambda: _env("SESSION_COOKIE_SECURE", "0") == "1"
-    )
+    queue: str = _env("QUEUE", "calserv")
+    refcat_dir: Path = _env("REFCAT_DIR", default_factory=lambda d: _var(d, "refcats"))
+    upload_dir: Path = _env("UPLOAD_DIR", default_factory=lambda d: _var(d, "uploads"))
+    plot_dir: Path = _env("PLOT_DIR", default_factory=lambda d: _var(d, "plots"))
+    secret_key: str = _env("SECRET_KEY", DEV_SECRET_KEY)
+    hashtag_pepper: str = _env("HASHTAG_PEPPER", DEV_HASHTAG_PEPPER)
+    max_upload_bytes: int = _env("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, gt=0)
+    refcat_cache_bytes: int = _env("REFCAT_CACHE_BYTES", 512 * 1024 * 1024, ge=0)
+    task_soft_time_limit: int = _env("TASK_SOFT_TIME_LIMIT", 120, gt=0)
+    task_time_limit: int = _env("TASK_TIME_LIMIT", 180, gt=0)
+    visibility_timeout: int = _env("VISIBILITY_TIMEOUT", 300, gt=0)
+    sweep_interval: int = _env("SWEEP_INTERVAL", 30, gt=0)
+    stale_job_seconds: int = _env("STALE_JOB_SECONDS", 600, gt=0)
+    worker_max_memory_kb: int = _env("WORKER_MAX_MEMORY_KB", 1024 * 1024, gt=0)
+    rate_limit: str = _env("RATE_LIMIT", "1200 per minute")
+    session_cookie_secure: bool = _env("SESSION_COOKIE_SECURE", False)
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Settings:
+        if self.env != "development":
+            for name, value, dev in (
+                ("SECRET_KEY", self.secret_key, DEV_SECRET_KEY),
+                ("HASHTAG_PEPPER", self.hashtag_pepper, DEV_HASHTAG_PEPPER),
+            ):
+                if value == dev:
+                    raise ValueError(
+                        f"{PREFIX}{name} is the development default: set a long random value "
+                        f"(or {PREFIX}ENV=development on a developer's machine)"
+                    )
+        return self
+
+    @classmethod
+    def load(cls, **values: Any) -> Settings:
+        """The environment's settings (`values` take precedence); ConfigError when one is bad."""
+        try:
+            return cls(**values)
+        except ValidationError as e:
+            raise ConfigError(_one_line(e)) from None
 
 
+def _var(data: dict, sub: str) -> Path:
+    return Path(data.get("var_dir", ROOT / "var")) / sub
+
+
+def _one_line(e: ValidationError) -> str:
+    """`CALSERV_MAX_UPLOAD_BYTES='50MB': Input should be a valid integer...`, one per bad value."""
+    parts = []
+    for err in e.errors(include_url=False):
+        loc = str(err["loc"][0]) if err["loc"] else ""
+        name = loc.upper() if loc.upper().startswith(PREFIX) else PREFIX + loc.upper()
+        got = f"={err['input']!r}" if loc and not isinstance(err["input"], dict) else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{name}{got}: {msg}" if loc else msg)
+    return "invalid configuration: " + "; ".join(parts)
+
+
+@cache
 def settings() -> Settings:
-    """The current settings, read from the environment now."""
-    return Settings()
+    """The process's settings, read from the environment on first use; a bad value ends the
+    process with a one-line message naming the variable (not a traceback)."""
+    try:
+        return Settings.load()
+    except ConfigError as e:
+        raise SystemExit(f"calserv: {e}") from None

@@ -132,6 +132,8 @@ class Stack:
     def _start(self, workers: int, concurrency: int, web_workers: int | None) -> None:
         from config import settings
 
+        # A benchmark is a developer's run: the built-in secret key and pepper are fine.
+        os.environ.setdefault("CALSERV_ENV", "development")
         base = settings()
         self.base_db = base.database_url
         self.worker_mains: list[int] = []

@@ -4,28 +4,34 @@ Pure numpy/astropy, usable from a notebook::
 
     from calib import read_catalog, RefCatalog, calibrate
     result = calibrate(read_catalog(data), [ref], ra, dec)
+
+The names below load on first use, so that `calib.schema` (numpy-free) can be imported by the web
+tier without the science stack.
 """
 
-from .catalog import SourceCatalog, read_catalog
-from .clean import clean_catalog
-from .errors import CalibrationError, CatalogError
-from .match import auto_match_radius, crossmatch
-from .pipeline import CalibrationResult, calibrate, parse_force_filter
-from .reference import RefCatalog
-from .zeropoint import ZeroPointFit, fit_zeropoint
+from importlib import import_module
 
-__all__ = [
-    "CalibrationError",
-    "CalibrationResult",
-    "CatalogError",
-    "RefCatalog",
-    "SourceCatalog",
-    "ZeroPointFit",
-    "auto_match_radius",
-    "calibrate",
-    "clean_catalog",
-    "crossmatch",
-    "fit_zeropoint",
-    "parse_force_filter",
-    "read_catalog",
-]
+_EXPORTS = {
+    "SourceCatalog": "catalog",
+    "read_catalog": "catalog",
+    "clean_catalog": "clean",
+    "CalibrationError": "errors",
+    "CatalogError": "errors",
+    "auto_match_radius": "match",
+    "crossmatch": "match",
+    "CalibrationResult": "pipeline",
+    "calibrate": "pipeline",
+    "parse_force_filter": "pipeline",
+    "RefCatalog": "reference",
+    "ZeroPointFit": "zeropoint",
+    "fit_zeropoint": "zeropoint",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'calib' has no attribute {name!r}")
+    value = getattr(import_module(f"calib.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import schema
 from .catalog import SourceCatalog
 from .clean import clean_catalog
 from .errors import CalibrationError
@@ -80,18 +81,9 @@ class Candidate:
         }
 
 
-#: The scalar keys of `CalibrationResult.to_dict`; it adds ``candidates`` and ``log``.
-SCALAR_KEYS = (
-    "survey", "filter", "mag", "mag_err", "limit", "limiting_mag", "zeropoint",
-    "zeropoint_err", "colour_term", "scatter", "npoints", "outlier_fraction",
-    "match_dist", "ra", "dec",
-)  # fmt: skip
-RESULT_KEYS = (*SCALAR_KEYS, "candidates", "log")
-
-
 @dataclass
 class CalibrationResult:
-    """Calibrated measurement of the alert on one frame (see `to_dict` for the JSON shape).
+    """Calibrated measurement of the alert on one frame (`calib.schema` describes its JSON).
 
     ``fit`` is the chosen zero-point fit, with the per-star arrays used by the plot.
     """
@@ -116,13 +108,9 @@ class CalibrationResult:
     fit: ZeroPointFit | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        """JSON-safe dict: python scalars only, ``None`` instead of NaN."""
-        out = {key: _num(getattr(self, key)) for key in SCALAR_KEYS}
-        out["limit"] = bool(self.limit)
-        out["npoints"] = int(self.npoints)
-        out["candidates"] = [dict(c) for c in self.candidates]
-        out["log"] = list(self.log)
-        return out
+        """JSON-safe dict of `calib.schema.RESULT_FIELDS`: python scalars, ``None`` for NaN."""
+        keys = [k for k in schema.RESULT_KEYS if hasattr(self, k)]
+        return schema.result_dict({k: getattr(self, k) for k in keys})
 
 
 def _num(value):

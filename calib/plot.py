@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .pipeline import CalibrationResult
@@ -17,10 +14,12 @@ from .pipeline import CalibrationResult
 def render_calibration_plot(result: CalibrationResult, path: str | os.PathLike) -> None:
     """Write a PNG of the chosen fit: calibrated vs reference magnitudes, and residuals.
 
-    Uses a bare `Figure` (no pyplot state), so it is safe in worker processes and threads.
+    Uses a bare `Figure` on its own Agg canvas (no pyplot state, no process-wide backend), so it
+    is safe in worker processes and threads and leaves the importer's matplotlib backend alone.
     """
     fit = result.fit
     fig = Figure(figsize=(6.4, 6.0), dpi=90)
+    FigureCanvasAgg(fig)
     # Fixed margins: tight_layout would cost more than the whole calibration.
     fig.subplots_adjust(left=0.12, right=0.97, top=0.94, bottom=0.09, hspace=0.08)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))

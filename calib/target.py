@@ -9,6 +9,7 @@ import numpy as np
 from .catalog import SourceCatalog
 from .clean import JUNK_MAG
 from .match import unit_vectors
+from .schema import LIMIT_MAG_ERR
 
 SNR_LIMIT = 5.0
 ERR_AT_LIMIT = 2.5 / np.log(10) / SNR_LIMIT  # 0.2171 mag: magnitude error at S/N = 5
@@ -116,7 +117,12 @@ def measure_target(
     found = nearest_source(catalog, ra, dec, radius_arcsec)
     if found is None:
         return TargetMeasurement(
-            mag=limiting_mag, mag_err=-1.0, limit=True, limiting_mag=limiting_mag, ra=ra, dec=dec
+            mag=limiting_mag,
+            mag_err=LIMIT_MAG_ERR,
+            limit=True,
+            limiting_mag=limiting_mag,
+            ra=ra,
+            dec=dec,
         )
     i, sep = found
     phot_err = float(catalog.mag_err[i])

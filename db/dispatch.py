@@ -17,7 +17,6 @@ from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
-from config import settings
 from db import job_states
 from db.session import session_scope
 
@@ -47,19 +46,20 @@ def send(job_id: str, attempt: int) -> bool:
     return True
 
 
-def sweep() -> int:
-    """Re-send jobs that the queue lost: never sent (broker was down), or stuck past every time
-    limit; returns how many were sent.
+def sweep(stale_after: timedelta) -> list[str]:
+    """Re-send jobs that the queue lost: never sent (broker was down), or queued or running for
+    longer than `stale_after` (the `STALE_JOB_SECONDS` setting); returns the ids it sent.
 
     Runs every `SWEEP_INTERVAL` seconds from Celery beat and on demand (`flask --app web jobs
     sweep`). Re-sending is safe: the worker locks the row and skips jobs that have finished.
     """
     now = datetime.now(UTC)
-    sent = 0
+    sent = []
     with session_scope() as s:
-        for job in job_states.lost(s, now, timedelta(seconds=settings().stale_job_seconds)):
+        for job in job_states.lost(s, now, stale_after):
             log.warning("event=job_resent job=%s state=%s", job.id, job.state.value)
             ok = send(job.id, job.attempts)
             job_states.resend(job, now if ok else None)
-            sent += ok
+            if ok:
+                sent.append(job.id)
     return sent

@@ -126,7 +126,9 @@ class Job(Base):
 
 
 class Followup(Base):
-    """A calibrated photometric point (or upper limit) of an alert: one per successful job."""
+    """A calibrated photometric point (or upper limit) of an alert: one per successful job.
+
+    Its result columns are `calib.schema.FOLLOWUP_COLUMNS`."""
 
     __tablename__ = "followups"
     __table_args__ = (UniqueConstraint("job_id", name="uq_followups_job"),)
@@ -145,8 +147,11 @@ class Followup(Base):
     limiting_mag: Mapped[float | None] = mapped_column(Double)
     zeropoint: Mapped[float] = mapped_column(Double)
     zeropoint_err: Mapped[float] = mapped_column(Double)
+    zeropoint_order: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     npoints: Mapped[int] = mapped_column(Integer)
     scatter: Mapped[float | None] = mapped_column(Double)
+    target_flags: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    warnings: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

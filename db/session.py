@@ -1,6 +1,8 @@
 """Database engine and sessions, shared by the web tier, the workers and the CLI.
 
-No Flask here: workers open sessions with :func:`session_scope` outside any request.
+No Flask here: workers open sessions with :func:`session_scope` outside any request. Each function
+takes the database URL; without one, the process's settings (`config.settings()`, read once) name
+it. The web tier always passes its app's URL.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ def engine(url: str | None = None, autocommit: bool = False) -> Engine:
     psycopg2 opens every transaction with a BEGIN round trip of its own and the pool ends it with
     a ROLLBACK, two of the three round trips of such a read; this engine's connections skip both.
     """
-    # One cache key however the caller spells it: `engine()` and `engine(None)` share one pool.
-    return _engine(url, autocommit)
+    # One cache key however the caller spells it: `engine()` and `engine(url)` share one pool.
+    return _engine(url or settings().database_url, autocommit)
 
 
 @lru_cache(maxsize=8)
-def _engine(url: str | None, autocommit: bool) -> Engine:
+def _engine(url: str, autocommit: bool) -> Engine:
     eng = create_engine(
-        url or settings().database_url,
+        url,
         pool_size=5,
         max_overflow=10,
         pool_recycle=1800,
@@ -58,10 +60,14 @@ def _refuse_closed_connection(dbapi_conn, record, proxy) -> None:
         raise DisconnectionError("the server closed this connection")  # the pool reconnects
 
 
-@lru_cache(maxsize=4)
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
     """One factory per URL and process: each sessionmaker makes a Session subclass of its own,
     whose event registry is costly to set up and never freed."""
+    return _session_factory(url or settings().database_url)
+
+
+@lru_cache(maxsize=4)
+def _session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine(url), expire_on_commit=False)
 
 

@@ -1,6 +1,6 @@
 """calserv reference catalogues: a HATS-compatible HEALPix store of photometric surveys.
 
-Layout (one directory per survey under the store root, ``config.settings().refcat_dir``)::
+Layout (one directory per survey under the store root, calserv's ``refcat_dir`` setting)::
 
     ROOT/SURVEY -> .SURVEY@v<time>/     symlink to the current version (atomic re-ingest)
         properties                      HATS key=value: obs_collection, dataproduct_type=object,

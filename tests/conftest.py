@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,25 +17,25 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-_TMP = Path(os.environ.get("CALSERV_TEST_VAR", f"/tmp/calserv-test-{os.getpid()}"))
+from tests.helpers import DATA, ROOT, TMP, WorkerProcess, free_port
 
-# Each test session gets its own database and queue, so concurrent runs never meet.
+# Each test session gets its own database and queue, so concurrent runs never meet. The worker
+# and gunicorn subprocesses, and this process's settings (`config.settings()`), read these.
 _BASE_DB_URL = os.environ.get(
     "CALSERV_DATABASE_URL", "postgresql+psycopg2://calserv@127.0.0.1:5433/calserv_test"
 )
 _TEST_DB = f"calserv_test_{os.getpid()}"
-os.environ["CALSERV_DATABASE_URL"] = _BASE_DB_URL.rsplit("/", 1)[0] + "/" + _TEST_DB
-os.environ["CALSERV_QUEUE"] = f"calserv-test-{os.getpid()}"
-os.environ.setdefault("CALSERV_REDIS_URL", "redis://127.0.0.1:6380/1")
-os.environ["CALSERV_UPLOAD_DIR"] = str(_TMP / "uploads")
-os.environ["CALSERV_PLOT_DIR"] = str(_TMP / "plots")
-os.environ["CALSERV_REFCAT_DIR"] = str(_TMP / "refcats")
-os.environ.setdefault("CALSERV_SECRET_KEY", "test-secret")
-os.environ.setdefault("CALSERV_HASHTAG_PEPPER", "test-pepper")
-os.environ.setdefault("CALSERV_RATE_LIMIT", "100000 per minute")
+os.environ.update(
+    CALSERV_DATABASE_URL=_BASE_DB_URL.rsplit("/", 1)[0] + "/" + _TEST_DB,
+    CALSERV_QUEUE=f"calserv-test-{os.getpid()}",
+    CALSERV_REDIS_URL=os.environ.get("CALSERV_REDIS_URL", "redis://127.0.0.1:6380/1"),
+    CALSERV_UPLOAD_DIR=str(TMP / "uploads"),
+    CALSERV_PLOT_DIR=str(TMP / "plots"),
+    CALSERV_REFCAT_DIR=str(TMP / "refcats"),
+    CALSERV_SECRET_KEY=os.environ.get("CALSERV_SECRET_KEY", "test-secret"),
+    CALSERV_HASHTAG_PEPPER=os.environ.get("CALSERV_HASHTAG_PEPPER", "test-pepper"),
+    CALSERV_RATE_LIMIT=os.environ.get("CALSERV_RATE_LIMIT", "100000 per minute"),
+)
 
 
 @pytest.fixture(scope="session")
@@ -85,58 +83,6 @@ def refstore(tmp_path_factory) -> Path:
     return root
 
 
-class WorkerProcess:
-    """A real `celery worker` subprocess (its own process group, so it can be SIGKILLed whole)."""
-
-    def __init__(self, name: str, env: dict[str, str] | None = None, concurrency: int = 1):
-        self.name, self.env, self.concurrency = name, env or {}, concurrency
-        self.log = _TMP / f"worker-{name}.log"
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.start()
-
-    def start(self) -> None:
-        seen = self.log.stat().st_size if self.log.exists() else 0
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.celery_app",
-                "worker",
-                "--loglevel=INFO",
-                f"--concurrency={self.concurrency}",
-                "--without-gossip",
-                "--without-mingle",
-                f"--hostname={self.name}-{secrets.token_hex(3)}@%h",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **self.env},
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while b"ready." not in self.log.read_bytes()[seen:]:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("celery worker did not start:\n" + self.log.read_text()[-3000:])
-            time.sleep(0.2)
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (main process and children), as an OOM killer would."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
 @pytest.fixture(scope="session")
 def worker(database, redis_client, refstore):
     """A real `celery worker` process consuming the test queue."""
@@ -149,7 +95,7 @@ def worker(database, redis_client, refstore):
 def app(database):
     from web import create_app
 
-    return create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+    return create_app(overrides={"TESTING": True, "WTF_CSRF_ENABLED": False})
 
 
 @pytest.fixture()
@@ -173,33 +119,10 @@ def observatory(app) -> dict:
     return {"name": name, "hashtag": result.output.strip().splitlines()[-1]}
 
 
-def add_alert(app, ivorn: str, name: str, ra: float, dec: float) -> None:
-    result = app.test_cli_runner().invoke(
-        args=["alert", "add", ivorn, "--name", name, "--ra", str(ra), "--dec", str(dec)]
-    )
-    assert result.exit_code == 0, result.output
-
-
-def wait_job(client, job_id: str, timeout: float = 60) -> dict:
-    """Poll the job-status URL as a client script would, until the job ends."""
-    deadline = time.monotonic() + timeout
-    while True:
-        data = client.get(f"/jobs/{job_id}?outputFormat=json").get_json()
-        if data["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
-            return data
-        time.sleep(0.2)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server(database, worker):
     """The real web tier under gunicorn, as `make run` serves it."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -212,7 +135,7 @@ def live_server(database, worker):
             "web:create_app()",
         ],
         cwd=ROOT,
-        stdout=(_TMP / "gunicorn.log").open("wb"),
+        stdout=(TMP / "gunicorn.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -225,7 +148,7 @@ def live_server(database, worker):
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("gunicorn did not start: " + (_TMP / "gunicorn.log").read_text())
+            raise RuntimeError("gunicorn did not start: " + (TMP / "gunicorn.log").read_text())
         time.sleep(0.2)
     yield url
     proc.terminate()

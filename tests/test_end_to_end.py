@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from calib.schema import RESULT_KEYS, followup_result
+from calserv_client.batch import RESULT_KEYS as CLIENT_KEYS
 from db.models import Followup, Job
 from db.session import session_scope
-from tests.conftest import DATA, add_alert, wait_job
+from tests.helpers import DATA, add_alert, wait_job
 
 GAIA = DATA / "gaia-demo"
 SYNTH = DATA / "synth-deep"
@@ -69,11 +71,19 @@ def test_gaia_demo_frame_is_calibrated_within_003_mag(
     assert result["limit"] is False
     assert abs(result["zeropoint"] - gaia_alert["zp_true"]) <= 0.03
     assert result["followup_id"] is not None
+    assert set(RESULT_KEYS) <= set(result) and set(CLIENT_KEYS) <= set(result)
     with session_scope() as s:
         row = s.get(Followup, result["followup_id"])
         assert row.job_id == body["job_id"]
         assert abs(row.mag - result["mag"]) < 1e-9
         assert row.mjd == pytest.approx(60999.85)
+        # The row holds every result key it has a column for, as the job JSON shows it.
+        assert followup_result(row) == {k: result[k] for k in followup_result(row)}
+    point = client.get("/alerts/E2EGaiaDemo/lightcurve?format=json").get_json()["items"]
+    mine = next(p for p in point if p["followup_id"] == result["followup_id"])
+    assert mine["target_flags"] == result["target_flags"]
+    assert mine["zeropoint_order"] == result["zeropoint_order"]
+    assert mine["magerr"] == result["mag_err"] and mine["caliberr"] == result["zeropoint_err"]
 
 
 def test_dry_run_stores_no_followup_and_renders_plot(client, worker, observatory, synth_alert):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calib import CatalogError, read_catalog
-from tests.conftest import DATA, add_alert
+from tests.helpers import DATA, add_alert
 
 FRAME = (DATA / "gaia-demo" / "frame.cat").read_bytes()
 HEADER = b"".join(line + b"\n" for line in FRAME.splitlines() if line.startswith(b"#"))

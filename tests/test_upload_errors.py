@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from tests.conftest import DATA, add_alert
+from tests.helpers import DATA, add_alert
 
 FRAME = (DATA / "gaia-demo" / "frame.cat").read_bytes()
 

@@ -8,11 +8,17 @@ from typing import Any
 
 from flask import Flask
 
-from config import settings
+from config import Settings
+from config import settings as _process_settings
 
 
-def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: settings from config.py (environment), then `overrides` (tests)."""
+def create_app(
+    settings: Settings | None = None, overrides: Mapping[str, Any] | None = None
+) -> Flask:
+    """Build the app from `settings` (default: the process's, read from the environment once),
+    then Flask config `overrides` (tests)."""
+    if settings is not None and not isinstance(settings, Settings):
+        raise TypeError("create_app(settings, overrides): pass Flask config as overrides=")
     from web import (
         alert_pages,
         alerts,
@@ -28,7 +34,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         uploads,
     )
 
-    s = settings()
+    s = settings if settings is not None else _process_settings()
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=s.secret_key,
@@ -40,6 +46,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=s.session_cookie_secure,
+        DATABASE_URL=s.database_url,
+        REDIS_URL=s.redis_url,
+        HASHTAG_PEPPER=s.hashtag_pepper,
+        REFCAT_DIR=str(s.refcat_dir),
+        STALE_JOB_SECONDS=s.stale_job_seconds,
     )
     if overrides:
         app.config.update(overrides)
@@ -50,7 +61,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     csrf.init_app(app)
     ops.init_app(app)
-    cli.register(app, str(s.refcat_dir))
+    cli.register(app)
     for bp in (uploads.bp, jobs.bp, alerts.bp, pages.bp, login.bp, alert_pages.bp, followups.bp):
         app.register_blueprint(bp)
     return app

@@ -7,10 +7,11 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Row
 
+from calib.schema import LIGHTCURVE_COLUMNS, LIGHTCURVE_JSON_COLUMNS
 from db.models import Alert, Followup
 from web.alerts import find_alert, is_web_url
 from web.errors import ApiError
-from web.lightcurve import COLUMNS, lightcurve_rows, plot_png
+from web.lightcurve import lightcurve_rows, plot_png
 from web.listing import csv_response, flag_arg, list_response, paging
 from web.negotiation import output_format
 from web.request_session import db
@@ -121,10 +122,14 @@ def lightcurve(name: str):
     alert = _alert(name)
     rows = lightcurve_rows(db(), alert.id)
     if output_format() == "csv":
-        return csv_response(rows, COLUMNS, f"{alert.name}-lightcurve.csv")
-    items = [{k: r[k] for k in COLUMNS} for r in rows]
+        return csv_response(rows, LIGHTCURVE_COLUMNS, f"{alert.name}-lightcurve.csv")
+    items = [{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows]
     return jsonify(
-        alert=alert.name, ivorn=alert.ivorn, columns=list(COLUMNS), items=items, total=len(items)
+        alert=alert.name,
+        ivorn=alert.ivorn,
+        columns=list(LIGHTCURVE_JSON_COLUMNS),
+        items=items,
+        total=len(items),
     )
 
 
@@ -135,5 +140,7 @@ def show(name: str):
     last = max((r["mjd"] for r in rows), default=None)
     data = alert_dict(alert, len(rows), last)
     if output_format() == "json":
-        return jsonify(**data, lightcurve=[{k: r[k] for k in COLUMNS} for r in rows])
+        return jsonify(
+            **data, lightcurve=[{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows]
+        )
     return render_template("alert.html", alert=data, rows=rows)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
-from flask import Flask
+from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from db.models import Observatory
@@ -14,7 +17,12 @@ from web.alerts import add_alert
 from web.errors import ApiError
 
 
-@click.group()
+def _session():
+    """A transaction on the app's database (commands run inside the app context)."""
+    return session_scope(current_app.config["DATABASE_URL"])
+
+
+@click.group(cls=AppGroup)
 def observatory() -> None:
     """Observatories and their API keys (hashtags)."""
 
@@ -28,7 +36,7 @@ def observatory_add(name: str, lon: float, lat: float, filters: str) -> None:
     """Register an observatory; the last line printed is its new hashtag (shown once)."""
     if not (-180 <= lon <= 360 and -90 <= lat <= 90):
         raise click.BadParameter("lon must be in [-180, 360] and lat in [-90, 90]")
-    with session_scope() as s:
+    with _session() as s:
         if s.scalars(select(Observatory).where(Observatory.name == name)).first():
             raise click.ClickException(f"observatory {name!r} exists; use `observatory rotate`")
         obs = Observatory(
@@ -47,7 +55,7 @@ def observatory_add(name: str, lon: float, lat: float, filters: str) -> None:
 @click.argument("name")
 def observatory_rotate(name: str) -> None:
     """Issue a new hashtag for NAME; the old one stops working. Last line: the new hashtag."""
-    with session_scope() as s:
+    with _session() as s:
         obs = s.scalars(select(Observatory).where(Observatory.name == name)).first()
         if obs is None:
             raise click.ClickException(f"no observatory {name!r}")
@@ -60,7 +68,7 @@ def observatory_rotate(name: str) -> None:
 @click.argument("name")
 def observatory_revoke(name: str) -> None:
     """Revoke NAME's hashtag; its data stay."""
-    with session_scope() as s:
+    with _session() as s:
         obs = s.scalars(select(Observatory).where(Observatory.name == name)).first()
         if obs is None:
             raise click.ClickException(f"no observatory {name!r}")
@@ -70,14 +78,14 @@ def observatory_revoke(name: str) -> None:
 
 @observatory.command("list")
 def observatory_list() -> None:
-    with session_scope() as s:
+    with _session() as s:
         for o in s.scalars(select(Observatory).order_by(Observatory.name)):
             state = "revoked" if o.revoked else "active"
             filters = ",".join(o.filters or [])
             click.echo(f"{o.name}\t{o.lon:.4f}\t{o.lat:.4f}\t{filters}\t{state}")
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def alert() -> None:
     """Alerts (transients to follow up)."""
 
@@ -90,7 +98,7 @@ def alert() -> None:
 @click.option("--url", default=None)
 def alert_add(ivorn: str, name: str, ra: float, dec: float, url: str | None) -> None:
     """Insert an alert by IVORN."""
-    with session_scope() as s:
+    with _session() as s:
         try:
             a = add_alert(s, ivorn, name, ra, dec, url=url)
         except ApiError as e:
@@ -108,7 +116,7 @@ def alert_import_csv(file: str) -> None:
         text = fh.read()
     try:
         alerts = list(parse_gaia_alerts(text))
-        with session_scope() as s:
+        with _session() as s:
             report = upsert_alerts(s, alerts)
     except ImportFormatError as e:
         raise click.ClickException(f"{file}: {e}") from None
@@ -120,7 +128,7 @@ def alert_import_csv(file: str) -> None:
     )
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def jobs() -> None:
     """Calibration jobs."""
 
@@ -130,13 +138,15 @@ def jobs_sweep() -> None:
     """Re-send jobs that the queue lost."""
     from db.dispatch import sweep
 
-    click.echo(f"re-sent {sweep()} job(s)")
+    stale_after = timedelta(seconds=current_app.config["STALE_JOB_SECONDS"])
+    sent = sweep(stale_after)
+    click.echo(f"re-sent {len(sent)} job(s)" + "".join(f"\n{job_id}" for job_id in sent))
 
 
-def register(app: Flask, refcat_dir: str) -> None:
-    """Add the command groups; `refcat` commands default to the configured store root."""
+def register(app: Flask) -> None:
+    """Add the command groups; `refcat` commands default to the app's store root."""
     refcat.context_settings["default_map"] = {
-        name: {"root": refcat_dir} for name in refcat.commands
+        name: {"root": app.config["REFCAT_DIR"]} for name in refcat.commands
     }
     for group in (observatory, alert, refcat, jobs):
         app.cli.add_command(group)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, request, url_for
 from sqlalchemy import func, or_, select
 
+from calib.schema import FIELDS, FOLLOWUP_COLUMNS, followup_result
 from db.models import Alert, Followup, Job, Observatory
 from web.errors import ApiError
 from web.listing import float_arg, list_response, paging
@@ -13,6 +14,7 @@ from web.request_session import db
 
 bp = Blueprint("followups", __name__)
 
+#: The CSV's columns: the row's own, then its result keys that fit a cell (not the lists).
 COLUMNS = (
     "followup_id",
     "alert",
@@ -20,16 +22,7 @@ COLUMNS = (
     "observatory",
     "mjd",
     "exptime",
-    "survey",
-    "filter",
-    "mag",
-    "mag_err",
-    "limit",
-    "limiting_mag",
-    "zeropoint",
-    "zeropoint_err",
-    "npoints",
-    "scatter",
+    *(key for key in FOLLOWUP_COLUMNS.values() if FIELDS[key].type is not list),
     "comment",
     "job_id",
     "job_url",
@@ -45,16 +38,7 @@ def followup_dict(f: Followup, alert: Alert, obs_name: str, has_plot: bool) -> d
         "observatory": obs_name,
         "mjd": f.mjd,
         "exptime": f.exptime,
-        "survey": f.survey,
-        "filter": f.filter,
-        "mag": f.mag,
-        "mag_err": -1.0 if f.is_limit else f.mag_err,
-        "limit": f.is_limit,
-        "limiting_mag": f.limiting_mag,
-        "zeropoint": f.zeropoint,
-        "zeropoint_err": f.zeropoint_err,
-        "npoints": f.npoints,
-        "scatter": f.scatter,
+        **followup_result(f),
         "comment": f.comment,
         "job_id": f.job_id,
         "job_url": url_for("jobs.show", job_id=f.job_id, _external=True),

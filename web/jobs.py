@@ -7,11 +7,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from flask import Blueprint, Response, jsonify, make_response, render_template, send_file, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    send_file,
+    url_for,
+)
 from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from calib.pipeline import RESULT_KEYS
+from calib.schema import RESULT_KEYS
 from db.job_states import FINISHED
 from db.models import Alert, Followup, Job, JobState, Observatory
 from db.session import engine
@@ -20,7 +29,6 @@ from web.negotiation import wants_json
 
 bp = Blueprint("jobs", __name__)
 
-RESULT_FIELDS = (*RESULT_KEYS, "processing_time")  # processing_time is added by the worker
 
 _J, _A, _O, _F = Job.__table__, Alert.__table__, Observatory.__table__, Followup.__table__
 #: The job's own columns that its JSON shows; :data:`JOB_VIEW` adds its alert's, observatory's
@@ -86,7 +94,8 @@ def find_job(
 
 
 def job_json(job: JobView) -> dict:
-    """The job as CPCS users know it (design §2): nulls until the job has succeeded."""
+    """The job's public JSON: its state, and the result keys (`calib.schema`), null until the
+    job has succeeded."""
     result = job.result or {}
     out = {
         "status": job.state.value,
@@ -101,7 +110,7 @@ def job_json(job: JobView) -> dict:
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "attempts": job.attempts,
     }
-    out.update({k: result.get(k) for k in RESULT_FIELDS})
+    out.update({k: result.get(k) for k in RESULT_KEYS})
     out["followup_id"] = job.followup_id
     out["image_link"] = (
         url_for("jobs.plot", job_id=job.id, _external=True) if job.image_path else None
@@ -133,7 +142,8 @@ def wait_for_job(s: Session, job_id: str, seconds: float) -> JobView:
 
 
 def _get(job_id: str) -> JobView:
-    with engine(autocommit=True).connect() as conn:  # one read: no transaction around it
+    # One read: no transaction around it.
+    with engine(current_app.config["DATABASE_URL"], autocommit=True).connect() as conn:
         job = find_job(conn, job_id)
     if job is None:
         raise ApiError(404, f"unknown job {job_id[:40]!r}", "use the job_id returned by /upload")

@@ -12,10 +12,10 @@ import hmac
 import secrets
 from typing import NamedTuple
 
+from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from config import settings
 from db.models import Observatory
 
 PREFIX_LEN = 8
@@ -39,7 +39,7 @@ _BY_ID = _ACTIVE.where(_OBS.c.id == bindparam("id"))
 
 
 def _digest(salt: str, key: str) -> str:
-    pepper = settings().hashtag_pepper.encode()
+    pepper = current_app.config["HASHTAG_PEPPER"].encode()
     return hmac.new(pepper, (salt + key).encode(), hashlib.sha256).hexdigest()
 
 

@@ -1,8 +1,8 @@
 """An alert's light curve: its follow-up points as rows, and the plot of them (matplotlib, Agg).
 
-The rows are the public light-curve format of design §3: `mjd, mag, magerr, caliberr, filter,
-survey, observatory, followup_id`, with `magerr = -1` for upper limits (then `mag` is the limit)
-and `caliberr` the zero-point uncertainty of the calibration.
+The rows are the public light-curve format (`calib.schema.LIGHTCURVE_COLUMNS`): `mjd, mag, magerr,
+caliberr, filter, survey, observatory, followup_id`, with `magerr = -1` for upper limits (then
+`mag` is the limit) and `caliberr` the zero-point uncertainty of the calibration.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from matplotlib.lines import Line2D
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from calib.schema import followup_result, lightcurve_row
 from db.models import Followup, Observatory
-
-COLUMNS = ("mjd", "mag", "magerr", "caliberr", "filter", "survey", "observatory", "followup_id")
-EXTRA = ("job_id", "limit", "npoints", "zeropoint")
 
 #: Conventional colours of common photometric bands; others get the next colour of the cycle.
 FILTER_COLOURS = {
@@ -45,7 +43,7 @@ LIMIT_ARROW_MAG = 0.3
 
 
 def lightcurve_rows(s: Session, alert_id: int) -> list[dict]:
-    """The alert's follow-up points in time order, as dicts of COLUMNS (plus job_id, limit...)."""
+    """The alert's follow-up points in time order (`calib.schema.lightcurve_row`, plus job_id)."""
     q = (
         select(Followup, Observatory.name)
         .join(Observatory, Observatory.id == Followup.observatory_id)
@@ -56,20 +54,9 @@ def lightcurve_rows(s: Session, alert_id: int) -> list[dict]:
 
 
 def row_of(f: Followup, observatory: str) -> dict:
-    return {
-        "mjd": f.mjd,
-        "mag": f.mag,
-        "magerr": -1.0 if f.is_limit else f.mag_err,
-        "caliberr": f.zeropoint_err,
-        "filter": f.filter,
-        "survey": f.survey,
-        "observatory": observatory,
-        "followup_id": f.id,
-        "job_id": f.job_id,
-        "limit": f.is_limit,
-        "npoints": f.npoints,
-        "zeropoint": f.zeropoint,
-    }
+    return lightcurve_row(
+        followup_result(f), mjd=f.mjd, observatory=observatory, followup_id=f.id, job_id=f.job_id
+    )
 
 
 def _colours(filters: Sequence[str]) -> dict[str, str]:

@@ -10,7 +10,6 @@ from redis import Redis
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from config import settings
 from db.session import engine
 from web.errors import ApiError
 from web.keys import PREFIX_LEN
@@ -28,7 +27,6 @@ def rate_key() -> str:
 limiter = Limiter(key_func=rate_key)
 #: The per-key limit (`RATE_LIMIT`) of the endpoints that write (uploads, new alerts, login
 #: attempts); reads such as job polls are not limited, so a batch client may poll as it needs.
-#: Read from the app's config, not the environment: settings() re-reads it (~0.2 ms a call).
 rate_limited = limiter.limit(lambda: current_app.config["RATE_LIMIT"])
 bp = Blueprint("ops", __name__)
 
@@ -38,13 +36,13 @@ def healthz():
     """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise."""
     checks = {}
     try:
-        with engine().connect() as conn:
+        with engine(current_app.config["DATABASE_URL"]).connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["postgres"] = "ok"
     except Exception as e:
         checks["postgres"] = f"down: {type(e).__name__}"
     try:
-        Redis.from_url(settings().redis_url, socket_timeout=2).ping()
+        Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2).ping()
         checks["redis"] = "ok"
     except Exception as e:
         checks["redis"] = f"down: {type(e).__name__}"
@@ -92,7 +90,7 @@ def read_small_body() -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings().redis_url)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     # Redis down must not refuse uploads: they are stored in Postgres and sent by the sweeper.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault(

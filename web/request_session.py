@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, g
+from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from db.session import session_factory
@@ -11,7 +11,7 @@ from db.session import session_factory
 def db() -> Session:
     """The session of the current request, opened on first use and closed at teardown."""
     if "db" not in g:
-        g.db = session_factory()()
+        g.db = session_factory(current_app.config["DATABASE_URL"])()
     return g.db
 
 

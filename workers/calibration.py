@@ -16,21 +16,28 @@ from sqlalchemy.exc import OperationalError
 
 from calib import CalibrationError, CatalogError, RefCatalog, calibrate, read_catalog
 from calib.plot import render_calibration_plot
+from calib.schema import followup_values
 from config import settings
 from db import job_states
 from db.models import Followup, JobState
 from db.session import session_scope
 from refcats.store import RefStore
+from workers.job_log import job_context
 
 log = logging.getLogger(__name__)
 
 
 def run_job(job_id: str) -> str:
     """Run the job if it still needs running; returns its final state."""
+    with job_context(job_id):  # every log line of the job names it
+        return _run(job_id)
+
+
+def _run(job_id: str) -> str:
     with session_scope() as s:
         job = job_states.lock(s, job_id)
         if job is None:
-            log.warning("event=job_missing job=%s", job_id)
+            log.warning("event=job_missing")
             return "missing"
         if job.state in job_states.FINISHED:
             return job.state.value
@@ -40,7 +47,7 @@ def run_job(job_id: str) -> str:
                 f"the calibration was interrupted {job.attempts} times (its worker died); "
                 "the catalogue may be too large or malformed: check it, then upload it again",
             )
-            log.warning("event=job_poisoned job=%s attempts=%d", job_id, job.attempts)
+            log.warning("event=job_poisoned attempts=%d", job.attempts)
             return job.state.value
         job_states.start(job)
         attempt = job.attempts
@@ -48,7 +55,7 @@ def run_job(job_id: str) -> str:
         path = job.upload.path
         target = (job.alert.ra, job.alert.dec)
         filters = list(job.observatory.filters or [])
-    log.info("event=job_started job=%s attempt=%d", job_id, attempt)
+    log.info("event=job_started attempt=%d", attempt)
     t0 = time.perf_counter()
     try:
         result, image = _calibrate(job_id, Path(path), target, params, filters)
@@ -63,7 +70,7 @@ def run_job(job_id: str) -> str:
     except OperationalError:
         raise
     except Exception:
-        log.exception("event=job_error job=%s", job_id)
+        log.exception("event=job_error")
         return _finish_failed(
             job_id, "internal error while calibrating", "operators have been told"
         )
@@ -120,22 +127,12 @@ def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
                     observatory_id=job.observatory_id,
                     mjd=params["mjd"],
                     exptime=params.get("exptime"),
-                    survey=result["survey"],
-                    filter=result["filter"],
-                    mag=result["mag"],
-                    mag_err=result["mag_err"],
-                    is_limit=result["limit"],
-                    limiting_mag=result.get("limiting_mag"),
-                    zeropoint=result["zeropoint"],
-                    zeropoint_err=result["zeropoint_err"],
-                    npoints=result["npoints"],
-                    scatter=result.get("scatter"),
                     comment=params.get("comment"),
+                    **followup_values(result),
                 )
             )
     log.info(
-        "event=job_succeeded job=%s survey=%s filter=%s mag=%.3f limit=%s seconds=%.3f",
-        job_id,
+        "event=job_succeeded survey=%s filter=%s mag=%.3f limit=%s seconds=%.3f",
         result["survey"],
         result["filter"],
         result["mag"],
@@ -151,5 +148,5 @@ def _finish_failed(job_id: str, error: str, detail: str | None) -> str:
         if job.state in job_states.FINISHED:
             return job.state.value
         job_states.fail(job, f"{error}: {detail}" if detail else error)
-    log.info("event=job_failed job=%s error=%r", job_id, error)
+    log.info("event=job_failed error=%r", error)
     return JobState.failed.value

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
+from config import settings
 from db.dispatch import sweep
 from workers.calibration import run_job
 
@@ -21,5 +24,5 @@ def calibrate_job(job_id: str) -> str:
 
 
 @shared_task(name="calserv.sweep")
-def sweep_jobs() -> int:
-    return sweep()
+def sweep_jobs() -> list[str]:
+    return sweep(timedelta(seconds=settings().stale_job_seconds))

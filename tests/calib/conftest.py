@@ -1,13 +1,9 @@
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from astropy.table import Table
 
-# The repository root must win over this folder (also named calib) when pytest is started as
-# `.venv/bin/pytest` without a pythonpath setting.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from calib import RefCatalog
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -51,8 +51,12 @@ def test_to_dict_is_json_safe_with_exact_keys(synth_deep):
         "match_dist",
         "ra",
         "dec",
+        "zeropoint_order",
+        "target_flags",
+        "warnings",
         "candidates",
         "log",
+        "cutout_url",
     ]
     text = json.dumps(d, allow_nan=False)
     assert json.loads(text) == d

@@ -6,15 +6,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 
 import pytest
-from clienthelpers import GAIA, ROOT, FakeCalserv
 
-try:  # `make` installs it (`-e ./client` in requirements.txt); a bare checkout still works
-    import calserv_client  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(ROOT / "client"))
+from tests.client.clienthelpers import GAIA, FakeCalserv
 
 
 @pytest.fixture(scope="session")

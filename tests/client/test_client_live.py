@@ -10,12 +10,12 @@ import subprocess
 import time
 
 import pytest
-from clienthelpers import CLI, GAIA, cli_env, run_cli
 from sqlalchemy import func, select
 
 from calserv_client import CalservError, Client
 from db.models import Alert, Job
 from db.session import session_scope
+from tests.client.clienthelpers import CLI, GAIA, cli_env, run_cli
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -10,9 +10,9 @@ import time
 from email.utils import formatdate
 
 import pytest
-from clienthelpers import GAIA, run_cli
 
 from calserv_client import CalservError, Client, RetryPolicy, parse_retry_after
+from tests.client.clienthelpers import GAIA, run_cli
 
 FAST = RetryPolicy(max_attempts=5, base_s=0.01, cap_s=0.05)
 QUEUED = (202, {"Location": "/jobs/j1"}, {"job_id": "j1", "status": "queued"})

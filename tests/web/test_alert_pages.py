@@ -93,7 +93,8 @@ def test_unknown_alert_is_404_in_both_formats(client):
 
 def test_lightcurve_json(client, observed):
     data = client.get(f"/alerts/{observed['name']}/lightcurve?format=json").get_json()
-    cols = ["mjd", "mag", "magerr", "caliberr", "filter", "survey", "observatory", "followup_id"]
+    public = ["mjd", "mag", "magerr", "caliberr", "filter", "survey", "observatory", "followup_id"]
+    cols = [*public, "limit", "zeropoint_order", "target_flags", "warnings"]
     assert data["columns"] == cols
     assert [sorted(p) for p in data["items"]] == [sorted(cols)] * 3
     v, g, r = data["items"]
@@ -106,8 +107,12 @@ def test_lightcurve_json(client, observed):
         "survey": "APASS",
         "observatory": observed["obs"][0],
         "followup_id": observed["ids"][0],
+        "limit": False,
+        "zeropoint_order": 0,  # rows made before calib reports these get the defaults
+        "target_flags": [],
+        "warnings": [],
     }
-    assert g["magerr"] == -1 and g["mag"] == 18.4 and g["survey"] == "GaiaDR3"
+    assert g["magerr"] == -1 and g["mag"] == 18.4 and g["survey"] == "GaiaDR3" and g["limit"]
     assert r["observatory"] == observed["obs"][1]
 
 

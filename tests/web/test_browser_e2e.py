@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS, DATA, add_alert
+from tests.helpers import ARTIFACTS, DATA, add_alert
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

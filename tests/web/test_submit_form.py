@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import DATA, wait_job
+from tests.helpers import DATA, wait_job
 
 GAIA = DATA / "gaia-demo"
 

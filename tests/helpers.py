@@ -1,0 +1,97 @@
+"""Helpers shared by the tests (imported as `tests.helpers`; conftest files hold fixtures only).
+
+Paths of the test data, the per-session scratch directory, a real `celery worker` subprocess, and
+small actions done as an operator or a client script would.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+#: This session's scratch directory: uploads, plots, the reference store, process logs.
+TMP = Path(os.environ.get("CALSERV_TEST_VAR", f"/tmp/calserv-test-{os.getpid()}"))
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess (its own process group, so it can be SIGKILLed whole)."""
+
+    def __init__(self, name: str, env: dict[str, str] | None = None, concurrency: int = 1):
+        self.name, self.env, self.concurrency = name, env or {}, concurrency
+        self.log = TMP / f"worker-{name}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.start()
+
+    def start(self) -> None:
+        seen = self.log.stat().st_size if self.log.exists() else 0
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={self.concurrency}",
+                "--without-gossip",
+                "--without-mingle",
+                f"--hostname={self.name}-{secrets.token_hex(3)}@%h",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while b"ready." not in self.log.read_bytes()[seen:]:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("celery worker did not start:\n" + self.log.read_text()[-3000:])
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and children), as an OOM killer would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def add_alert(app, ivorn: str, name: str, ra: float, dec: float) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["alert", "add", ivorn, "--name", name, "--ra", str(ra), "--dec", str(dec)]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def wait_job(client, job_id: str, timeout: float = 60) -> dict:
+    """Poll the job-status URL as a client script would, until the job ends."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = client.get(f"/jobs/{job_id}?outputFormat=json").get_json()
+        if data["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return data
+        time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,117 @@
+"""Settings: typed, read once, a bad value is one line naming its variable, no dev secrets in
+production. Subprocesses run the real entry points with a controlled environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import DEV_SECRET_KEY, ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """The environment without any calserv setting, plus `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALSERV_")}
+    return {**env, **values}
+
+
+def run(code: str, **values: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean_env(**values),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_bad_value_stops_create_app_with_one_line_naming_the_variable():
+    proc = run(
+        "import web; web.create_app()",
+        CALSERV_ENV="development",
+        CALSERV_MAX_UPLOAD_BYTES="50MB",
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "CALSERV_MAX_UPLOAD_BYTES='50MB'" in lines[0] and "integer" in lines[0]
+
+
+def test_the_flask_cli_reports_a_bad_value_the_same_way():
+    proc = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "web", "jobs", "--help"],
+        cwd=ROOT,
+        env=clean_env(CALSERV_ENV="development", CALSERV_TASK_TIME_LIMIT="-5"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "calserv: invalid configuration: CALSERV_TASK_TIME_LIMIT='-5': "
+        "Input should be greater than 0"
+    ]
+
+
+@pytest.mark.parametrize("variable", ["CALSERV_SECRET_KEY", "CALSERV_HASHTAG_PEPPER"])
+def test_production_refuses_the_development_secrets(variable):
+    other = "CALSERV_HASHTAG_PEPPER" if variable == "CALSERV_SECRET_KEY" else "CALSERV_SECRET_KEY"
+    proc = run("import web; web.create_app()", **{other: "a-real-long-random-value"})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"calserv: invalid configuration: {variable} is the development")
+
+
+def test_development_mode_accepts_the_built_in_secrets():
+    proc = run(
+        "import web; app = web.create_app(); print(app.config['SECRET_KEY'])",
+        CALSERV_ENV="development",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == DEV_SECRET_KEY
+
+
+def test_the_celery_config_is_built_from_the_settings():
+    proc = run(
+        "import celeryconfig as c; print(c.task_default_queue, c.task_time_limit, c.broker_url)",
+        CALSERV_ENV="development",
+        CALSERV_QUEUE="q-test",
+        TASK_TIME_LIMIT="77",  # the bare name works too
+        CALSERV_REDIS_PORT="6999",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["q-test", "77", "redis://127.0.0.1:6999/0"]
+
+
+def test_defaults_follow_the_var_dir_and_ports(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("CALSERV_"):
+            monkeypatch.delenv(name)
+    s = Settings.load(env="development", var_dir=tmp_path, pg_port=5999)
+    assert s.upload_dir == tmp_path / "uploads" and s.refcat_dir == tmp_path / "refcats"
+    assert s.database_url == "postgresql+psycopg2://calserv@127.0.0.1:5999/calserv"
+    assert s.max_upload_bytes == 50 * 1024 * 1024 and s.task_soft_time_limit == 120
+
+
+def test_load_names_every_bad_value():
+    with pytest.raises(ConfigError) as e:
+        Settings.load(env="development", sweep_interval="soon", rate_limit=None)
+    assert "CALSERV_SWEEP_INTERVAL='soon'" in str(e.value)
+    assert "CALSERV_RATE_LIMIT" in str(e.value)
+
+
+def test_create_app_takes_its_settings_object(tmp_path):
+    from web import create_app
+
+    s = Settings.load(env="development", max_upload_bytes=1234, upload_dir=tmp_path)
+    app = create_app(s, overrides={"TESTING": True})
+    assert app.config["MAX_CONTENT_LENGTH"] == 1234
+    assert app.config["UPLOAD_DIR"] == str(tmp_path)
+    with pytest.raises(TypeError, match="overrides="):
+        create_app({"TESTING": True})
