@@ -54,6 +54,7 @@ def test_a_real_worker_logs_the_job_id_on_its_lines(app, client, worker, observa
     wait_job(client, job_id)
     lines = worker.log.read_text()[seen:].splitlines()
     events = [line for line in lines if "event=job_" in line]
-    assert events, lines
-    assert all(f"job={job_id} " in line for line in events), events
+    assert any(f"job={job_id} " in line for line in events), lines
+    # Other tests' jobs may still be logging on this shared worker: each line names *a* job.
+    assert all(re.search(r"job=[0-9a-f]{32} ", line) for line in events), events
     assert not any(re.search(r"event=job_\w+ job=", line) for line in events)  # not by hand
