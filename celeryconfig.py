@@ -35,7 +35,6 @@ worker_send_task_events = True
 # path. Flower still sees every task from the workers' events (received, started, succeeded...);
 # jobs still waiting in the queue show as the queue's length, and their rows in Postgres.
 task_send_sent_event = False
-worker_hijack_root_logger = False
 include = ["workers.tasks"]
 broker_connection_timeout = 3
 beat_schedule = {

@@ -21,7 +21,7 @@ def create_app(
         raise TypeError("create_app(settings, overrides): pass Flask config as overrides=")
     from web import (
         alert_pages,
-        alerts,
+        alert_registry,
         cli,
         csrf,
         errors,
@@ -29,9 +29,9 @@ def create_app(
         jobs,
         login,
         ops,
-        pages,
         request_session,
-        uploads,
+        submit_page,
+        upload_api,
     )
 
     s = settings if settings is not None else _process_settings()
@@ -62,6 +62,7 @@ def create_app(
     csrf.init_app(app)
     ops.init_app(app)
     cli.register(app)
-    for bp in (uploads.bp, jobs.bp, alerts.bp, pages.bp, login.bp, alert_pages.bp, followups.bp):
-        app.register_blueprint(bp)
+    blueprints = (upload_api, jobs, alert_registry, submit_page, login, alert_pages, followups)
+    for module in blueprints:
+        app.register_blueprint(module.bp)
     return app

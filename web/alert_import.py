@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Alert
-from web.alerts import validate_alert
+from web.alert_registry import validate_alert
 from web.errors import ApiError
 
 COLUMNS = (

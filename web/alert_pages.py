@@ -9,7 +9,7 @@ from sqlalchemy.engine import Row
 
 from calib.schema import LIGHTCURVE_COLUMNS, LIGHTCURVE_JSON_COLUMNS
 from db.models import Alert, Followup
-from web.alerts import find_alert, is_web_url
+from web.alert_registry import find_alert, is_web_url
 from web.errors import ApiError
 from web.lightcurve import lightcurve_rows, plot_png
 from web.listing import csv_response, flag_arg, list_response, paging

@@ -13,7 +13,7 @@ from db.models import Observatory
 from db.session import session_scope
 from refcats.cli import refcat
 from web import keys
-from web.alerts import add_alert
+from web.alert_registry import add_alert
 from web.errors import ApiError
 
 

@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 csrf = CSRFProtect()
 
 #: Views that scripts post with a hashtag (design §1, §3): exempt from the automatic check.
-SCRIPT_VIEWS = ("web.uploads.upload", "web.alerts.newevent")
+SCRIPT_VIEWS = ("web.upload_api.upload", "web.alert_registry.newevent")
 
 
 def init_app(app: Flask) -> None:

@@ -8,10 +8,10 @@ from sqlalchemy import func, select
 
 from db.models import Alert, Followup, Observatory
 from web.errors import ApiError
+from web.job_submission import catalogue_file, create_job, parse_params, resolve_alert
 from web.keys import KeyOwner
 from web.login import login_required
 from web.request_session import db
-from web.submission import catalogue_file, create_job, parse_params, resolve_alert
 
 bp = Blueprint("pages", __name__)
 

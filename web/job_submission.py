@@ -27,7 +27,7 @@ from calib.pipeline import parse_force_filter
 from db import job_states
 from db.dispatch import send
 from db.models import Job, JobState, Upload
-from web.alerts import find_alert
+from web.alert_registry import find_alert
 from web.errors import ApiError, parse_bounded
 from web.jobs import JOB_FIELDS, JobView, find_job
 from web.keys import KeyOwner

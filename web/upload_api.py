@@ -1,6 +1,6 @@
 """`POST /upload` (and the seed's `/cgi/upload`): authenticate, validate, queue, answer 202.
 
-The rules live in :mod:`web.submission`; this view only maps the seed's form onto them.
+The rules live in :mod:`web.job_submission`; this view only maps the seed's form onto them.
 """
 
 from __future__ import annotations
@@ -8,16 +8,16 @@ from __future__ import annotations
 from flask import Blueprint
 
 from web.auth import authenticate
-from web.jobs import FINISHED, job_response, wait_for_job
-from web.ops import rate_limited
-from web.request_session import db
-from web.submission import (
+from web.job_submission import (
     catalogue_file,
     create_job,
     parse_params,
     parse_wait,
     resolve_alert,
 )
+from web.jobs import FINISHED, job_response, wait_for_job
+from web.ops import rate_limited
+from web.request_session import db
 
 bp = Blueprint("uploads", __name__)
 
