@@ -156,7 +156,7 @@ def test_catalogue_without_magnitudes_fails_with_a_reason(
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_seed_curl_submit_then_poll(live_server, observatory, gaia_alert):
-    """The exact curl call of design §1, then polling the Location like a shell script."""
+    """The exact curl call of the README, then polling the Location like a shell script."""
     cmd = [
         "curl",
         "-s",

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
 
-#: Views that scripts post with a hashtag (design §1, §3): exempt from the automatic check.
+#: Views that scripts post with a hashtag (`/upload`, `/newevent`): exempt from the automatic check.
 SCRIPT_VIEWS = ("web.upload_api.upload", "web.alert_registry.newevent")
 
 
