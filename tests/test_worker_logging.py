@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 
 from tests.helpers import DATA, add_alert, wait_job
 from workers.job_log import FORMAT, JobIdFilter, job_context
@@ -52,10 +53,15 @@ def test_a_real_worker_logs_the_job_id_on_its_lines(app, client, worker, observa
     )
     job_id = resp.get_json()["job_id"]
     wait_job(client, job_id)
-    lines = worker.log.read_text()[seen:].splitlines()
-    events = [line for line in lines if "event=job_" in line]  # other tests' jobs may be there
-    mine = [line for line in events if f"job={job_id} event=" in line]
+    deadline = time.monotonic() + 10  # the worker logs the outcome just after committing it
+    while True:
+        lines = worker.log.read_text()[seen:].splitlines()
+        events = [line for line in lines if "event=job_" in line]  # other tests' jobs too
+        mine = [line for line in events if f"job={job_id} event=" in line]
+        if any(re.search(r"event=job_(succeeded|failed)", line) for line in mine):
+            break
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.1)
     assert any("event=job_started" in line for line in mine), lines
-    assert any(re.search(r"event=job_(succeeded|failed)", line) for line in mine), lines
     assert all(re.search(r"\] job=[0-9a-f]{32} event=job_", line) for line in events), events
     assert not any(re.search(r"event=job_.* job=", line) for line in events)  # not by hand
