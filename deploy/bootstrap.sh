@@ -9,6 +9,8 @@ command -v psql >/dev/null || need+=(postgresql-client)
 if [ ! -x /usr/local/bin/pg_ctl ] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   need+=(postgresql)
 fi
+# The real Source Extractor: the image benchmark (bench/bench_image.py) runs it beside calserv.
+command -v source-extractor >/dev/null || need+=(source-extractor)
 # Headless Chromium for the browser tests (tests/web/test_browser_e2e.py); `make test` sets this.
 if [ "${CALSERV_TEST_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then
   need+=(chromium)

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
+from calib.image import SNIFF_BYTES, ImageError, gunzip_head, inspect_fits, is_gzip
 from calib.pipeline import parse_force_filter
 from db import job_states
 from db.dispatch import send
@@ -35,6 +36,10 @@ from web.keys import KeyOwner
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 MAX_WAIT_S = 60
+IMAGE_HINT = (
+    "upload one 2-D FITS frame (plain, .fits.gz or Rice-compressed .fz) with a celestial WCS, "
+    "or its SExtractor catalogue"
+)
 
 
 @dataclass(frozen=True)
@@ -116,10 +121,14 @@ def parse_params() -> UploadParams:
 
 
 def catalogue_file() -> FileStorage:
-    f = request.files.get("sexCat")
+    """The uploaded catalogue or FITS image: field `sexCat`, or its alias `image`."""
+    f = request.files.get("sexCat") or request.files.get("image")
     if f is None or (not f.filename and not f.content_length and f.stream is None):
         raise ApiError(
-            400, "sexCat is missing", "attach the SExtractor catalogue: -F sexCat=@frame.cat"
+            400,
+            "sexCat is missing",
+            "attach the SExtractor catalogue (-F sexCat=@frame.cat) or the FITS image "
+            "(-F sexCat=@frame.fits, .fits.gz or .fz)",
         )
     return f
 
@@ -154,8 +163,8 @@ def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
         with os.fdopen(fd, "wb") as out:
             head = b""
             while chunk := f.stream.read(1 << 20):
-                if not head:
-                    head = chunk[:16]
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
@@ -163,12 +172,7 @@ def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
             os.fsync(out.fileno())
         if size == 0:
             raise ApiError(400, "sexCat is empty", "the uploaded catalogue has no bytes")
-        if not _looks_like_catalogue(head):
-            raise ApiError(
-                422,
-                "sexCat is not a SExtractor catalogue",
-                "upload ASCII_HEAD (text starting with '#   1 NAME') or FITS_1.0/FITS_LDAC output",
-            )
+        _check_content(head, size)
         sha = digest.hexdigest()
         final = root / sha[:2] / f"{sha}.cat"
         final.parent.mkdir(exist_ok=True)
@@ -192,8 +196,30 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _looks_like_catalogue(head: bytes) -> bool:
-    return head.startswith(b"SIMPLE  =") or head.lstrip(b" \t\r\n").startswith(b"#")
+def _check_content(head: bytes, size: int) -> None:
+    """Refuse what is neither a catalogue nor a usable FITS image, from the first bytes alone.
+
+    FITS headers are walked (gzip: its first megabyte decompressed) so that a cube, an absurd
+    NAXIS, an endless header or a truncated image gets a 422 now; pixels are never decoded here.
+    """
+    total: int | None = size
+    try:
+        if is_gzip(head):
+            head, total = gunzip_head(head), None
+            if not head.startswith(b"SIMPLE  ="):
+                raise ImageError("the gzip-compressed upload is not a FITS file")
+        if head.startswith(b"SIMPLE  ="):
+            inspect_fits(head, total)
+            return
+    except ImageError as e:
+        raise ApiError(422, f"sexCat: {e}", IMAGE_HINT) from None
+    if not head.lstrip(b" \t\r\n").startswith(b"#"):
+        raise ApiError(
+            422,
+            "sexCat is not a SExtractor catalogue",
+            "upload ASCII_HEAD (text starting with '#   1 NAME') or FITS_1.0/FITS_LDAC output, "
+            "or a FITS image (.fits, .fits.gz, .fz) with a celestial WCS",
+        )
 
 
 def idempotency_key(obs: KeyOwner, alert: Row, sha256: str, params: UploadParams) -> str:

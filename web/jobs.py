@@ -111,6 +111,8 @@ def job_json(job: JobView) -> dict:
         "attempts": job.attempts,
     }
     out.update({k: result.get(k) for k in RESULT_KEYS})
+    if result.get("cutout_url"):  # stored as a path; shown as a full URL like image_link
+        out["cutout_url"] = url_for("jobs.cutout", job_id=job.id, _external=True)
     out["followup_id"] = job.followup_id
     out["image_link"] = (
         url_for("jobs.plot", job_id=job.id, _external=True) if job.image_path else None
@@ -165,3 +167,15 @@ def plot(job_id: str):
     if not job.image_path or not Path(job.image_path).is_file():
         raise ApiError(404, "no calibration plot for this job", "upload with noPlot=0 to get one")
     return send_file(job.image_path, mimetype="image/png", max_age=3600)
+
+
+@bp.get("/jobs/<job_id>/cutout.png")
+def cutout(job_id: str):
+    """The ±30″ cutout around the alert (image uploads), written beside the calibration plot."""
+    job = _get(job_id)
+    path = Path(job.image_path).with_name(f"{job.id}-cutout.png") if job.image_path else None
+    if path is None or not path.is_file():
+        raise ApiError(
+            404, "no cutout for this job", "cutouts are made for FITS image uploads with noPlot=0"
+        )
+    return send_file(path, mimetype="image/png", max_age=3600)

@@ -15,6 +15,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from calib import CalibrationError, CatalogError, RefCatalog, calibrate, read_catalog
+from calib.cutout import render_cutout
+from calib.image import SNIFF_BYTES, load_image, looks_like_image
+from calib.imaging import calibrate_image
 from calib.plot import render_calibration_plot
 from calib.schema import followup_values
 from config import settings
@@ -88,15 +91,14 @@ def _store() -> RefStore:
 def _calibrate(
     job_id: str, path: Path, target: tuple[float, float], params: dict, filters: list[str]
 ) -> tuple[dict, str | None]:
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES)
+    if looks_like_image(head):
+        return _calibrate_image(job_id, path, target, params, filters)
     catalog = read_catalog(path.read_bytes())
-    tables = _store().footprint(catalog.ra, catalog.dec)
-    refs = [
-        RefCatalog.from_columns(survey, {c: t.column(c).to_numpy() for c in t.column_names})
-        for survey, t in tables.items()
-    ]
     result = calibrate(
         catalog,
-        refs,
+        _references(catalog.ra, catalog.dec),
         target[0],
         target[1],
         match_dist_arcsec=params.get("match_dist"),
@@ -105,11 +107,59 @@ def _calibrate(
     )
     image = None
     if not params.get("no_plot"):
-        plot_dir = settings().plot_dir
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        image = str(plot_dir / f"{job_id}.png")
+        image = str(_plot_path(job_id))
         render_calibration_plot(result, image)
     return result.to_dict(), image
+
+
+def _calibrate_image(
+    job_id: str, path: Path, target: tuple[float, float], params: dict, filters: list[str]
+) -> tuple[dict, str | None]:
+    """A FITS image: extraction, WCS check, calibration and forced photometry (`calib.imaging`);
+    the calibration plot and the cutout around the alert are written side by side."""
+    frame = load_image(path.read_bytes())  # the bytes are freed once decoded
+    cal = calibrate_image(
+        frame,
+        _references,
+        target[0],
+        target[1],
+        match_dist_arcsec=params.get("match_dist"),
+        force_filter=params.get("force_filter"),
+        allowed_filters=filters or None,
+    )
+    result = cal.to_dict()
+    result["cutout_url"] = None
+    image = None
+    if not params.get("no_plot"):
+        plot = _plot_path(job_id)
+        image = str(plot)
+        render_calibration_plot(cal.result, image)
+        r = cal.result
+        shown = f"> {r.mag:.2f} (5σ)" if r.limit else f"{r.mag:.3f} ± {r.mag_err:.3f}"
+        render_cutout(
+            cal.extraction,
+            cal.forced,
+            cal.pixel_scale_arcsec,
+            plot.with_name(f"{job_id}-cutout.png"),  # web.jobs serves it from there
+            f"{r.survey}/{r.filter} {shown}, S/N {cal.forced.snr:.1f}",
+        )
+        result["cutout_url"] = f"/jobs/{job_id}/cutout.png"
+    return result, image
+
+
+def _plot_path(job_id: str) -> Path:
+    plot_dir = settings().plot_dir
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    return plot_dir / f"{job_id}.png"
+
+
+def _references(ra, dec) -> list[RefCatalog]:
+    """Reference stars of every survey around the given source positions."""
+    tables = _store().footprint(ra, dec)
+    return [
+        RefCatalog.from_columns(survey, {c: t.column(c).to_numpy() for c in t.column_names})
+        for survey, t in tables.items()
+    ]
 
 
 def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:

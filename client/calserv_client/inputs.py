@@ -1,4 +1,4 @@
-"""What to upload: catalogue files from directories, globs and a manifest, with their metadata.
+"""What to upload: catalogues or FITS images from directories, globs and a manifest, with metadata.
 
 Metadata of each file, first found wins: the manifest row, then the FITS header (``MJD-OBS``,
 ``DATE-OBS``, ``EXPTIME``; for FITS_LDAC the image header stored in ``LDAC_IMHEAD``), then the
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import glob
+import gzip
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-CATALOGUE_SUFFIXES = (".cat", ".ldac", ".fits", ".fit", ".fts")
+#: Catalogues and FITS images (the server tells them apart by content): plain, gzip or .fz.
+CATALOGUE_SUFFIXES = (".cat", ".ldac", ".fits", ".fit", ".fts", ".fz", ".gz")
 MANIFEST_COLUMNS = ("file", "event", "mjd", "exptime", "filter", "comment")
 _MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
 _BLOCK = 2880
@@ -72,7 +74,9 @@ def find_catalogues(inputs: list[str], recursive: bool = False) -> list[Path]:
                 f for f in walker if f.is_file() and f.suffix.lower() in CATALOGUE_SUFFIXES
             )
             if not hits:
-                raise InputError(f"{arg}: no *.cat, *.ldac or *.fits files in this directory")
+                raise InputError(
+                    f"{arg}: no *.cat, *.ldac, *.fits, *.fits.gz or *.fz files in this directory"
+                )
         elif p.is_file():
             hits = [p]
         else:
@@ -165,10 +169,17 @@ def _cards(block: bytes) -> dict[str, object]:
     return out
 
 
+def _open_fits(path: str | Path):
+    """The file, read through gzip when it is gzip-compressed (a .fits.gz image)."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
 def read_fits_headers(path: str | Path) -> list[dict[str, object]]:
     """The headers of each HDU (and of the LDAC_IMHEAD image header), without astropy."""
     headers: list[dict[str, object]] = []
-    with open(path, "rb") as f:
+    with _open_fits(path) as f:
         if f.read(9) != b"SIMPLE  =":
             return []
         f.seek(0)
@@ -223,7 +234,7 @@ def fits_metadata(path: str | Path) -> dict[str, float]:
     """``mjd`` (MJD-OBS, else DATE-OBS[+TIME-OBS]) and ``exptime`` (EXPTIME/EXPOSURE) if present."""
     try:
         headers = read_fits_headers(path)
-    except (OSError, ValueError):
+    except (OSError, EOFError, ValueError):
         return {}
     out: dict[str, float] = {}
     for hdr in headers:

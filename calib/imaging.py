@@ -1,0 +1,176 @@
+"""Calibrate a FITS image end to end: extract its sources, check its WCS against the reference
+stars, calibrate the extracted catalogue like an uploaded one, and measure the alert by forced
+photometry at its position.
+
+The catalogue path measures the alert only if SExtractor happened to detect it; here every
+frame gives a flux with an error at the alert's position, and a non-detection gives the
+frame's real 5-sigma depth there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .astrometry import WcsCorrection, refine_wcs
+from .errors import CalibrationError
+from .extract import Extraction, extract
+from .forced import SNR_DETECTION, ForcedPhotometry, forced_photometry, inside
+from .image import Image, ImageError
+from .pipeline import CalibrationResult, calibrate
+from .reference import RefCatalog
+
+MAG_PER_SNR = 2.5 / math.log(10)  # magnitude error = MAG_PER_SNR / SNR
+
+_WARNINGS = {
+    "saturated": "the alert's aperture holds saturated pixels: its magnitude is too faint "
+    "(the true flux is higher); use a shorter exposure",
+    "edge": "the alert's aperture runs off the image or over blank pixels: part of its flux "
+    "is missing",
+    "blended": "another source lies within 2 FWHM of the alert and adds flux to its aperture; "
+    "check the cutout",
+    "offset": "a source lies near the alert but not at its position; check the cutout "
+    "(wrong coordinates, or a neighbour)",
+}
+
+
+@dataclass
+class ImageCalibration:
+    """The calibrated frame: the usual `CalibrationResult` with the alert measured by forced
+    photometry, the flags and warnings about that measurement, and what the cutout needs."""
+
+    result: CalibrationResult
+    forced: ForcedPhotometry
+    extraction: Extraction
+    correction: WcsCorrection
+    pixel_scale_arcsec: float
+    target_flags: list[str]
+    warnings: list[str]
+
+    def to_dict(self) -> dict:
+        """`CalibrationResult.to_dict` plus ``target_flags``, ``warnings`` and ``snr``."""
+        out = self.result.to_dict()
+        out["target_flags"] = list(self.target_flags)
+        out["warnings"] = [*out.get("warnings", []), *self.warnings]
+        out["snr"] = round(self.forced.snr, 2)
+        return out
+
+
+def calibrate_image(
+    image: Image,
+    references: Callable[[np.ndarray, np.ndarray], Sequence[RefCatalog]],
+    target_ra: float,
+    target_dec: float,
+    *,
+    match_dist_arcsec: float | None = None,
+    force_filter: str | None = None,
+    allowed_filters: Sequence[str] | None = None,
+) -> ImageCalibration:
+    """Measure and calibrate ``image``; ``references(ra, dec)`` returns the reference stars
+    around the given source positions (one `RefCatalog` per survey).
+
+    Raises
+    ------
+    ImageError
+        Nothing to measure, a WCS that disagrees with the reference stars, or an alert outside
+        the frame.
+    CalibrationError
+        As `calibrate`: no reference stars, no survey/band passing the quality gates.
+    """
+    shape = image.data.shape
+    scale = image.pixel_scale_arcsec
+    wcs = image.wcs
+    with np.errstate(invalid="ignore"):
+        tx, ty = (float(v[0]) for v in wcs.all_world2pix([target_ra], [target_dec], 0))
+    ex = extract(image)  # image.data is now the background-subtracted residual
+    cat = ex.catalog
+    refs = list(references(cat.ra, cat.dec))
+    if not refs:
+        raise CalibrationError("no reference catalogue covers the field")
+    ref_ra = np.concatenate([r.ra for r in refs])
+    ref_dec = np.concatenate([r.dec for r in refs])
+    ref_mag = np.concatenate([_any_band(r) for r in refs])
+    corr = refine_wcs(ex.x, ex.y, cat.mag, wcs, shape, ref_ra, ref_dec, ref_mag, scale, ex.fwhm_px)
+    hx, hy = corr.inverse(ex.x, ex.y)
+    ra, dec = wcs.all_pix2world(hx, hy, 0)
+    catalog = replace(cat, ra=np.asarray(ra) % 360.0, dec=np.asarray(dec))
+    tx, ty = (float(v[0]) for v in corr.forward(np.array([tx]), np.array([ty])))
+    if not (math.isfinite(tx) and math.isfinite(ty) and inside(ex, tx, ty)):
+        raise ImageError(
+            f"the alert (RA {target_ra:.5f}, Dec {target_dec:.5f}) falls outside the image "
+            f"({shape[1]} x {shape[0]} pixels)"
+        )
+    result = calibrate(
+        catalog,
+        refs,
+        target_ra,
+        target_dec,
+        match_dist_arcsec=match_dist_arcsec,
+        force_filter=force_filter,
+        allowed_filters=allowed_filters,
+    )
+    forced = forced_photometry(ex, tx, ty)
+    zp, zp_err = result.zeropoint, result.zeropoint_err
+    depth = zp - 2.5 * math.log10(forced.depth_flux)
+    if forced.detected:
+        mag = zp - 2.5 * math.log10(forced.flux)
+        mag_err = math.hypot(MAG_PER_SNR / forced.snr, zp_err)
+    else:
+        mag, mag_err = depth, -1.0
+    log = [line for line in result.log if not line.startswith("target:")]
+    log[1:1] = [
+        f"image: {shape[1]} x {shape[0]} px at {scale:.3f} arcsec/px, background "
+        f"{ex.background_adu:.1f} ± {ex.background_rms_adu:.2f} ADU, FWHM {ex.fwhm_px:.2f} px "
+        f"({ex.fwhm_px * scale:.2f} arcsec), {len(cat)} sources, saturation "
+        + (f"{ex.saturation_adu:.0f} ADU" if ex.saturation_adu else "not seen"),
+        f"WCS checked on {corr.npairs} reference stars: shift {corr.c * scale:+.2f}, "
+        f"{corr.d * scale:+.2f} arcsec (x, y), rotation {corr.rotation_deg:+.3f} deg, scale "
+        f"{corr.scale:.4f}, residual rms {corr.rms_px * scale:.2f} arcsec",
+    ]
+    log.append(
+        f"target: forced photometry at x={tx + 1:.2f}, y={ty + 1:.2f} (FITS pixels), aperture "
+        f"r={forced.radius_px:.2f} px: flux {forced.flux:.1f} ± {forced.flux_err:.1f} ADU, "
+        f"S/N {forced.snr:.1f}; 5-sigma depth {depth:.2f}; "
+        + (
+            f"{result.filter} = {mag:.3f} ± {mag_err:.3f}"
+            if forced.detected
+            else f"S/N < {SNR_DETECTION:g}: upper limit {mag:.2f}"
+        )
+    )
+    warnings = [_WARNINGS[f] for f in forced.flags]
+    shift_arcsec = corr.shift_px * scale
+    if shift_arcsec > max(1.0, 0.5 * ex.fwhm_px * scale):
+        warnings.append(
+            f"the header WCS was off by {shift_arcsec:.1f} arcsec; corrected from "
+            f"{corr.npairs} reference stars"
+        )
+    result = replace(
+        result,
+        mag=mag,
+        mag_err=mag_err,
+        limit=not forced.detected,
+        limiting_mag=depth,
+        ra=float(target_ra),
+        dec=float(target_dec),
+        log=log,
+    )
+    return ImageCalibration(
+        result=result,
+        forced=forced,
+        extraction=ex,
+        correction=corr,
+        pixel_scale_arcsec=scale,
+        target_flags=list(forced.flags),
+        warnings=warnings,
+    )
+
+
+def _any_band(ref: RefCatalog) -> np.ndarray:
+    """A magnitude per reference star (first band that has one) to pick the brightest."""
+    mag = np.full(len(ref), np.nan)
+    for values, _ in ref.bands.values():
+        mag = np.where(np.isfinite(mag), mag, values)
+    return mag
