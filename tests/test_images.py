@@ -69,7 +69,7 @@ def test_target_magnitude_within_its_error(
     assert abs(result["colour_term"] - 0.07) < 0.02
     assert 0 < result["mag_err"] < 0.15
     # One frame: within 2 sigma (a 1-sigma bar misses the truth in 32 % of frames; the unit
-    # test tests/calib/test_images.py checks the error bars' coverage over many frames).
+    # test tests/calib/test_image_photometry.py checks the error bars' coverage over many frames).
     assert abs(result["mag"] - mag) <= 2 * result["mag_err"], result["log"]
     assert result["target_flags"] == []
     assert any("WCS" in w for w in result["warnings"])
