@@ -272,7 +272,7 @@ def load_image(data: bytes) -> Image:
         data = gunzip_bounded(data)
     layout = inspect_fits(data, len(data))
     if layout is None:
-        raise ImageError("the FITS file holds tables, not an image")
+        raise ImageError("the compressed upload holds no FITS image; send catalogues uncompressed")
     from astropy.io import fits
 
     with warnings.catch_warnings():
