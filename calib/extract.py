@@ -36,7 +36,10 @@ PLATEAU_PIXELS = 9
 # SExtractor FLAGS bits, so that `calib.clean` treats them as it treats a catalogue's.
 FLAG_BLENDED, FLAG_SATURATED, FLAG_TRUNCATED, FLAG_APERTURE_INCOMPLETE = 2, 4, 8, 16
 
-sep.set_extract_pixstack(2_000_000)
+#: sep's pixel stack (SExtractor's MEMORY_PIXSTACK): its default, raised to the larger value
+#: only for the frame that overflows it (a big galaxy or a bright saturated star), since sep
+#: allocates the whole stack (about 60 bytes an entry) on every call.
+PIXSTACK, PIXSTACK_LARGE = 300_000, 3_000_000
 sep.set_sub_object_limit(4096)
 
 
@@ -100,15 +103,7 @@ def extract(image: Image) -> Extraction:
         bkg.subfrom(data)
         if blank is not None:
             data[blank] = 0.0
-        objects = sep.extract(
-            data,
-            DETECT_SIGMA,
-            err=noise,
-            mask=blank,
-            minarea=5,
-            filter_type="conv",
-            deblend_nthresh=DEBLEND_NTHRESH,
-        )
+        objects = _detect(data, noise, blank)
     except Exception as exc:  # sep reports overflows and odd data as plain exceptions
         raise ImageError("source extraction failed on this image", detail=str(exc)) from exc
     if len(objects) < 3:
@@ -157,6 +152,33 @@ def extract(image: Image) -> Extraction:
         gain=image.gain,
         background_adu=float(bkg.globalback),
         background_rms_adu=float(bkg.globalrms),
+    )
+
+
+def _detect(data: np.ndarray, noise: np.ndarray, blank: np.ndarray | None) -> np.ndarray:
+    """sep.extract with the default pixel stack, once more with the large one if it overflows."""
+    sep.set_extract_pixstack(PIXSTACK)
+    try:
+        return _extract_sources(data, noise, blank)
+    except Exception as exc:
+        if "pixel buffer full" not in str(exc):
+            raise
+    sep.set_extract_pixstack(PIXSTACK_LARGE)
+    try:
+        return _extract_sources(data, noise, blank)
+    finally:
+        sep.set_extract_pixstack(PIXSTACK)
+
+
+def _extract_sources(data, noise, blank) -> np.ndarray:
+    return sep.extract(
+        data,
+        DETECT_SIGMA,
+        err=noise,
+        mask=blank,
+        minarea=5,
+        filter_type="conv",
+        deblend_nthresh=DEBLEND_NTHRESH,
     )
 
 

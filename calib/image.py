@@ -49,13 +49,16 @@ class FitsLayout:
     """Where the image is in a FITS file, read from its headers alone.
 
     ``hdu`` is the HDU index (astropy's numbering), ``shape`` the image's (ny, nx), ``bitpix`` its
-    pixel type; ``compressed`` for a tile-compressed image (a BINTABLE with ZIMAGE = T).
+    pixel type; ``compressed`` for a tile-compressed image (a BINTABLE with ZIMAGE = T);
+    ``header_at`` and ``data_at`` the byte offsets of its header and data.
     """
 
     hdu: int
     shape: tuple[int, int]
     bitpix: int
     compressed: bool
+    header_at: int = 0
+    data_at: int = 0
 
 
 def is_gzip(head: bytes) -> bool:
@@ -70,15 +73,18 @@ def gunzip_head(head: bytes, limit: int = MAX_HEADER_BYTES + 4 * BLOCK) -> bytes
         raise ImageError("the upload looks gzip-compressed but cannot be decompressed") from exc
 
 
-def gunzip_bounded(data: bytes) -> bytes:
-    """Decompress a whole .gz upload, refusing to grow past the largest image accepted."""
+def gunzip_bounded(data: bytes) -> bytearray:
+    """Decompress a whole .gz upload, refusing to grow past the largest image accepted.
+
+    A bytearray grows in place (the allocator remaps it), so the result is never held twice.
+    """
     limit = MAX_DATA_BYTES + MAX_HEADER_BYTES * MAX_HDUS
-    out = io.BytesIO()
+    out = bytearray()
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
             while chunk := f.read(1 << 22):
-                out.write(chunk)
-                if out.tell() > limit:
+                out += chunk
+                if len(out) > limit:
                     raise ImageError(
                         f"the decompressed image is larger than {limit // 2**20} MB; "
                         f"images are limited to {MAX_DATA_BYTES // 2**20} MB of pixel data"
@@ -87,7 +93,7 @@ def gunzip_bounded(data: bytes) -> bytes:
         raise ImageError(
             "the gzip-compressed upload is truncated or corrupt", detail=str(exc)
         ) from exc
-    return out.getvalue()
+    return out
 
 
 def _value(raw: str) -> object:
@@ -205,10 +211,10 @@ def inspect_fits(buf: bytes, total_size: int | None = None) -> FitsLayout | None
         naxis = _int(cards, "NAXIS")
         if xtension == "BINTABLE" and cards.get("ZIMAGE") is True:
             shape, bitpix = _image_shape(cards, "Z")
-            layout = FitsLayout(index, shape, bitpix, compressed=True)
+            layout = FitsLayout(index, shape, bitpix, True, offset, data_at)
         elif xtension == "IMAGE" and naxis > 0 and not seen_table:
             shape, bitpix = _image_shape(cards, "")
-            layout = FitsLayout(index, shape, bitpix, compressed=False)
+            layout = FitsLayout(index, shape, bitpix, False, offset, data_at)
         else:
             layout = None
             seen_table |= xtension in ("BINTABLE", "TABLE")
@@ -273,23 +279,13 @@ def load_image(data: bytes) -> Image:
     layout = inspect_fits(data, len(data))
     if layout is None:
         raise ImageError("the compressed upload holds no FITS image; send catalogues uncompressed")
-    from astropy.io import fits
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=True) as hdul:
-                hdu = hdul[layout.hdu]
-                header = hdu.header.copy()
-                pixels = hdu.data
-                if pixels is None or pixels.shape[-2:] != layout.shape:
-                    raise ImageError("the FITS image data does not match its header")
-                pixels = np.asarray(pixels).reshape(layout.shape)
-                if pixels.dtype == np.dtype(">f4") and pixels.flags.writeable:
-                    # FITS floats are big-endian: swap in place rather than hold two copies.
-                    pixels = pixels.byteswap(inplace=True).view(np.float32)
-                else:
-                    pixels = pixels.astype(np.float32)
+            if layout.compressed:
+                header, pixels = _decode_tiles(data, layout)
+            else:
+                header, pixels = _decode_plain(data, layout)
         except ImageError:
             raise
         except Exception as exc:  # corrupt tiles, bad scaling keywords...: the bytes are hostile
@@ -311,6 +307,55 @@ def load_image(data: bytes) -> Image:
         saturation=_positive(header, ("SATURATE", "SATLEVEL")),
         gain=_positive(header, ("GAIN", "EGAIN")),
     )
+
+
+_PIXEL_TYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+def _decode_plain(data: bytes | bytearray, layout: FitsLayout):
+    """Header and float32 pixels of an uncompressed image, read in place from the upload.
+
+    numpy reads the pixels straight out of the upload's buffer (one float32 copy, no other), so
+    a frame costs its file size plus 4 bytes per pixel; BSCALE, BZERO and BLANK are applied.
+    """
+    from astropy.io import fits
+
+    raw_header = bytes(data[layout.header_at : layout.data_at]).decode("ascii", "replace")
+    header = fits.Header.fromstring(raw_header)
+    ny, nx = layout.shape
+    raw = np.frombuffer(
+        data, dtype=_PIXEL_TYPES[layout.bitpix], count=ny * nx, offset=layout.data_at
+    ).reshape(layout.shape)
+    pixels = raw.astype(np.float32)
+    scale, zero = _number(header, "BSCALE", 1.0), _number(header, "BZERO", 0.0)
+    if scale != 1.0:
+        pixels *= np.float32(scale)
+    if zero != 0.0:
+        pixels += np.float32(zero)
+    blank = header.get("BLANK")
+    if layout.bitpix > 0 and isinstance(blank, int) and not isinstance(blank, bool):
+        pixels[raw == blank] = np.nan
+    return header, pixels
+
+
+def _decode_tiles(data: bytes | bytearray, layout: FitsLayout):
+    """Header and float32 pixels of a tile-compressed image (astropy decompresses the tiles)."""
+    from astropy.io import fits
+
+    with fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=True) as hdul:
+        hdu = hdul[layout.hdu]
+        header = hdu.header.copy()
+        pixels = hdu.data
+        if pixels is None or pixels.shape[-2:] != layout.shape:
+            raise ImageError("the FITS image data does not match its header")
+        return header, np.asarray(pixels).reshape(layout.shape).astype(np.float32)
+
+
+def _number(header, key: str, default: float) -> float:
+    value = header.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ImageError(f"FITS header keyword {key} is not a number: {value!r}")
+    return float(value)
 
 
 def celestial_wcs(header, shape: tuple[int, int]):

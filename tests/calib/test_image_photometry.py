@@ -13,7 +13,7 @@ import pytest
 from astropy.io import fits
 
 from calib.astrometry import refine_wcs
-from calib.extract import APERTURE_PER_FWHM, FLAG_SATURATED, extract
+from calib.extract import APERTURE_PER_FWHM, FLAG_SATURATED, PIXSTACK, _detect, extract
 from calib.forced import five_sigma_flux, forced_photometry
 from calib.image import MAX_DATA_BYTES, ImageError, inspect_fits, load_image
 from calib.imaging import calibrate_image
@@ -200,3 +200,12 @@ def test_gzip_bomb_is_refused_while_decompressing():
     assert len(bomb) < 2 * 2**20
     with pytest.raises(ImageError, match="larger than"):
         load_image(bomb)
+
+
+def test_a_source_larger_than_the_pixel_stack_is_still_extracted():
+    """A nebula of 780,000 pixels overflows sep's default pixel stack: retried, not failed."""
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    data = np.where((xx - 512) ** 2 + (yy - 512) ** 2 < 500**2, 100.0, 0.0).astype(np.float32)
+    noise = np.ones_like(data)
+    objects = _detect(data, noise, None)
+    assert len(objects) == 1 and objects["npix"][0] > PIXSTACK
