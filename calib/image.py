@@ -21,9 +21,10 @@ import numpy as np
 from .errors import CatalogError
 
 BLOCK = 2880
-#: Largest image accepted: 64 Mpixel (8k x 8k; a QHY600/IMX455 frame is 61 Mpixel). The worker
-#: holds about 10 bytes per pixel while measuring it (see docs/images.md).
-MAX_PIXELS = 64 * 1024 * 1024
+#: Largest image accepted: 40 Mpixel (6.4k x 6.4k; bin a 61 Mpixel IMX455 frame 2 x 2). The
+#: worker peaks at 12-16 bytes per pixel above its imports (bench/bench_image.py: 601 MB for
+#: 37.7 Mpixel), so this keeps a task well under the workers' 1 GB memory limit.
+MAX_PIXELS = 40 * 1024 * 1024
 #: And at most this many bytes of pixel data (NAXIS1 x NAXIS2 x |BITPIX| / 8): decoding holds
 #: the raw data and its float32 copy at once, so 64-bit pixels are limited to half as many.
 MAX_DATA_BYTES = 256 * 1024 * 1024
