@@ -51,11 +51,10 @@ class ImageCalibration:
     warnings: list[str]
 
     def to_dict(self) -> dict:
-        """`CalibrationResult.to_dict` plus ``target_flags``, ``warnings`` and ``snr``."""
+        """`CalibrationResult.to_dict` with this measurement's ``target_flags`` and ``warnings``."""
         out = self.result.to_dict()
         out["target_flags"] = list(self.target_flags)
-        out["warnings"] = [*out.get("warnings", []), *self.warnings]
-        out["snr"] = round(self.forced.snr, 2)
+        out["warnings"] = [*(out.get("warnings") or []), *self.warnings]
         return out
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from calib.extract import APERTURE_PER_FWHM
 from calib.render import Frame, render_frame, tan_wcs
-from tests.conftest import DATA
+from tests.helpers import DATA
 
 ZP, COLOUR_TERM, PIVOT = 25.3, 0.07, 0.5
 CENTRE = (150.1, 2.2)

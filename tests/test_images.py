@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from tests.conftest import add_alert, wait_job
+from tests.helpers import add_alert, wait_job
 from tests.synth_image import synth_frame
 
 

@@ -128,7 +128,6 @@ def _calibrate_image(
         allowed_filters=filters or None,
     )
     result = cal.to_dict()
-    result["cutout_url"] = None
     image = None
     if not params.get("no_plot"):
         plot = _plot_path(job_id)

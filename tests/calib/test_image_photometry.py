@@ -19,7 +19,7 @@ from calib.image import MAX_DATA_BYTES, ImageError, inspect_fits, load_image
 from calib.imaging import calibrate_image
 from calib.reference import RefCatalog
 from calib.render import render_frame, tan_wcs
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.synth_image import (
     FWHM_PX,
     PIXEL_SCALE,
