@@ -140,7 +140,8 @@ def _calibrate_image(
             cal.forced,
             cal.pixel_scale_arcsec,
             plot.with_name(f"{job_id}-cutout.png"),  # web.jobs serves it from there
-            f"{r.survey}/{r.filter} {shown}, S/N {cal.forced.snr:.1f}",
+            f"{r.survey}/{r.filter} {shown}, S/N {cal.forced.snr:.1f}"
+            + "".join(f" [{flag}]" for flag in cal.target_flags),
         )
         result["cutout_url"] = f"/jobs/{job_id}/cutout.png"
     return result, image
