@@ -197,4 +197,5 @@ def test_cli_reads_url_and_key_from_config_or_key_file(fake_calserv, tmp_path):
         *args, "--comment", "2", "--config", str(cfg), "--hashtag-file", str(keyfile), env=_env()
     )
     assert out.returncode == 0, out.stderr
-    assert b"from-file" in fake_calserv.requests[-2][3]
+    uploads = [body for method, path, _, body in fake_calserv.requests if path == "/upload"]
+    assert b"from-file" in uploads[-1]
