@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 
 import pytest
 import urllib3
-from conftest import DATA, Gunicorn, add_alert
 from sqlalchemy import select
 
 from db.models import Job
 from db.session import session_scope
+from tests.helpers import DATA, add_alert
 
 GAIA = DATA / "gaia-demo"
 HTTP = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=90))
@@ -90,33 +90,30 @@ def test_wait_under_two_cpu_hogs(live_server, observatory, gaia_alert):
     assert elapsed < 10.0, elapsed  # the issue's figure was 3.3 s; the bench reports it exactly
 
 
-def test_healthz_stays_fast_while_8_uploads_wait(database, observatory, gaia_alert):
+def test_healthz_stays_fast_while_8_uploads_wait(start_gunicorn, observatory, gaia_alert):
     """8 uploads with wait=60 whose jobs never run (no worker on this server's queue) take at most
     one thread per process; the rest answer 202 at once, and /healthz stays fast."""
     env = {"CALSERV_QUEUE": f"nobody-{secrets.token_hex(3)}"}
-    server = Gunicorn(workers=4, env=env, name="gunicorn-stall")
-    try:
-        answers: list[tuple[int, float, str | None]] = []
+    server = start_gunicorn(workers=4, env=env, name="gunicorn-stall")
+    answers: list[tuple[int, float, str | None]] = []
 
-        def upload(i: int) -> None:
-            t0 = time.monotonic()
-            r = _upload(server.url, observatory["hashtag"], gaia_alert, f"stall {i}", wait=60)
-            answers.append((r.status, time.monotonic() - t0, r.headers.get("Retry-After")))
+    def upload(i: int) -> None:
+        t0 = time.monotonic()
+        r = _upload(server.url, observatory["hashtag"], gaia_alert, f"stall {i}", wait=60)
+        answers.append((r.status, time.monotonic() - t0, r.headers.get("Retry-After")))
 
-        threads = [threading.Thread(target=upload, args=(i,), daemon=True) for i in range(8)]
-        for t in threads:
-            t.start()
-        time.sleep(2.0)
-        for _ in range(5):
-            t0 = time.monotonic()
-            with urllib.request.urlopen(f"{server.url}/healthz", timeout=10) as r:
-                assert r.status == 200
-            assert time.monotonic() - t0 < 1.0
-        quick = [a for a in answers if a[1] < 5]
-        assert len(quick) >= 4, answers  # at most one waiter in each of the 4 processes
-        assert all(status == 202 and int(ra) >= 1 for status, _, ra in quick), answers
-    finally:
-        server.stop()
+    threads = [threading.Thread(target=upload, args=(i,), daemon=True) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    for _ in range(5):
+        t0 = time.monotonic()
+        with urllib.request.urlopen(f"{server.url}/healthz", timeout=10) as r:
+            assert r.status == 200
+        assert time.monotonic() - t0 < 1.0
+    quick = [a for a in answers if a[1] < 5]
+    assert len(quick) >= 4, answers  # at most one waiter in each of the 4 processes
+    assert all(status == 202 and int(ra) >= 1 for status, _, ra in quick), answers
 
 
 def test_bulk_status_answers_changes_and_long_polls(live_server, observatory, gaia_alert):
@@ -182,18 +179,15 @@ def test_bulk_status_refuses_bad_bodies(client, body, error):
     assert resp.get_json()["error"] == error
 
 
-def test_retry_after_grows_with_the_queue_ahead(database, observatory, gaia_alert):
+def test_retry_after_grows_with_the_queue_ahead(start_gunicorn, observatory, gaia_alert):
     """Jobs queued where no worker listens: each later one has more ahead of it."""
     env = {"CALSERV_QUEUE": f"nobody-{secrets.token_hex(3)}"}
-    server = Gunicorn(workers=1, env=env, name="gunicorn-queue")
-    try:
-        waits = []
-        for i in range(12):
-            r = _upload(server.url, observatory["hashtag"], gaia_alert, f"queue {i}")
-            assert r.status == 202
-            waits.append(int(r.headers["Retry-After"]))
-        last = HTTP.request("GET", f"{server.url}/jobs/{r.json()['job_id']}?outputFormat=json")
-        assert int(last.headers["Retry-After"]) == waits[-1]
-    finally:
-        server.stop()
+    server = start_gunicorn(workers=1, env=env, name="gunicorn-queue")
+    waits = []
+    for i in range(12):
+        r = _upload(server.url, observatory["hashtag"], gaia_alert, f"queue {i}")
+        assert r.status == 202
+        waits.append(int(r.headers["Retry-After"]))
+    last = HTTP.request("GET", f"{server.url}/jobs/{r.json()['job_id']}?outputFormat=json")
+    assert int(last.headers["Retry-After"]) == waits[-1]
     assert waits == sorted(waits) and waits[-1] > waits[0], waits
