@@ -304,22 +304,26 @@ class Batch:
 
     def _collect_one_by_one(self) -> None:
         """An older calserv: one polling thread per job in flight (`jobs` of them)."""
+        with ThreadPoolExecutor(max(1, self.opts.jobs), thread_name_prefix="poll") as pool:
+            try:
+                self._hand_out_polls(pool)
+            except KeyboardInterrupt:
+                self.client.stop.set()  # before the pool waits for its polling threads
+                raise
+
+    def _hand_out_polls(self, pool: ThreadPoolExecutor) -> None:
         polling: set[str] = set()
         futures: list[Future] = []
-        with ThreadPoolExecutor(max(1, self.opts.jobs), thread_name_prefix="poll") as pool:
-            while True:
-                with self._cv:
-                    new = [t for i, t in self._pending.items() if i not in polling]
-                    polling.update(self._pending)
-                    if (
-                        not new
-                        and not self._sending
-                        and len(polling) == sum(f.done() for f in futures)
-                    ):
-                        break
-                futures += [pool.submit(self._poll, t) for t in new]
-                if self.client.stop.wait(0.1):
-                    break
+        while True:
+            with self._cv:
+                new = [t for i, t in self._pending.items() if i not in polling]
+                polling.update(self._pending)
+                finished = sum(f.done() for f in futures)
+                if not new and not self._sending and len(polling) == finished:
+                    return
+            futures += [pool.submit(self._poll, t) for t in new]
+            if self.client.stop.wait(0.1):
+                return
 
     def _needs_work(self, task: Task) -> bool:
         prior = self.state.get(task.key)
