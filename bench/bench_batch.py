@@ -95,15 +95,15 @@ def calib_alone(files: list[Path], refcat_dir: str) -> tuple[float, float]:
     """CPU and wall seconds per frame of the calibration alone, in this process, as a worker
     does it (read, reference footprint, calibrate) without the service around it. CPU time is
     the machine-independent figure: on a shared host the wall time includes waiting for a core."""
-    os.environ["CALSERV_REFCAT_DIR"] = refcat_dir
     from calib import RefCatalog, calibrate, read_catalog
-    from refcats.store import get_store
+    from refcats.store import RefStore
 
+    store = RefStore(Path(refcat_dir), 512 * 1024 * 1024)
     truth = json.loads((GAIA / "truth.json").read_text())
 
     def one(path: Path) -> None:
         catalog = read_catalog(path.read_bytes())
-        tables = get_store().footprint(catalog.ra, catalog.dec)
+        tables = store.footprint(catalog.ra, catalog.dec)
         refs = [
             RefCatalog.from_columns(survey, {c: t.column(c).to_numpy() for c in t.column_names})
             for survey, t in tables.items()

@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from web.db import engine
+from db.session import engine
 from web.errors import ApiError, parse_bounded
 from web.jobs import (
     _J,
