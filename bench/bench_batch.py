@@ -168,6 +168,7 @@ def run_batch(stack: Stack, key: str, ivorn: str, frames: Path, label: str, engi
             "--comment",
             label,
             "--json",
+            "-v",  # one stderr line per request: what the client asked, how long it took
         ],
         env={**stack.env, "CALSERV_HASHTAG": key, "PYTHONPATH": str(ROOT / "client")},
         capture_output=True,
@@ -208,8 +209,23 @@ def run_batch(stack: Stack, key: str, ivorn: str, frames: Path, label: str, engi
         "worker_cpu_s": work_cpu,
         "machine_busy_s": busy,
         "server_span_s": (last - first).total_seconds() if first and last else None,
+        "requests": requests_seen(out.stderr),
         "stderr_tail": out.stderr[-500:] if out.returncode else "",
     }
+
+
+def requests_seen(log: str) -> dict[str, list[float]]:
+    """Milliseconds of each request in the client's -v log, by method and path kind."""
+    seen: dict[str, list[float]] = {}
+    for line in log.splitlines():
+        parts = line.split()  # HH:MM:SS METHOD PATH -> STATUS in N ms
+        if len(parts) == 8 and parts[3] == "->" and parts[7] == "ms":
+            path = parts[2]
+            if path.startswith("/jobs/") and path != "/jobs/status":
+                path = "/jobs/<id>"
+            kind = f"{parts[1]} {path}"
+            seen.setdefault(kind, []).append(float(parts[6]))
+    return seen
 
 
 # -- wait= ------------------------------------------------------------------------------------
@@ -330,6 +346,17 @@ def report(batches: list[dict], waits: dict, transports: dict, meta: dict) -> st
             f"{b['web_cpu_s']:.1f} | {b['client_cpu_s']:.1f} | {rest:.1f} | "
             f"{max(0.0, capacity - b['machine_busy_s']):.1f} |"
         )
+    lines += [
+        "",
+        "| frames | request | count | p50 ms | p95 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for b in batches:
+        for kind, values in sorted(b["requests"].items()):
+            lines.append(
+                f"| {b['label']} | {kind} | {len(values)} | {ms([v / 1000 for v in values], 0.5)}"
+                f" | {ms([v / 1000 for v in values], 0.95)} |"
+            )
     lines += [
         "",
         "(processing_time is wall-clock time inside the worker: on a shared host it includes "

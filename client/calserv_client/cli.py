@@ -165,10 +165,8 @@ def summarize(results: list[dict]) -> dict:
 # -- main -------------------------------------------------------------------------------------
 def _log_request(method: str, path: str, status: int | None, elapsed: float) -> None:
     stamp = time.strftime("%H:%M:%S")
-    print(
-        f"{stamp} {method} {path} -> {status or 'no connection'} in {elapsed * 1000:.0f} ms",
-        file=sys.stderr,
-    )
+    line = f"{stamp} {method} {path} -> {status or 'no connection'} in {elapsed * 1000:.0f} ms\n"
+    sys.stderr.write(line)  # one write: lines from concurrent requests never interleave
 
 
 def _stdin_paths(inputs: list[str]) -> list[str]:
