@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     sweep_interval: int = _env("SWEEP_INTERVAL", 30, gt=0)
     stale_job_seconds: int = _env("STALE_JOB_SECONDS", 600, gt=0)
     worker_max_memory_kb: int = _env("WORKER_MAX_MEMORY_KB", 1024 * 1024, gt=0)
+    #: Requests each web process may hold waiting for job ends (`wait=`); beyond, they are
+    #: answered at once. Keep it below gunicorn's threads per process, so one stays free.
+    max_waiters: int = _env("MAX_WAITERS", 1, ge=0)
     rate_limit: str = _env("RATE_LIMIT", "1200 per minute")
     session_cookie_secure: bool = _env("SESSION_COOKIE_SECURE", False)
 

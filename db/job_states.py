@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from db.job_events import publish_job_end
 from db.models import Job, JobState
 
 FINISHED = (JobState.succeeded, JobState.failed)
@@ -43,14 +44,25 @@ def start(job: Job) -> None:
 
 
 def succeed(job: Job, result: dict, image_path: str | None) -> None:
-    """running → succeeded, with the result and the path of its plot."""
+    """running → succeeded, with the result and the path of its plot; waiters are woken at the
+    commit (:mod:`db.job_events`)."""
     job.state, job.finished_at = JobState.succeeded, datetime.now(UTC)
     job.result, job.image_path, job.error = result, image_path, None
+    _announce_end(job)
 
 
 def fail(job: Job, error: str) -> None:
-    """→ failed, with the reason shown to the user."""
+    """→ failed, with the reason shown to the user; waiters are woken at the commit."""
     job.state, job.finished_at, job.error = JobState.failed, datetime.now(UTC), error
+    _announce_end(job)
+
+
+def _announce_end(job: Job) -> None:
+    """The job-end notification, sent by the transaction that ends the job, with the
+    calibration's run time (`processing_time`) when it succeeded: the mean job time that
+    `Retry-After` estimates use."""
+    took = (job.result or {}).get("processing_time") if job.state == JobState.succeeded else None
+    publish_job_end(object_session(job), job.id, took)
 
 
 def requeue_failed(s: Session, job_id: str) -> bool:

@@ -15,6 +15,8 @@ import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "gthread"
+# Requests waiting for a job's end (`wait=`) take at most CALSERV_MAX_WAITERS (default 1) of a
+# process's threads, so another one is always free for everything else (docs/batch.md).
 threads = 2
 timeout = 90
 # Keep a batch client's connection open between its requests (no new TCP handshake per poll).

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import DATA, ROOT, TMP, WorkerProcess, free_port
+from tests.helpers import DATA, ROOT, TMP, Gunicorn, WorkerProcess
 
 # Each test session gets its own database and queue, so concurrent runs never meet. The worker
 # and gunicorn subprocesses, and this process's settings (`config.settings()`), read these.
@@ -119,37 +115,23 @@ def observatory(app) -> dict:
     return {"name": name, "hashtag": result.output.strip().splitlines()[-1]}
 
 
+@pytest.fixture()
+def start_gunicorn(database):
+    """Start more web tiers (`Gunicorn` arguments); each is stopped after the test."""
+    started: list[Gunicorn] = []
+
+    def start(**kwargs) -> Gunicorn:
+        started.append(Gunicorn(**kwargs))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def live_server(database, worker):
     """The real web tier under gunicorn, as `make run` serves it."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "web:create_app()",
-        ],
-        cwd=ROOT,
-        stdout=(TMP / "gunicorn.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:  # ready when the app itself answers, not just the listening socket
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("gunicorn did not start: " + (TMP / "gunicorn.log").read_text())
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    server = Gunicorn()
+    yield server.url
+    server.stop()

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +90,53 @@ def wait_job(client, job_id: str, timeout: float = 60) -> dict:
         if data["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
             return data
         time.sleep(0.2)
+
+
+class Gunicorn:
+    """The real web tier under gunicorn with deploy/gunicorn.conf.py, as `make run` serves it;
+    `env` adds to the environment (e.g. another queue), `workers` sets WEB_CONCURRENCY."""
+
+    def __init__(self, workers: int = 2, env: dict[str, str] | None = None, name: str = "gunicorn"):
+        port = free_port()
+        self.log = TMP / f"{name}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "deploy/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "web:create_app()",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "WEB_CONCURRENCY": str(workers), **(env or {})},
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # ready when the app itself answers, not just the listening socket
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start: " + self.log.read_text())
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop it; requests still waiting (`wait=`) would hold a graceful stop for 30 s."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGQUIT)  # gunicorn's quick shutdown
+            self.proc.wait(timeout=10)
 
 
 def free_port() -> int:

@@ -26,6 +26,7 @@ def create_app(
         csrf,
         errors,
         followups,
+        job_status,
         jobs,
         login,
         ops,
@@ -43,6 +44,7 @@ def create_app(
         MAX_FORM_PARTS=200,
         UPLOAD_DIR=str(s.upload_dir),
         RATE_LIMIT=s.rate_limit,
+        MAX_WAITERS=s.max_waiters,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=s.session_cookie_secure,
@@ -62,7 +64,16 @@ def create_app(
     csrf.init_app(app)
     ops.init_app(app)
     cli.register(app)
-    blueprints = (upload_api, jobs, alert_registry, submit_page, login, alert_pages, followups)
+    blueprints = (
+        upload_api,
+        jobs,
+        job_status,
+        alert_registry,
+        submit_page,
+        login,
+        alert_pages,
+        followups,
+    )
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app

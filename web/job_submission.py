@@ -30,12 +30,11 @@ from db.dispatch import send
 from db.models import Job, JobState, Upload
 from web.alert_registry import find_alert
 from web.errors import ApiError, parse_bounded
-from web.jobs import JOB_FIELDS, JobView, find_job
+from web.jobs import JOB_FIELDS, MAX_WAIT_S, JobView, find_job
 from web.keys import KeyOwner
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
-MAX_WAIT_S = 60
 IMAGE_HINT = (
     "upload one 2-D FITS frame (plain, .fits.gz or Rice-compressed .fz) with a celestial WCS, "
     "or its SExtractor catalogue"

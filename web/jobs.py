@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from flask import (
     Blueprint,
@@ -17,10 +21,11 @@ from flask import (
     send_file,
     url_for,
 )
-from sqlalchemy import Connection, Select, bindparam, select
+from sqlalchemy import Connection, Select, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from calib.schema import RESULT_KEYS
+from db.job_events import RECHECK_S, job_ends
 from db.job_states import FINISHED
 from db.models import Alert, Followup, Job, JobState, Observatory
 from db.session import engine
@@ -28,6 +33,11 @@ from web.errors import ApiError
 from web.negotiation import wants_json
 
 bp = Blueprint("jobs", __name__)
+#: The longest `wait=` a request may hold a thread for.
+MAX_WAIT_S = 60
+#: `Retry-After` never says more than this (a client re-asks then anyway).
+MAX_RETRY_AFTER_S = 300
+T = TypeVar("T")
 
 
 _J, _A, _O, _F = Job.__table__, Alert.__table__, Observatory.__table__, Followup.__table__
@@ -123,24 +133,83 @@ def job_json(job: JobView) -> dict:
 
 
 def job_response(job: JobView, status: int) -> Response:
-    """The job's JSON or page; never stored by a cache, as the job's state changes under it."""
+    """The job's JSON or page; never stored by a cache, as the job's state changes under it.
+    An unfinished job's answer says in `Retry-After` when it is likely to have ended."""
     data = job_json(job)
     resp = jsonify(data) if wants_json() else make_response(render_template("job.html", job=data))
     resp.status_code = status
     resp.headers["Location"] = url_for("jobs.show", job_id=job.id)
     resp.headers["Cache-Control"] = "no-store"
+    if job.state not in FINISHED:
+        with engine(autocommit=True).connect() as conn:
+            resp.headers["Retry-After"] = str(retry_after_s(conn, job.state, job.created_at))
     return resp
 
 
-def wait_for_job(s: Session, job_id: str, seconds: float) -> JobView:
-    """Hold the request until the job ends or `seconds` pass (for one-shot scripts)."""
+_RUNNING_AND_AHEAD = select(
+    func.count().filter(_J.c.state == JobState.running),
+    func.count().filter(
+        and_(_J.c.state == JobState.queued, _J.c.created_at < bindparam("created_at"))
+    ),
+).where(_J.c.state.in_([JobState.queued, JobState.running]))
+
+
+def retry_after_s(conn: Connection, state: JobState, created_at: datetime | None) -> int:
+    """Whole seconds until a queued or running job is likely to have ended: the queued jobs ahead
+    of it, spread over the jobs running now (the workers' parallelism), times the recent mean job
+    time this process has seen in job-end notifications; at least 1."""
+    mean = job_ends().mean_job_s
+    if state == JobState.running or created_at is None:
+        estimate = mean
+    else:
+        running, ahead = conn.execute(_RUNNING_AND_AHEAD, {"created_at": created_at}).one()
+        estimate = (ahead / max(1, running) + 1) * mean
+    return max(1, min(MAX_RETRY_AFTER_S, math.ceil(estimate)))
+
+
+_WAITERS: threading.BoundedSemaphore | None = None
+_WAITERS_LOCK = threading.Lock()
+
+
+@contextmanager
+def waiter_slot() -> Iterator[bool]:
+    """One of this process's `MAX_WAITERS` waiting slots, or False when all are taken: a waiting
+    request holds a server thread, and the others must stay free for everything else (health
+    checks, uploads), so a request beyond the cap is answered at once instead."""
+    global _WAITERS
+    with _WAITERS_LOCK:
+        if _WAITERS is None:
+            _WAITERS = threading.BoundedSemaphore(current_app.config["MAX_WAITERS"])
+    got = _WAITERS.acquire(blocking=False)
+    try:
+        yield got
+    finally:
+        if got:
+            _WAITERS.release()
+
+
+def wait_for_end(
+    job_ids: list[str], seconds: float, read: Callable[[], T], done: Callable[[T], bool]
+) -> T:
+    """`read()` again each time one of `job_ids` ends, until `done(read())` or `seconds` pass.
+
+    Woken by the job-end notification (:mod:`db.job_events`), so the answer leaves within
+    milliseconds of the job's commit; without one it re-reads every `RECHECK_S` seconds.
+    """
     deadline = time.monotonic() + seconds
-    while True:
-        job = find_job(s, job_id)
-        if job.state in FINISHED or time.monotonic() >= deadline:
-            return job
-        s.rollback()  # end the read transaction so the next poll sees new commits
-        time.sleep(0.2)
+    with job_ends().watch(job_ids) as woken:
+        while True:
+            woken.clear()  # before the read: an end during the read still wakes the next wait
+            value = read()
+            left = deadline - time.monotonic()
+            if done(value) or left <= 0:
+                return value
+            woken.wait(min(left, RECHECK_S))
+
+
+def wait_for_job(job_id: str, seconds: float) -> JobView:
+    """Hold the request until the job ends or `seconds` pass (for one-shot scripts)."""
+    return wait_for_end([job_id], seconds, lambda: _get(job_id), lambda j: j.state in FINISHED)
 
 
 def _get(job_id: str) -> JobView:
@@ -154,11 +223,7 @@ def _get(job_id: str) -> JobView:
 
 @bp.get("/jobs/<job_id>")
 def show(job_id: str):
-    job = _get(job_id)
-    resp = job_response(job, 200)
-    if job.state not in FINISHED:
-        resp.headers["Retry-After"] = "1"
-    return resp
+    return job_response(_get(job_id), 200)
 
 
 @bp.get("/jobs/<job_id>/plot.png")

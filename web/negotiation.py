@@ -24,9 +24,12 @@ def wants_json() -> bool:
 
 
 def output_format() -> str:
-    """`html`, `json` or `csv`: `?format=`/`outputFormat=` first, then the Accept header."""
+    """`html`, `json` or `csv`: `?format=`/`outputFormat=` first, then a JSON body (its sender
+    reads JSON), then the Accept header."""
     fmt = requested_format()
     if fmt is not None:
         return fmt
+    if request.is_json:
+        return "json"
     accept = request.accept_mimetypes
     return "json" if accept["application/json"] > accept["text/html"] else "html"

@@ -15,7 +15,7 @@ from web.job_submission import (
     parse_wait,
     resolve_alert,
 )
-from web.jobs import FINISHED, job_response, wait_for_job
+from web.jobs import FINISHED, job_response, wait_for_job, waiter_slot
 from web.ops import rate_limited
 from web.request_session import db
 
@@ -39,5 +39,8 @@ def upload():
     wait = parse_wait()
     job = create_job(s, obs, alert, params, catalogue_file())
     if wait and job.state not in FINISHED:
-        job = wait_for_job(s, job.id, wait)
+        s.close()  # give the connection back to the pool while waiting
+        with waiter_slot() as slot:
+            if slot:  # else answer 202 at once: every waiting slot of this process is taken
+                job = wait_for_job(job.id, wait)
     return job_response(job, status=200 if job.state in FINISHED else 202)

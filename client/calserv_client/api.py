@@ -2,8 +2,8 @@
 
 Retry policy, in one place (`Client._request`):
 
-* connection errors and timeouts, 502/503/504: retried with exponential backoff and full jitter,
-  waiting at least ``Retry-After`` when the server sends one;
+* connection errors and timeouts, 502/503/504 and 507 (the server's disk is full): retried with
+  exponential backoff and full jitter, waiting at least ``Retry-After`` when the server sends one;
 * 429: retried after ``Retry-After`` (or the backoff when it is absent);
 * every other 4xx and 500: never retried; the server's JSON ``{"error", "detail"}`` is raised as
   `CalservError`.
@@ -32,7 +32,9 @@ from calserv_client import __version__
 
 DEFAULT_URL = "http://127.0.0.1:5000"
 FINAL_STATES = ("succeeded", "failed")
-RETRY_STATUSES = (429, 502, 503, 504)
+RETRY_STATUSES = (429, 502, 503, 504, 507)
+#: Statuses of a server whose API has no bulk job status (`POST /jobs/status`): an older calserv.
+NO_BULK_STATUSES = (404, 405)
 MAX_RETRY_AFTER_S = 300.0
 
 #: Called after every HTTP attempt: (method, path, status or None on a connection error, seconds).
@@ -265,6 +267,22 @@ class Client:
             if interval is None:
                 interval = parse_retry_after(resp.headers.get("Retry-After")) or 1.0
             self._sleep(min(max(interval, 0.05), 30.0, left))
+
+    def statuses(
+        self, job_ids: list[str], states: Mapping[str, str] | None = None, wait: float = 0
+    ) -> dict | None:
+        """Many jobs at once (``POST /jobs/status``, at most 1000 ids): the jobs whose state differs
+        from ``states`` (job id → last seen state), as ``{"jobs": [...], "unknown": [...],
+        "pending": n}``. With ``wait`` the server holds the answer until one of them ends (at
+        most ``wait`` seconds). None when the server has no such endpoint (an older calserv)."""
+        body = json.dumps({"ids": job_ids, "states": dict(states or {}), "wait": wait})
+        try:
+            resp = self._request("POST", "/jobs/status", body.encode(), "application/json")
+        except CalservError as e:
+            if e.status in NO_BULK_STATUSES:
+                return None
+            raise
+        return self._json(resp)
 
     def submit_and_wait(self, path: str | Path, event: str, timeout: float = 3600, **kw) -> dict:
         job = self.upload(path, event, **kw)

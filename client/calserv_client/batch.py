@@ -1,12 +1,18 @@
-"""Upload many catalogues with bounded concurrency, then poll every job until it ends.
+"""Upload many catalogues with bounded concurrency while collecting the jobs that end.
+
+Submission and collection are decoupled: `jobs` threads keep uploading while the collector asks
+for all the unfinished jobs at once (``POST /jobs/status``), a long-poll that the server answers
+as soon as any of them ends. No thread sleeps per frame: the batch runs at the service's own
+speed. Against an older calserv without that endpoint (404/405), each job is polled on its own.
 
 Each distinct upload (catalogue sha256 + alert + parameters + server) is one key in the state
-file. A re-run skips keys that already finished, polls again the ones that were submitted, and
+file. A re-run skips keys that already finished, collects the ones that were submitted, and
 sends the rest; the server also returns the existing job for an identical re-upload.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -42,6 +48,12 @@ RESULT_KEYS = [
 #: Local statuses besides the server's queued/running/succeeded/failed.
 ERROR = "error"  # the request was refused or could not be completed: not sent, or sent in vain
 INTERRUPTED = "interrupted"  # stopped before the job ended; a re-run resumes it
+#: Statuses meaning the observatory key itself was refused: every further upload would be too.
+KEY_REFUSED = (401, 403)
+#: The most job ids in one bulk status request (the server's limit).
+MAX_IDS = 1000
+#: Seconds the server may hold one bulk status request.
+LONG_POLL_S = 20.0
 
 
 @dataclass
@@ -55,6 +67,9 @@ class Options:
     wait: bool = True
     timeout: float = 3600.0
     retry_failed: bool = False
+    #: Least seconds between two bulk status requests: each answers every job that ended in
+    #: between, so the server reads the list a few times a second, not once per job.
+    collect_interval: float = 0.5
 
 
 @dataclass
@@ -106,13 +121,17 @@ class Batch:
         state: StateFile,
         opts: Options,
         on_done: Callable[[dict], None] | None = None,
-        on_submit: Callable[[dict], None] | None = None,
     ):
         self.client, self.items, self.state, self.opts = client, items, state, opts
-        self.on_done, self.on_submit = on_done, on_submit
+        self.on_done = on_done
         self.tasks: dict[str, Task] = {}
         self.problems: list[tuple[Item, dict]] = []
-        self._lock = threading.Lock()
+        #: Set when the server refused the key (401/403): the batch stopped there.
+        self.key_refused: CalservError | None = None
+        self._pending: dict[str, Task] = {}  # job id → task, oldest first; guarded by _cv
+        self._sending = 0
+        self._cv = threading.Condition()
+        self._done_lock = threading.Lock()
 
     # -- planning ---------------------------------------------------------------------------
     def _plan(self) -> None:
@@ -159,6 +178,11 @@ class Batch:
         self._record(task, durable=durable, **changes)
 
     # -- work -------------------------------------------------------------------------------
+    def _done(self, task: Task) -> None:
+        if self.on_done is not None:
+            with self._done_lock:
+                self.on_done(task.record)
+
     def _submit(self, task: Task) -> None:
         it = task.item
         try:
@@ -175,14 +199,95 @@ class Batch:
             )
         except CalservError as e:
             self._record(task, status=ERROR, error=e.as_text(), http_status=e.status)
+            if e.status in KEY_REFUSED and self.key_refused is None:
+                self.key_refused = e
+                self.client.stop.set()  # stop every other request now: they would fail alike
             return
         except OSError as e:
             self._record(task, status=ERROR, error=f"cannot read {it.path}: {e.strerror}")
             return
         self._from_job(task, job, durable=True)
         task.record.setdefault("submitted", time.time())
-        if self.on_submit is not None:
-            self.on_submit(task.record)
+
+    def _send(self, task: Task) -> None:
+        """Upload one task (a submitting thread), then hand it to the collector."""
+        try:
+            if not self.client.stop.is_set():
+                self._submit(task)
+        finally:
+            with self._cv:
+                self._sending -= 1
+                collect = self._collectable(task)
+                if collect:
+                    self._pending[task.record["job_id"]] = task
+                self._cv.notify_all()
+        if not collect and task.record.get("status"):
+            self._done(task)
+
+    def _collectable(self, task: Task) -> bool:
+        rec = task.record
+        return (
+            self.opts.wait
+            and bool(rec.get("job_id"))
+            and rec.get("status") not in (*FINAL_STATES, ERROR)
+        )
+
+    def _next_ids(self) -> list[str] | None:
+        """The oldest pending job ids (at most MAX_IDS); None when nothing is left to collect."""
+        with self._cv:
+            while not self._pending and self._sending and not self.client.stop.is_set():
+                self._cv.wait(0.5)
+            if self.client.stop.is_set() or not self._pending:
+                return None
+            return list(self._pending)[:MAX_IDS]
+
+    def _finish(self, job_id: str, **changes) -> None:
+        with self._cv:
+            task = self._pending.pop(job_id, None)
+        if task is not None:
+            if changes:
+                self._record(task, **changes)
+            self._done(task)
+
+    def _collect(self) -> None:
+        """Collect every submitted job: bulk long-polls, or one poll per job on an older server."""
+        with contextlib.suppress(Interrupted):  # the key was refused, or the run was stopped
+            self._collect_in_bulk()
+
+    def _collect_in_bulk(self) -> None:
+        while (ids := self._next_ids()) is not None:
+            t0 = time.monotonic()
+            states = {i: self._pending[i].record.get("status") or "queued" for i in ids}
+            try:
+                answer = self.client.statuses(ids, states, wait=LONG_POLL_S)
+            except CalservError as e:  # keep the job ids: a re-run collects them
+                for job_id in ids:
+                    self._finish(job_id, error=e.as_text(), http_status=e.status)
+                continue
+            if answer is None:
+                return self._collect_one_by_one()
+            for job in answer.get("jobs", []):
+                task = self._pending.get(job.get("job_id"))
+                if task is None:
+                    continue
+                self._from_job(task, job)
+                if job.get("status") in FINAL_STATES:
+                    self._finish(task.record["job_id"])
+            for job_id in answer.get("unknown", []):  # e.g. another database: send again
+                self._finish(job_id, status=ERROR, error="HTTP 404: unknown job", http_status=404)
+            self._drop_timed_out()
+            self.client._sleep(self.opts.collect_interval - (time.monotonic() - t0))
+
+    def _drop_timed_out(self) -> None:
+        now = time.time()
+        with self._cv:
+            late = [
+                i
+                for i, t in self._pending.items()
+                if now - t.record.get("submitted", now) > self.opts.timeout
+            ]
+        for job_id in late:
+            self._finish(job_id)
 
     def _poll(self, task: Task) -> None:
         job_id = task.record["job_id"]
@@ -193,15 +298,32 @@ class Batch:
                 self._record(task, status=ERROR, error=e.as_text(), http_status=e.status)
             else:  # keep the job id: a re-run polls it again
                 self._record(task, error=e.as_text(), http_status=e.status)
-            return
-        self._from_job(task, job)
+        else:
+            self._from_job(task, job)
+        self._finish(job_id)
 
-    def _work(self, task: Task) -> None:
-        if not task.record.get("job_id") or task.record.get("status") == ERROR:
-            self._submit(task)
-        rec = task.record
-        if self.opts.wait and rec.get("job_id") and rec.get("status") not in (*FINAL_STATES, ERROR):
-            self._poll(task)
+    def _collect_one_by_one(self) -> None:
+        """An older calserv: one polling thread per job in flight (`jobs` of them)."""
+        with ThreadPoolExecutor(max(1, self.opts.jobs), thread_name_prefix="poll") as pool:
+            try:
+                self._hand_out_polls(pool)
+            except KeyboardInterrupt:
+                self.client.stop.set()  # before the pool waits for its polling threads
+                raise
+
+    def _hand_out_polls(self, pool: ThreadPoolExecutor) -> None:
+        polling: set[str] = set()
+        futures: list[Future] = []
+        while True:
+            with self._cv:
+                new = [t for i, t in self._pending.items() if i not in polling]
+                polling.update(self._pending)
+                finished = sum(f.done() for f in futures)
+                if not new and not self._sending and len(polling) == finished:
+                    return
+            futures += [pool.submit(self._poll, t) for t in new]
+            if self.client.stop.wait(0.1):
+                return
 
     def _needs_work(self, task: Task) -> bool:
         prior = self.state.get(task.key)
@@ -224,37 +346,41 @@ class Batch:
         self._plan()
         todo = [t for t in self.tasks.values() if self._needs_work(t)]
         for t in self.tasks.values():
-            if t not in todo and self.on_done is not None:
-                self.on_done(t.record)
-        pool = ThreadPoolExecutor(max_workers=max(1, self.opts.jobs), thread_name_prefix="calserv")
-        futures: dict[Future, Task] = {}
+            if t not in todo:
+                self._done(t)
+        to_send = [t for t in todo if not t.record.get("job_id") or t.record.get("status") == ERROR]
+        for t in todo:
+            if t not in to_send and self._collectable(t):
+                self._pending[t.record["job_id"]] = t
+        self._sending = len(to_send)
+        pool = ThreadPoolExecutor(max_workers=max(1, self.opts.jobs), thread_name_prefix="send")
         interrupted = False
         try:
-            # Submissions are queued first, in input order, so the server sees the burst early.
-            for t in todo:
-                futures[pool.submit(self._work, t)] = t
+            # Submissions are queued in input order, so the server sees the burst early.
+            futures = [pool.submit(self._send, t) for t in to_send]
+            if self.opts.wait:
+                self._collect()
             pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for f in done:
-                    exc = f.exception()
-                    task = futures[f]
-                    if isinstance(exc, Interrupted):
-                        continue
-                    if exc is not None:
-                        self._record(task, status=ERROR, error=f"{type(exc).__name__}: {exc}")
-                    if self.on_done is not None:
-                        self.on_done(task.record)
+            while pending:  # --no-wait, or the key was refused: let the submissions end
+                _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
         except KeyboardInterrupt:
             interrupted = True
             self.client.stop.set()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            if interrupted:
-                for t in todo:
-                    if t.record.get("status") not in (*FINAL_STATES, ERROR):
-                        t.record = {**t.record, **self._base(t), "status": INTERRUPTED}
+            for t in todo:
+                if t.record.get("status") in (*FINAL_STATES, ERROR):
+                    continue
+                if self.key_refused is not None and not t.record.get("job_id"):
+                    t.record = {
+                        **t.record,
+                        **self._base(t),
+                        "status": ERROR,
+                        "error": f"not sent: {self.key_refused.as_text()}",
+                    }
+                elif interrupted or self.key_refused is not None:
+                    t.record = {**t.record, **self._base(t), "status": INTERRUPTED}
         return self.results()
 
     def results(self) -> list[dict]:

@@ -3,9 +3,11 @@
     export CALSERV_HASHTAG=...            # or ~/.config/calserv/config.ini, or --hashtag-file
     calserv-upload night/ --event ivo://110610 --mjd 60999.85 --jobs 4
     calserv-upload --manifest night.csv --json > results.json
+    find night/ -name '*.ldac' | calserv-upload - --event Gaia16aye
 
 Exit status: 0 when every upload succeeded (or, with --no-wait, was accepted), 1 when any
-failed, 2 for a usage or configuration error, 130 when interrupted (re-run to resume).
+failed, 2 for a usage or configuration error or a refused key (401/403: the batch stops at
+once), 130 when interrupted (re-run to resume).
 """
 
 from __future__ import annotations
@@ -53,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         allow_abbrev=False,
     )
-    p.add_argument("inputs", nargs="*", help="catalogue files, directories or glob patterns")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        help="catalogue files, directories or glob patterns; - reads paths from stdin, one a line",
+    )
     p.add_argument("--manifest", metavar="CSV", help="rows file,event,mjd[,exptime,filter,comment]")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into directories")
     meta = p.add_argument_group("upload parameters (design §1)")
@@ -76,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="resend jobs that failed before")
     run.add_argument("--max-attempts", type=int, default=8, help="tries per request (default 8)")
     run.add_argument(
-        "--state", metavar="FILE", help=f"resume file (default {DEFAULT_NAME} next to the inputs)"
+        "--state",
+        metavar="FILE",
+        help=f"resume file (default {DEFAULT_NAME} next to the inputs, or under "
+        "$XDG_STATE_HOME/calserv/ when their directory is read-only)",
     )
     run.add_argument("--no-state", action="store_true", help="do not keep a resume file")
     conn = p.add_argument_group("server")
@@ -86,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     conn.add_argument("--hashtag", nargs="?", action=_RefuseHashtag, help=argparse.SUPPRESS)
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print results as JSON on stdout")
-    out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    out.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar on stderr (there is none when stderr is not a terminal)",
+    )
     out.add_argument("-v", "--verbose", action="store_true", help="log every request on stderr")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -152,10 +165,37 @@ def summarize(results: list[dict]) -> dict:
 # -- main -------------------------------------------------------------------------------------
 def _log_request(method: str, path: str, status: int | None, elapsed: float) -> None:
     stamp = time.strftime("%H:%M:%S")
-    print(
-        f"{stamp} {method} {path} -> {status or 'no connection'} in {elapsed * 1000:.0f} ms",
-        file=sys.stderr,
-    )
+    line = f"{stamp} {method} {path} -> {status or 'no connection'} in {elapsed * 1000:.0f} ms\n"
+    sys.stderr.write(line)  # one write: lines from concurrent requests never interleave
+
+
+def _stdin_paths(inputs: list[str]) -> list[str]:
+    """`inputs` with `-` replaced by the paths read from stdin (one a line, blanks skipped)."""
+    if "-" not in inputs:
+        return inputs
+    lines = [line.strip() for line in sys.stdin.read().splitlines()]
+    out: list[str] = []
+    for arg in inputs:
+        out.extend((x for x in lines if x) if arg == "-" else [arg])
+    return out
+
+
+class _Progress:
+    """A progress bar on stderr: files done, frames/s and the expected end (wall clock)."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+
+    def done(self, rec: dict) -> None:
+        self.bar.update(1)
+        rate = self.bar.format_dict.get("rate")
+        left = self.bar.total - self.bar.n
+        end = ""
+        if rate and left:
+            end = " ends ~" + time.strftime("%H:%M:%S", time.localtime(time.time() + left / rate))
+        self.bar.set_postfix_str(f"{_short(rec.get('file', ''))[-30:]} {rec.get('status')}{end}")
 
 
 def _raise_interrupt(signum, frame):
@@ -169,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calserv-upload: error: {msg}", file=sys.stderr)
         return code
 
+    if args.inputs.count("-") > 1:
+        return fail("give - (paths on stdin) once")
+    args.inputs = _stdin_paths(args.inputs)
     if not args.inputs and not args.manifest:
         return fail("give catalogue files, directories or globs, or --manifest CSV")
     if args.jobs < 1 or args.max_attempts < 1:
@@ -211,15 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_state:
         state_path = Path(os.devnull)
     bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(items), unit="file", file=sys.stderr, dynamic_ncols=True)
+    if not args.no_progress and sys.stderr.isatty():
+        bar = _Progress(len(items))
 
     def on_done(rec: dict) -> None:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"{_short(rec.get('file', ''))[-30:]} {rec.get('status')}")
+            bar.done(rec)
 
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     code = EXIT_OK
@@ -233,14 +273,16 @@ def main(argv: list[str] | None = None) -> int:
                 results = batch.results()
                 code = EXIT_INTERRUPTED
             if bar is not None:
-                bar.update(sum(1 for _ in batch.problems))
+                bar.bar.update(len(batch.problems))
     except StateError as e:
         return fail(str(e))
     finally:
         signal.signal(signal.SIGTERM, old_term)
         if bar is not None:
-            bar.close()
-    if code == EXIT_OK and any(is_failure(r, wait=opts.wait) for r in results):
+            bar.bar.close()
+    if batch.key_refused is not None:
+        code = EXIT_USAGE
+    elif code == EXIT_OK and any(is_failure(r, wait=opts.wait) for r in results):
         code = EXIT_FAILED
     summary = summarize(results)
     if args.json:
@@ -263,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"interrupted: re-run the same command to resume ({state_path})")
         elif any(r.get("status") == ERROR for r in results):
             print("some uploads were refused or not sent; see the error column")
+    if batch.key_refused is not None:
+        fail(f"the server refused the observatory key, batch stopped: {batch.key_refused}")
     return code
 
 

@@ -1,9 +1,15 @@
 """What to upload: catalogues or FITS images from directories, globs and a manifest, with metadata.
 
-Metadata of each file, first found wins: the manifest row, then the FITS header (``MJD-OBS``,
-``DATE-OBS``, ``EXPTIME``; for FITS_LDAC the image header stored in ``LDAC_IMHEAD``), then the
-command-line defaults (``--event``, ``--mjd``, ``--exptime``, ``--filter``, ``--comment``).
-ASCII catalogues carry no header, so their MJD comes from the manifest or ``--mjd``.
+Metadata of each file, first found wins: the manifest row, then the FITS header (``MJD-AVG``,
+``DATE-AVG``, ``MJD-OBS``, ``DATE-OBS``, ``EXPTIME``; for FITS_LDAC the image header stored in
+``LDAC_IMHEAD``), then the command-line defaults (``--event``, ``--mjd``, ``--exptime``,
+``--filter``, ``--comment``). ASCII catalogues carry no header, so their MJD comes from the
+manifest or ``--mjd``.
+
+calserv wants the MJD of mid-exposure (UTC). ``MJD-OBS`` and ``DATE-OBS`` are the exposure's
+start (FITS standard), so the header MJD is ``MJD-OBS`` (or ``DATE-OBS``) + ``EXPTIME``/2;
+``MJD-AVG``/``DATE-AVG`` are already mid-exposure and taken as they are. MJDs from the manifest or
+``--mjd`` are sent unchanged.
 """
 
 from __future__ import annotations
@@ -230,25 +236,32 @@ def date_to_mjd(text: str) -> float | None:
     return None
 
 
+def _header_mjd(hdr: dict[str, object], kind: str) -> float | None:
+    """``MJD-{kind}``, else ``DATE-{kind}`` (with ``TIME-OBS`` for a bare date) as an MJD."""
+    mjd = hdr.get(f"MJD-{kind}")
+    if isinstance(mjd, float) and mjd > 0:
+        return mjd
+    date = hdr.get(f"DATE-{kind}")
+    if not isinstance(date, str):
+        return None
+    if "T" not in date and isinstance(hdr.get("TIME-OBS"), str):
+        date = f"{date}T{hdr['TIME-OBS']}"
+    return date_to_mjd(date)
+
+
 def fits_metadata(path: str | Path) -> dict[str, float]:
-    """``mjd`` (MJD-OBS, else DATE-OBS[+TIME-OBS]) and ``exptime`` (EXPTIME/EXPOSURE) if present."""
+    """``exptime`` (EXPTIME/EXPOSURE) and ``mjd`` of mid-exposure if the header tells: MJD-AVG
+    or DATE-AVG, else the start (MJD-OBS, DATE-OBS[+TIME-OBS]) as ``mjd_start``."""
     try:
         headers = read_fits_headers(path)
     except (OSError, EOFError, ValueError):
         return {}
     out: dict[str, float] = {}
     for hdr in headers:
-        if "mjd" not in out:
-            mjd = hdr.get("MJD-OBS")
-            if isinstance(mjd, float) and mjd > 0:
-                out["mjd"] = mjd
-            elif isinstance(hdr.get("DATE-OBS"), str):
-                date = str(hdr["DATE-OBS"])
-                if "T" not in date and isinstance(hdr.get("TIME-OBS"), str):
-                    date = f"{date}T{hdr['TIME-OBS']}"
-                value = date_to_mjd(date)
-                if value is not None:
-                    out["mjd"] = value
+        if "mjd" not in out and (mid := _header_mjd(hdr, "AVG")) is not None:
+            out["mjd"] = mid
+        if "mjd_start" not in out and (start := _header_mjd(hdr, "OBS")) is not None:
+            out["mjd_start"] = start
         if "exptime" not in out:
             for key in ("EXPTIME", "EXPOSURE"):
                 if isinstance(hdr.get(key), float):
@@ -274,9 +287,12 @@ def plan(
     out = []
     for it in items:
         header = fits_metadata(it.path)
+        new_exptime = it.exptime if it.exptime is not None else header.get("exptime", exptime)
         new_mjd, source = it.mjd, it.mjd_source
         if new_mjd is None and "mjd" in header:
             new_mjd, source = header["mjd"], "header"
+        if new_mjd is None and "mjd_start" in header:
+            new_mjd, source = header["mjd_start"] + (new_exptime or 0.0) / 2 / 86400, "header"
         if new_mjd is None and mjd is not None:
             new_mjd, source = mjd, "--mjd"
         it = replace(
@@ -284,7 +300,7 @@ def plan(
             event=it.event or event,
             mjd=new_mjd,
             mjd_source=source,
-            exptime=it.exptime if it.exptime is not None else header.get("exptime", exptime),
+            exptime=new_exptime,
             force_filter=it.force_filter or force_filter,
             comment=it.comment if it.comment is not None else comment,
         )

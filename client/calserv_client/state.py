@@ -10,6 +10,7 @@ writing the same state at once. The observatory key is never written here.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -134,9 +135,17 @@ class StateFile:
 
 
 def default_state_path(files: list[Path], manifest: str | Path | None) -> Path:
-    """Next to the manifest, else in the deepest directory holding all the inputs."""
+    """Next to the manifest, else in the deepest directory holding all the inputs; when that
+    directory is not writable (a read-only archive), in ``$XDG_STATE_HOME/calserv/`` (default
+    ``~/.local/state/calserv/``) under a name made from the directory's path."""
     if manifest:
-        return Path(manifest).expanduser().resolve().parent / DEFAULT_NAME
-    if not files:
-        return Path.cwd() / DEFAULT_NAME
-    return Path(os.path.commonpath([str(f.parent) for f in files])) / DEFAULT_NAME
+        home = Path(manifest).expanduser().resolve().parent
+    elif not files:
+        home = Path.cwd()
+    else:
+        home = Path(os.path.commonpath([str(f.parent) for f in files]))
+    if os.access(home, os.W_OK):
+        return home / DEFAULT_NAME
+    state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    tag = hashlib.sha256(str(home).encode()).hexdigest()[:12]
+    return state_home / "calserv" / f"upload-{home.name or 'root'}-{tag}.json"

@@ -80,7 +80,9 @@ def test_batch_of_a_night_all_succeed_within_003_mag(live_server, gaia_truth, ke
         assert abs(r["mag"] - gaia_truth["target_mag"]) <= 0.03, r
         assert r["filter"] == "G" and r["limit"] is False and r["followup_id"] is not None
     ldac = next(r for r in data["results"] if r["file"].endswith(".ldac"))
-    assert ldac["mjd"] == 60999.85 and ldac["mjd_source"] == "header"
+    # MJD-OBS is the exposure's start: mid-exposure is 30 s (EXPTIME/2) later
+    assert ldac["mjd"] == pytest.approx(60999.85 + 30 / 86400, abs=1e-9)
+    assert ldac["mjd_source"] == "header"
     assert _jobs_of(gaia_truth["ivorn"]) == before + 4
 
     # A second run finds everything done in the state file and sends nothing.

@@ -61,6 +61,18 @@ def test_503_then_202_is_retried_and_the_job_polled(fake_calserv):
     assert fake_calserv.count("GET", "/jobs/j1") == 2
 
 
+@pytest.mark.parametrize("status", [503, 507])
+def test_busy_or_full_server_is_retried_after_retry_after(fake_calserv, status):
+    fake_calserv.script["POST", "/upload"] = [
+        (status, {"Retry-After": "1"}, {"error": "the upload disk is full"}),
+        QUEUED,
+    ]
+    c = Client(fake_calserv.url, "k", retry=FAST)
+    assert c.upload(GAIA / "frame.cat", "ivo://x/1", mjd=1.0)["job_id"] == "j1"
+    (_, _, t0, _), (_, _, t1, _) = fake_calserv.requests
+    assert t1 - t0 >= 1.0
+
+
 def test_429_waits_for_retry_after(fake_calserv):
     fake_calserv.script["POST", "/upload"] = [
         (429, {"Retry-After": "1"}, {"error": "slow down"}),
@@ -197,4 +209,5 @@ def test_cli_reads_url_and_key_from_config_or_key_file(fake_calserv, tmp_path):
         *args, "--comment", "2", "--config", str(cfg), "--hashtag-file", str(keyfile), env=_env()
     )
     assert out.returncode == 0, out.stderr
-    assert b"from-file" in fake_calserv.requests[-2][3]
+    uploads = [body for method, path, _, body in fake_calserv.requests if path == "/upload"]
+    assert b"from-file" in uploads[-1]
