@@ -16,4 +16,4 @@ def test_images_are_found_and_their_headers_read(tmp_path):
     found = find_catalogues([str(tmp_path)])
     assert [f.name for f in found] == sorted(names)
     for f in found:
-        assert fits_metadata(f) == {"mjd": 60999.5, "exptime": 30.0}, f.name
+        assert fits_metadata(f) == {"mjd_start": 60999.5, "exptime": 30.0}, f.name
