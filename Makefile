@@ -10,10 +10,11 @@ export CALSERV_REDIS_PORT ?= 6380
 # A developer's machine: the built-in secret key and pepper are accepted (production refuses them).
 export CALSERV_ENV ?= development
 
-.PHONY: run test install services stop migrate demo lint bench clean
+.PHONY: run test install services stop migrate demo lint lock bench clean
 
-$(VENV)/.installed: requirements.txt deploy/bootstrap.sh
-	deploy/bootstrap.sh
+# The development environment: runtime + tests + honcho, from the hashed lock (deploy/bootstrap.sh).
+$(VENV)/.installed: requirements-dev.lock deploy/bootstrap.sh
+	CALSERV_DEV=1 deploy/bootstrap.sh
 	touch $@
 
 install: $(VENV)/.installed
@@ -42,9 +43,18 @@ test: services
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-.venv-bench/.installed: requirements.txt bench/requirements-bench.txt
+# After editing requirements.txt or requirements-dev.txt: pin every dependency, with hashes. Pins
+# already in the locks are kept unless a change needs otherwise (`UPGRADE=--upgrade` lifts them).
+LOCK := $(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 $(UPGRADE)
+lock: install
+	$(LOCK) requirements.txt -o requirements.lock
+	$(LOCK) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
+
+.venv-bench/.installed: requirements.lock bench/requirements-bench.txt
 	[ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
-	.venv-bench/bin/pip install -q -r requirements.txt -r bench/requirements-bench.txt
+	.venv-bench/bin/pip install -q -r requirements.lock
+	.venv-bench/bin/pip install -q -r bench/requirements-bench.txt
 	touch $@
 
 # Speed and memory targets live here, not in tests; each prints a table (bench/results/).

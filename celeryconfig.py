@@ -22,6 +22,9 @@ worker_prefetch_multiplier = 1
 task_soft_time_limit = _s.task_soft_time_limit
 task_time_limit = _s.task_time_limit
 worker_max_memory_per_child = _s.worker_max_memory_kb
+# A new pool process warms up (workers.tasks: reference store, matplotlib) before it reports
+# ready; on a busy host that can take longer than Celery's default 4 s wait for it.
+worker_proc_alive_timeout = 60.0
 # On a second SIGTERM/SIGQUIT (cold shutdown) running tasks get this long to finish before their
 # messages are given back to the queue, so a restart during a deploy re-runs nothing it need not.
 worker_soft_shutdown_timeout = 60.0

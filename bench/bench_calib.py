@@ -3,7 +3,8 @@
 Run in the bench venv (STDPipe is not a runtime dependency):
 
     python3 -m venv .venv-bench
-    .venv-bench/bin/pip install -r requirements.txt -r bench/requirements-bench.txt
+    .venv-bench/bin/pip install -r requirements.lock
+    .venv-bench/bin/pip install -r bench/requirements-bench.txt
     .venv-bench/bin/python bench/bench_calib.py
 
 Both get the same simulated frames (R band, colour term 0.07 (V-R), zero point 25.3, 2%

@@ -31,14 +31,21 @@ celery_app.config_from_object("celeryconfig")
 CALIBRATE_TASK = "calserv.calibrate_job"
 
 
-def send(job_id: str, attempt: int) -> bool:
+def send(job_id: str, attempt: int, alert: str = "", observatory: str = "") -> bool:
     """Send a committed job to the workers; False (logged) when the broker is unreachable.
 
-    The task id names the attempt, so Flower tells a re-run from the first run.
+    The task id names the attempt, so Flower tells a re-run from the first run; the task's
+    displayed arguments (`argsrepr`, what Flower and worker logs show) name the alert and the
+    observatory. The message itself carries only the job id: never a key.
     """
+    shown = f"[{job_id!r}, alert={alert!r}, observatory={observatory!r}]"
     try:
         celery_app.send_task(
-            CALIBRATE_TASK, args=[job_id], task_id=f"{job_id}-{attempt}", retry=False
+            CALIBRATE_TASK,
+            args=[job_id],
+            argsrepr=shown,
+            task_id=f"{job_id}-{attempt}",
+            retry=False,
         )
     except (BrokerError, RedisError, OSError) as e:
         log.warning("event=enqueue_failed job=%s error=%r (left for the sweeper)", job_id, str(e))
@@ -58,7 +65,7 @@ def sweep(stale_after: timedelta) -> list[str]:
     with session_scope() as s:
         for job in job_states.lost(s, now, stale_after):
             log.warning("event=job_resent job=%s state=%s", job.id, job.state.value)
-            ok = send(job.id, job.attempts)
+            ok = send(job.id, job.attempts, job.alert.name, job.observatory.name)
             job_states.resend(job, now if ok else None)
             if ok:
                 sent.append(job.id)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what calserv needs on a fresh Debian machine: redis-server (apt) and the Python venv.
+# Install what calserv needs on a fresh Debian machine: redis-server (apt) and the Python venv
+# (runtime only; CALSERV_DEV=1, as `make` sets, adds tests, lint and honcho).
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,11 @@ if [ ${#need[@]} -gt 0 ]; then
   systemctl disable --now redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+# Every package pinned with its hashes (`make lock`): production gets the runtime lock,
+# `make` (CALSERV_DEV=1) the development one, plus the batch client from ./client.
+if [ "${CALSERV_DEV:-0}" = 1 ]; then
+  .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e ./client
+else
+  .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+fi

@@ -12,6 +12,9 @@ overrides the number of processes (a bigger host, or a web host without workers)
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "gthread"
@@ -24,6 +27,8 @@ keepalive = 5
 # The worker heartbeat touches a file on every loop; on a disk filesystem that is a journalled
 # metadata write per request (measured: ~15 % of a job poll's CPU). gunicorn's docs advise tmpfs.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Seed-era scripts send their key in the URL (`?hashtag=...`): redact it from every log line.
+logger_class = "web.redact.RedactingAccessLogger"
 
 
 def post_worker_init(worker):
@@ -32,3 +37,29 @@ def post_worker_init(worker):
     import gc
 
     gc.freeze()
+
+
+# Prometheus (web/metrics.py): each worker process writes its samples to files in this directory
+# and /metrics sums them; a fresh directory per server (on tmpfs where there is one), so no
+# sample of an earlier run is counted.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+        prefix="calserv-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
+    )
+
+
+def on_starting(server):
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -1,33 +1,36 @@
 #!/bin/sh
-# Run a command at the lowest CPU priority: Celery workers do throughput work, the web tier on the
-# same host is latency-sensitive and must win every wakeup.
-#  1. Where the kernel lets us (root, or a delegated cgroup), the command joins a cgroup marked
-#     `cpu.idle` (the cgroup form of SCHED_IDLE; systemd's `CPUWeight=idle` does the same in
-#     deploy/systemd/calserv-worker.service): it runs only on CPU time nothing else wants.
-#  2. Otherwise `nice` is not enough where the kernel groups processes by session
+# Run a command at a lower but bounded CPU weight: Celery workers do throughput work, the web tier
+# on the same host is latency-sensitive and should win most wakeups, yet a busy host must never
+# starve the workers (SCHED_IDLE or cgroup cpu.idle would: with two CPU-bound processes at normal
+# priority on the host, a 0.2 s job took seconds).
+#  1. Where the kernel lets us (root, or a delegated cgroup), the command joins a cgroup with
+#     `cpu.weight` 20 (one fifth of the default 100; `cpu.shares` 205 on cgroup v1), as systemd's
+#     `CPUWeight=20` in deploy/systemd/calserv-worker@.service does.
+#  2. Otherwise `nice` alone is not enough where the kernel groups processes by session
 #     (CONFIG_SCHED_AUTOGROUP, the default on Debian): honcho and bench_load.py start every
-#     process in a session of its own, and CPU time is then shared fairly between sessions
-#     whatever their nice values. So the session's group is lowered too, but only when the session
-#     was made for this command (it leads it, or its parent `sh -c` does), never a terminal's.
-#  3. In both cases the process itself is SCHED_IDLE (`chrt --idle`; else the lowest `nice`).
+#     process in a session of its own, and CPU time is then shared between sessions whatever
+#     their nice values. So the session's group gets nice 10 too, but only when the session was
+#     made for this command (it leads it, or its parent `sh -c` does), never a terminal's.
+#  3. In both cases the process itself runs at nice 10 (normal scheduling policy, SCHED_OTHER).
 # Usage: deploy/low-priority.sh COMMAND [ARGS...]
-idle_cgroup() {
-  for dir in /sys/fs/cgroup/cpu/calserv-idle /sys/fs/cgroup/calserv-idle; do
-    parent=${dir%/*}
-    [ -w "$parent" ] && [ -f "$parent/cgroup.procs" ] || continue
-    if [ "$parent" = /sys/fs/cgroup ] && ! grep -qw cpu "$parent/cgroup.subtree_control" 2>/dev/null; then
-      continue  # cgroup v2 without the cpu controller delegated here
-    fi
-    mkdir -p "$dir" 2>/dev/null && echo 1 > "$dir/cpu.idle" 2>/dev/null \
-      && echo $$ > "$dir/cgroup.procs" 2>/dev/null && return 0
-  done
-  return 1
+NICE=10
+WEIGHT=20  # cgroup v2 cpu.weight (default 100)
+SHARES=205 # the same for cgroup v1 cpu.shares (default 1024), as systemd converts it
+weighted_cgroup() {
+  if [ -f /sys/fs/cgroup/cgroup.subtree_control ]; then  # cgroup v2
+    grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || return 1
+    dir=/sys/fs/cgroup/calserv-workers file=cpu.weight value=$WEIGHT
+  else  # cgroup v1 with the cpu controller mounted on its own
+    dir=/sys/fs/cgroup/cpu/calserv-workers file=cpu.shares value=$SHARES
+  fi
+  [ -w "${dir%/*}" ] || return 1
+  mkdir -p "$dir" 2>/dev/null && echo "$value" > "$dir/$file" 2>/dev/null \
+    && echo $$ > "$dir/cgroup.procs" 2>/dev/null
 }
-if ! idle_cgroup; then
+if ! weighted_cgroup; then
   sid=$(cut -d' ' -f6 "/proc/$$/stat" 2>/dev/null)
   if [ "$sid" = "$$" ] || [ "$sid" = "$PPID" ]; then
-    { echo 19 > /proc/self/autogroup; } 2>/dev/null
+    { echo "$NICE" > /proc/self/autogroup; } 2>/dev/null
   fi
 fi
-command -v chrt >/dev/null 2>&1 && exec chrt --idle 0 "$@"
-exec nice -n 19 "$@"
+exec nice -n "$NICE" "$@"

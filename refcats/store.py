@@ -228,6 +228,19 @@ class RefStore:
         """`SurveyInfo` of one survey (RefcatError if unknown)."""
         return self._open(survey).info
 
+    def warm(self, survey: str) -> int:
+        """Read the first row group of ``survey`` into the cache; returns its rows.
+
+        For a worker's start-up: the first Parquet read of a process pays one-off costs (pyarrow
+        imports pandas when it is installed, for the files' pandas metadata) that would
+        otherwise land on the first job.
+        """
+        s = self._open(survey)
+        if not s.main.partitions:
+            return 0
+        path, md, _ = s.main.file_meta(0)
+        return self._group(path, md, 0).table.num_rows if md.num_row_groups else 0
+
     def _open(self, name: str) -> _Survey:
         entry = self.root / name
         real = os.path.realpath(entry)

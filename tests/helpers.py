@@ -21,6 +21,8 @@ DATA = Path(__file__).resolve().parent / "data"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 #: This session's scratch directory: uploads, plots, the reference store, process logs.
 TMP = Path(os.environ.get("CALSERV_TEST_VAR", f"/tmp/calserv-test-{os.getpid()}"))
+#: The access log of the `live_server` fixture's gunicorn (`Gunicorn` names each after itself).
+ACCESS_LOG = TMP / "gunicorn-access.log"
 
 
 class WorkerProcess:
@@ -109,6 +111,8 @@ class Gunicorn:
                 "deploy/gunicorn.conf.py",
                 "--bind",
                 f"127.0.0.1:{port}",
+                "--access-logfile",
+                str(TMP / f"{name}-access.log"),
                 "web:create_app()",
             ],
             cwd=ROOT,
@@ -143,3 +147,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def procfile_command(name: str) -> str:
+    """The command line of process `name` in the Procfile (run it with `sh -c`, as honcho does)."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name} in the Procfile")

@@ -29,7 +29,10 @@ def create_app(
         job_status,
         jobs,
         login,
+        metrics,
+        openapi,
         ops,
+        redact,
         request_session,
         submit_page,
         upload_api,
@@ -59,8 +62,11 @@ def create_app(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact.install()  # a key sent in a URL must never reach a log line
     request_session.init_app(app)
     errors.register(app)
+    # Before the other hooks: its request timer covers them too.
+    metrics.init_app(app, s.database_url, s.redis_url, s.queue)
     csrf.init_app(app)
     ops.init_app(app)
     cli.register(app)
@@ -73,6 +79,7 @@ def create_app(
         login,
         alert_pages,
         followups,
+        openapi,
     )
     for module in blueprints:
         app.register_blueprint(module.bp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, render_template, url_for
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,7 @@ from web.keys import KeyOwner
 from web.login import login_required
 from web.ops import rate_limited
 from web.request_session import db
+from web.seedparams import seed_value
 
 bp = Blueprint("alerts", __name__)
 
@@ -77,7 +78,7 @@ NEWEVENT_FIELDS = ("EventID", "name", "ra", "dec", "url")
 
 
 def _newevent_page(error: ApiError | None = None, status: int = 200) -> Response:
-    values = {k: request.form.get(k, "") for k in NEWEVENT_FIELDS}
+    values = {k: seed_value(k, "") for k in NEWEVENT_FIELDS}
     html = render_template("newevent.html", values=values, error=error)
     return Response(html, status, mimetype="text/html")
 
@@ -95,7 +96,7 @@ def newevent_form(obs: KeyOwner):
 def newevent():
     """Insert an alert. Scripts get 201 + JSON; the browser form (`outputFormat=html`) is
     CSRF-checked and sent on to the alert's page (303), or shown again with the error."""
-    if request.form.get("outputFormat", "").lower() != "html":
+    if seed_value("outputFormat", "").lower() != "html":
         alert = _insert_from_form()
         resp = jsonify(ivorn=alert.ivorn, name=alert.name, ra=alert.ra, dec=alert.dec, id=alert.id)
         resp.status_code = 201
@@ -111,16 +112,15 @@ def newevent():
 def _insert_from_form() -> Alert:
     s = db()
     authenticate(s)
-    form = request.form
     try:
-        ra, dec = float(form.get("ra", "")), float(form.get("dec", ""))
+        ra, dec = float(seed_value("ra", "")), float(seed_value("dec", ""))
     except ValueError:
         raise ApiError(422, "ra and dec must be numbers in degrees", "e.g. ra=295.00471") from None
     return add_alert(
         s,
-        form.get("EventID", "").strip(),
-        form.get("name", "").strip(),
+        seed_value("EventID", "").strip(),
+        seed_value("name", "").strip(),
         ra,
         dec,
-        url=form.get("url", "").strip() or None,
+        url=seed_value("url", "").strip() or None,
     )

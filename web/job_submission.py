@@ -1,9 +1,10 @@
 """A validated upload becomes a job: for `POST /upload` (scripts) and `/submit` (browsers).
 
-The one copy of the rules: form fields are validated into :class:`UploadParams`; the raw bytes are
-stored durably under a server-made name before anything else; an identical re-upload returns the
-existing job, a re-sent failed job is queued again, and the task is sent only after the row is
-committed. Nothing here parses the catalogue: workers do, under time and memory limits.
+The one copy of the rules: form fields (or, for seed-era scripts, query parameters) are validated
+into :class:`UploadParams`; the raw bytes are stored durably under a server-made name before
+anything else; an identical re-upload returns the existing job, a re-sent failed job is queued
+again, and the task is sent only after the row is committed. Nothing here parses the catalogue:
+workers do, under time and memory limits.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from web.alert_registry import find_alert
 from web.errors import ApiError, parse_bounded
 from web.jobs import JOB_FIELDS, MAX_WAIT_S, JobView, find_job
 from web.keys import KeyOwner
+from web.seedparams import seed_value
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
@@ -55,7 +57,7 @@ class UploadParams:
 
 
 def number(name: str, lo: float, hi: float, required: bool = False) -> float | None:
-    raw = request.form.get(name, "").strip()
+    raw = seed_value(name, "").strip()
     if not raw:
         if required:
             raise ApiError(422, f"{name} is required", HINTS.get(name))
@@ -64,7 +66,7 @@ def number(name: str, lo: float, hi: float, required: bool = False) -> float | N
 
 
 def _flag(name: str, default: bool) -> bool:
-    raw = request.form.get(name)
+    raw = seed_value(name)
     if raw is None:
         return default
     raw = raw.strip().lower()
@@ -83,7 +85,7 @@ HINTS = {
 
 def resolve_alert(s: Session, missing_hint: str) -> Row:
     """The alert named by `EventID` (IVORN or name); 422 when absent, 404 when unknown."""
-    event = request.form.get("EventID", "").strip()
+    event = seed_value("EventID", "").strip()
     if not event:
         raise ApiError(422, "EventID is required", HINTS["EventID"])
     alert = find_alert(s, event)
@@ -100,12 +102,12 @@ def parse_wait() -> int:
 def parse_params() -> UploadParams:
     dry_run = _flag("dryRun", False)
     match_dist = number("matchDist", 0.0, 60.0)
-    force = request.form.get("forceFilter", "").strip()
+    force = seed_value("forceFilter", "").strip()
     try:
         parsed = parse_force_filter(force)
     except ValueError as e:
         raise ApiError(422, "forceFilter is malformed", str(e)) from None
-    comment = request.form.get("comment", "").strip()
+    comment = seed_value("comment", "").strip()
     if len(comment) > 2000:
         raise ApiError(422, "comment too long", "keep comments under 2000 characters")
     return UploadParams(
@@ -271,17 +273,17 @@ def create_job(
     ).one_or_none()
     if row is not None:
         s.commit()
-        _send(s, row.id, row.attempts)
+        _send(s, row.id, row.attempts, alert.name, obs.name)
         return JobView(*row, alert.name, alert.ivorn, obs.name, followup_id=None)
     job = find_job(s, idempotency_key=key)
     # Sending the same frame again is how a user retries a failed job: a fresh start.
     if job.state == JobState.failed and job_states.requeue_failed(s, job.id):
         s.commit()
-        _send(s, job.id, 0)
+        _send(s, job.id, 0, alert.name, obs.name)
         job = find_job(s, job.id)
     return job
 
 
-def _send(s: Session, job_id: str, attempt: int) -> None:
-    if not send(job_id, attempt):
+def _send(s: Session, job_id: str, attempt: int, alert: str, observatory: str) -> None:
+    if not send(job_id, attempt, alert, observatory):
         job_states.mark_unsent(s, job_id)

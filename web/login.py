@@ -48,7 +48,10 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if obs is None:
             if output_format() == "json":
                 raise ApiError(401, "not logged in", HASHTAG_HINT)
-            return redirect(login_url(request.full_path.rstrip("?")), 303)
+            # Back to this page after the login, without a key the URL carried (it would sit
+            # in the login page's URL, its history entry and its access-log line).
+            query = urlencode([(k, v) for k, v in request.args.items(multi=True) if k != "hashtag"])
+            return redirect(login_url(f"{request.path}?{query}" if query else request.path), 303)
         return view(obs, *args, **kwargs)
 
     return wrapped

@@ -12,10 +12,11 @@ from werkzeug.exceptions import HTTPException
 def requested_format() -> str | None:
     """`json`, `html`, `csv` or None; never raises, even when the form itself is unreadable."""
     try:
-        values = request.values
+        form = request.form
     except HTTPException:  # e.g. the body was too large to parse
-        values = request.args
-    fmt = (values.get("outputFormat") or values.get("format") or "").lower()
+        form = {}
+    values = [form, request.args]  # the body wins over the query string
+    fmt = next((v[k] for v in values for k in ("outputFormat", "format") if v.get(k)), "").lower()
     return fmt if fmt in ("json", "html", "csv") else None
 
 

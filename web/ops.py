@@ -11,6 +11,7 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from db.session import engine
+from web.auth import presented_key
 from web.errors import ApiError
 from web.keys import PREFIX_LEN
 
@@ -18,7 +19,7 @@ from web.keys import PREFIX_LEN
 def rate_key() -> str:
     """Limit per observatory key (its public prefix), else per client address."""
     try:
-        key = request.form.get("hashtag", "")
+        key = presented_key() or ""
     except Exception:  # an unreadable body: fall back to the address; the view will refuse it
         key = ""
     return f"key:{key[:PREFIX_LEN]}" if key else f"ip:{get_remote_address()}"

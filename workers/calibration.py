@@ -30,34 +30,72 @@ from workers.job_log import job_context
 log = logging.getLogger(__name__)
 
 
+def warm_up() -> str:
+    """Pay a worker's one-off costs before its first job: open every survey of the reference
+    store (metadata, footprint indexes, a first Parquet read), then calibrate and plot a small
+    simulated frame (the parsers', the fit's and matplotlib's first-use costs: fonts, Agg
+    renderer). Without this the first plotted job after a start took seconds, the next a few
+    tenths. Returns a log line.
+    """
+    import tempfile
+
+    from calib.simulate import simulate_field
+
+    t0 = time.perf_counter()
+    store = _store()
+    surveys = [info.name for info in store.surveys()]
+    for name in surveys:
+        store.warm(name)
+    field = simulate_field(0, n_stars=300)
+    catalog = read_catalog(field.ascii_head())
+    truth = field.truth
+    result = calibrate(catalog, [field.reference], truth["target_ra"], truth["target_dec"])
+    with tempfile.TemporaryDirectory() as tmp:
+        render_calibration_plot(result, Path(tmp) / "warm-up.png")
+    return f"surveys={','.join(surveys) or '-'} seconds={time.perf_counter() - t0:.2f}"
+
+
+class JobFailed(Exception):
+    """The job ended as failed; raised only after its row says so and why.
+
+    The row stays the truth; the exception makes Celery record FAILURE with the reason, which is
+    what Flower shows. A task that raises is acknowledged like one that returns (late acks give a
+    message back only when its worker dies), and nothing retries on it.
+    """
+
+
 def run_job(job_id: str) -> str:
-    """Run the job if it still needs running; returns its final state."""
+    """Run the job if it still needs running; returns its final state, or raises JobFailed."""
     with job_context(job_id):  # every log line of the job names it
         return _run(job_id)
 
 
 def _run(job_id: str) -> str:
+    ended: tuple[JobState, str | None] | None = None
     with session_scope() as s:
         job = job_states.lock(s, job_id)
         if job is None:
             log.warning("event=job_missing")
             return "missing"
         if job.state in job_states.FINISHED:
-            return job.state.value
-        if job.attempts >= job_states.MAX_ATTEMPTS:
+            ended = job.state, job.error
+        elif job.attempts >= job_states.MAX_ATTEMPTS:
             job_states.fail(
                 job,
                 f"the calibration was interrupted {job.attempts} times (its worker died); "
                 "the catalogue may be too large or malformed: check it, then upload it again",
             )
             log.warning("event=job_poisoned attempts=%d", job.attempts)
-            return job.state.value
-        job_states.start(job)
-        attempt = job.attempts
-        params = dict(job.params)
-        path = job.upload.path
-        target = (job.alert.ra, job.alert.dec)
-        filters = list(job.observatory.filters or [])
+            ended = job.state, job.error
+        else:
+            job_states.start(job)
+            attempt = job.attempts
+            params = dict(job.params)
+            path = job.upload.path
+            target = (job.alert.ra, job.alert.dec)
+            filters = list(job.observatory.filters or [])
+    if ended is not None:
+        return _ended(*ended)
     log.info("event=job_started attempt=%d", attempt)
     t0 = time.perf_counter()
     try:
@@ -195,8 +233,15 @@ def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
 def _finish_failed(job_id: str, error: str, detail: str | None) -> str:
     with session_scope() as s:
         job = job_states.lock(s, job_id)
-        if job.state in job_states.FINISHED:
-            return job.state.value
-        job_states.fail(job, f"{error}: {detail}" if detail else error)
-    log.info("event=job_failed error=%r", error)
-    return JobState.failed.value
+        if job.state not in job_states.FINISHED:
+            job_states.fail(job, f"{error}: {detail}" if detail else error)
+            log.info("event=job_failed error=%r", error)
+        ended = job.state, job.error
+    return _ended(*ended)
+
+
+def _ended(state: JobState, error: str | None) -> str:
+    """The state of a job that has ended; JobFailed (with its reason) when it failed."""
+    if state == JobState.failed:
+        raise JobFailed(error or "failed") from None
+    return state.value

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
+from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
 from config import settings
 from db.dispatch import sweep
-from workers.calibration import run_job
+from workers.calibration import JobFailed, run_job, warm_up
+
+log = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def _warm_up(**_) -> None:
+    """Each pool process warms up as it starts, so that its first job is as fast as the next."""
+    log.info("event=worker_warm %s", warm_up())
 
 
 @shared_task(
@@ -18,6 +28,7 @@ from workers.calibration import run_job
     retry_backoff=2,
     retry_backoff_max=60,
     max_retries=20,
+    throws=(JobFailed,),  # an expected outcome: logged without a traceback, FAILURE in Flower
 )
 def calibrate_job(job_id: str) -> str:
     return run_job(job_id)

@@ -1,0 +1,74 @@
+"""`/metrics` of the live gunicorn (two worker processes): upload latency summed over both, and
+the queue as the job rows say."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from db.models import Alert, Job
+from db.session import session_scope
+from tests.helpers import DATA, add_alert, wait_job
+
+FRAME = DATA / "gaia-demo" / "frame.cat"
+
+
+def scrape(url: str) -> dict[str, list]:
+    with urllib.request.urlopen(f"{url}/metrics") as r:
+        assert r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode()
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+def _value(samples, name: str, **labels) -> float:
+    return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_metrics_count_uploads_across_workers_and_jobs_by_state(
+    app, client, live_server, observatory
+):
+    name = f"Metrics{secrets.token_hex(3)}"
+    add_alert(app, f"ivo://metrics/{name}", name, 120.0, 45.0)
+    before = scrape(live_server)
+    uploads = 4
+    for i in range(uploads):
+        out = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+             f"Authorization: Token {observatory['hashtag']}", "-F", f"sexCat=@{FRAME}",
+             "-F", f"EventID={name}", "-F", "dryRun=1", "-F", "noPlot=1", "-F", f"comment={i}",
+             f"{live_server}/upload"],
+            capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+        assert out == "202"
+    job_ids = [j for (j,) in _jobs_of(name)]
+    for job_id in job_ids:
+        wait_job(client, job_id)
+    after = scrape(live_server)
+    name_ = "calserv_http_request_duration_seconds"
+    count = name_ + "_count"
+    upload = {"endpoint": "uploads.upload", "code": "202"}
+    assert (
+        _value(after[name_], count, **upload) - _value(before.get(name_, []), count, **upload)
+        == uploads
+    )
+    with session_scope() as s:
+        truth = dict(s.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+    for state, n in truth.items():
+        assert _value(after["calserv_jobs"], "calserv_jobs", state=state.value) == n
+    latency = after["calserv_job_latency_seconds"]
+    finished = _value(latency, "calserv_job_latency_seconds_count")
+    assert finished == sum(n for st, n in truth.items() if st.value in ("succeeded", "failed"))
+    assert _value(latency, "calserv_job_latency_seconds_bucket", le="+Inf") == finished
+    assert "calserv_queue_length" in after
+
+
+def _jobs_of(alert: str):
+    with session_scope() as s:
+        return s.execute(select(Job.id).join(Alert).where(Alert.name == alert)).all()

@@ -1,0 +1,273 @@
+"""The API's requests and answers as marshmallow schemas: the source of `/openapi.json`.
+
+They describe what the views already produce (web.jobs.job_json, web.alert_pages.alert_dict,
+web.followups.followup_dict, web.lightcurve.row_of) and accept (web.submission); the
+schemathesis test (tests/test_openapi.py) holds the live server to them.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+from marshmallow.validate import Length, OneOf, Range
+
+from web.job_submission import FALSE, MAX_WAIT_S, TRUE
+
+_FLAGS = sorted(TRUE | FALSE - {""})
+
+
+def _num(description: str = "", **kw) -> fields.Float:
+    return fields.Float(allow_none=True, metadata={"description": description}, **kw)
+
+
+def _str(description: str = "", **kw) -> fields.String:
+    return fields.String(allow_none=True, metadata={"description": description}, **kw)
+
+
+class Error(Schema):
+    error = fields.String(required=True, metadata={"description": "what went wrong"})
+    detail = _str("what to do about it", required=True)
+
+
+class Health(Schema):
+    status = fields.String(required=True, validate=OneOf(["ok", "degraded"]))
+    postgres = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
+    redis = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
+
+
+def _hashtag() -> fields.String:
+    return fields.String(
+        metadata={
+            "description": "the observatory's key; safer in the body or an "
+            "`Authorization: Token <key>` header than in a URL (redacted from logs either way)"
+        }
+    )
+
+
+class UploadParams(Schema):
+    """The seed service's upload parameters; in the multipart body or the query string (the
+    body wins)."""
+
+    hashtag = _hashtag()
+    EventID = fields.String(
+        metadata={"description": "the alert's IVORN (ivo://...) or name", "example": "Gaia16aye"}
+    )
+    MJD = fields.Float(
+        validate=Range(0, 200000),
+        metadata={"description": "MJD of mid-exposure; required unless dryRun=1"},
+    )
+    expTime = fields.Float(validate=Range(0, 1e6), metadata={"description": "seconds"})
+    matchDist = fields.Float(validate=Range(0, 60), metadata={"description": "arcsec"})
+    comment = fields.String(validate=Length(max=2000))
+    dryRun = fields.String(validate=OneOf(_FLAGS), metadata={"description": "1: no follow-up"})
+    forceFilter = fields.String(
+        metadata={"description": "`no`, or SURVEY/FILTER to calibrate against", "example": "no"}
+    )
+    noPlot = fields.String(validate=OneOf(_FLAGS))
+    outputFormat = fields.String(validate=OneOf(["json", "html"]))
+    wait = fields.Integer(
+        validate=Range(0, MAX_WAIT_S), metadata={"description": "hold the answer up to N s"}
+    )
+
+
+class UploadForm(UploadParams):
+    sexCat = fields.Raw(
+        required=True,
+        metadata={
+            "type": "string",
+            "format": "binary",
+            "description": "SExtractor catalogue: ASCII_HEAD or FITS_LDAC",
+        },
+    )
+
+
+class NewEventParams(Schema):
+    """A new alert; in the body or the query string (the body wins)."""
+
+    hashtag = _hashtag()
+    EventID = fields.String(metadata={"description": "IVORN", "example": "ivo://110610"})
+    name = fields.String(validate=Length(max=100), metadata={"example": "Gaia16aye"})
+    ra = fields.Float(validate=Range(0, 360), metadata={"description": "degrees"})
+    dec = fields.Float(validate=Range(-90, 90), metadata={"description": "degrees"})
+    url = fields.String(validate=Length(max=1000))
+    outputFormat = fields.String(validate=OneOf(["json", "html"]))
+
+
+class Candidate(Schema):
+    survey = fields.String()
+    filter = fields.String()
+    zeropoint = _num()
+    zeropoint_err = _num()
+    colour_term = _num()
+    scatter = _num()
+    npoints = fields.Integer()
+    outlier_fraction = _num()
+    ok = fields.Boolean()
+    reason = _str()
+    chosen = fields.Boolean()
+
+
+class Job(Schema):
+    """A calibration job (`GET /jobs/<id>`, and the answer to an upload)."""
+
+    status = fields.String(
+        required=True, validate=OneOf(["queued", "running", "succeeded", "failed"])
+    )
+    job_id = fields.String(required=True)
+    status_url = fields.String(required=True)
+    alert = fields.String(required=True)
+    ivorn = fields.String(required=True)
+    observatory = fields.String(required=True)
+    mjd = _num("MJD of mid-exposure", required=True)
+    dry_run = fields.Boolean(required=True, allow_none=True)
+    created_at = _str("ISO 8601", required=True)
+    finished_at = _str("ISO 8601", required=True)
+    attempts = fields.Integer(required=True)
+    survey = _str(required=True)
+    filter = _str(required=True)
+    mag = _num("calibrated magnitude (or limit) of the alert", required=True)
+    mag_err = _num(required=True)
+    limit = fields.Boolean(required=True, allow_none=True)
+    limiting_mag = _num(required=True)
+    zeropoint = _num(required=True)
+    zeropoint_err = _num(required=True)
+    colour_term = _num(required=True)
+    scatter = _num(required=True)
+    npoints = fields.Integer(required=True, allow_none=True)
+    outlier_fraction = _num(required=True)
+    match_dist = _num("arcsec", required=True)
+    ra = _num(required=True)
+    dec = _num(required=True)
+    candidates = fields.List(fields.Nested(Candidate), required=True, allow_none=True)
+    log = fields.List(fields.String(), required=True, allow_none=True)
+    processing_time = _num("seconds", required=True)
+    followup_id = fields.Integer(required=True, allow_none=True)
+    image_link = _str("the calibration plot", required=True)
+    error = fields.String(metadata={"description": "why the job failed (failed jobs only)"})
+
+
+class NewAlert(Schema):
+    id = fields.Integer(required=True)
+    ivorn = fields.String(required=True)
+    name = fields.String(required=True)
+    ra = fields.Float(required=True)
+    dec = fields.Float(required=True)
+
+
+class LightcurvePoint(Schema):
+    mjd = fields.Float(required=True)
+    mag = fields.Float(required=True)
+    magerr = fields.Float(required=True, metadata={"description": "-1 for an upper limit"})
+    caliberr = _num(required=True)
+    filter = fields.String(required=True)
+    survey = fields.String(required=True)
+    observatory = fields.String(required=True)
+    followup_id = fields.Integer(required=True)
+    job_id = fields.String(required=True)
+    limit = fields.Boolean(required=True)
+    npoints = fields.Integer(required=True, allow_none=True)
+    zeropoint = _num(required=True)
+
+
+class Lightcurve(Schema):
+    alert = fields.String(required=True)
+    ivorn = fields.String(required=True)
+    columns = fields.List(fields.String(), required=True)
+    items = fields.List(fields.Nested(LightcurvePoint), required=True)
+    total = fields.Integer(required=True)
+
+
+class Alert(Schema):
+    name = fields.String(required=True)
+    ivorn = fields.String(required=True)
+    ra = fields.Float(required=True)
+    dec = fields.Float(required=True)
+    alert_mag = _num(required=True)
+    classification = _str(required=True)
+    published = _str(required=True)
+    comment = _str(required=True)
+    url = _str(required=True)
+    npoints = fields.Integer(required=True)
+    last_mjd = _num(required=True)
+    url_page = fields.String(required=True)
+
+
+class AlertDetail(Alert):
+    lightcurve = fields.List(fields.Nested(LightcurvePoint), required=True)
+
+
+class _Page(Schema):
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class AlertList(_Page):
+    items = fields.List(fields.Nested(Alert), required=True)
+
+
+class Followup(Schema):
+    followup_id = fields.Integer(required=True)
+    alert = fields.String(required=True)
+    ivorn = fields.String(required=True)
+    observatory = fields.String(required=True)
+    mjd = fields.Float(required=True)
+    exptime = _num(required=True)
+    survey = fields.String(required=True)
+    filter = fields.String(required=True)
+    mag = fields.Float(required=True)
+    mag_err = fields.Float(required=True, metadata={"description": "-1 for an upper limit"})
+    limit = fields.Boolean(required=True)
+    limiting_mag = _num(required=True)
+    zeropoint = _num(required=True)
+    zeropoint_err = _num(required=True)
+    npoints = fields.Integer(required=True, allow_none=True)
+    scatter = _num(required=True)
+    comment = _str(required=True)
+    job_id = fields.String(required=True)
+    job_url = fields.String(required=True)
+    plot_url = _str(required=True)
+    lightcurve_url = fields.String(required=True)
+
+
+class FollowupList(_Page):
+    items = fields.List(fields.Nested(Followup), required=True)
+
+
+class Format(Schema):
+    outputFormat = fields.String(validate=OneOf(["json", "html", "csv"]))
+    format = fields.String(validate=OneOf(["json", "html", "csv"]))
+
+
+class Paging(Format):
+    page = fields.Integer(validate=Range(1, 10**6))
+    per_page = fields.Integer(validate=Range(1, 500))
+
+
+class AlertQuery(Paging):
+    q = fields.String(metadata={"description": "searches name and IVORN"})
+    observed_only = fields.String(validate=OneOf(_FLAGS))
+
+
+class FollowupQuery(Paging):
+    alert = fields.String(metadata={"description": "name or IVORN"})
+    observatory = fields.String()
+    mjd_min = fields.Float()
+    mjd_max = fields.Float()
+
+
+class Login(Schema):
+    hashtag = fields.String(required=True)
+    next = fields.String(metadata={"description": "a path on this site to go to afterwards"})
+    csrf_token = fields.String(required=True)
+
+
+class LoggedIn(Schema):
+    observatory = fields.String(required=True)
+
+
+class LoggedOut(Schema):
+    logged_out = fields.Boolean(required=True)
+
+
+class SubmitForm(UploadForm):
+    csrf_token = fields.String(required=True)

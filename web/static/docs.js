@@ -1,0 +1,3 @@
+// Starts Swagger UI on /docs; a file of its own so that the page needs no inline script.
+const root = document.getElementById("swagger-ui");
+window.ui = SwaggerUIBundle({ url: root.dataset.specUrl, domNode: root, deepLinking: true });
