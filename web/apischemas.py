@@ -1,8 +1,9 @@
 """The API's requests and answers as marshmallow schemas: the source of `/openapi.json`.
 
 They describe what the views already produce (web.jobs.job_json, web.alert_pages.alert_dict,
-web.followups.followup_dict, web.lightcurve.row_of) and accept (web.submission); the
-schemathesis test (tests/test_openapi.py) holds the live server to them.
+web.followups.followup_dict, the light curve) and accept (web.job_submission); the calibration
+result's keys come from `calib.schema`, written once. The schemathesis test
+(tests/test_openapi.py) holds the live server to them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf, Range
 
+from calib.schema import FIELDS, FOLLOWUP_COLUMNS, LIGHTCURVE_JSON_COLUMNS, RESULT_KEYS
 from web.job_submission import FALSE, MAX_WAIT_S, TRUE
 
 _FLAGS = sorted(TRUE | FALSE - {""})
@@ -92,57 +94,43 @@ class NewEventParams(Schema):
     outputFormat = fields.String(validate=OneOf(["json", "html"]))
 
 
-class Candidate(Schema):
-    survey = fields.String()
-    filter = fields.String()
-    zeropoint = _num()
-    zeropoint_err = _num()
-    colour_term = _num()
-    scatter = _num()
-    npoints = fields.Integer()
-    outlier_fraction = _num()
-    ok = fields.Boolean()
-    reason = _str()
-    chosen = fields.Boolean()
+_KINDS = {str: fields.String, float: fields.Float, int: fields.Integer, bool: fields.Boolean}
 
 
-class Job(Schema):
-    """A calibration job (`GET /jobs/<id>`, and the answer to an upload)."""
+def _result(name: str, nullable: bool = False) -> fields.Field:
+    """The field of result key `name` (`calib.schema`): its type, meaning and nullability."""
+    f = FIELDS[name]
+    meta = {"description": f.meaning}
+    opts = {"required": True, "allow_none": nullable or f.nullable, "metadata": meta}
+    if f.type is list:
+        return fields.List(fields.Raw(), **opts)
+    return _KINDS[f.type](**opts)
 
-    status = fields.String(
-        required=True, validate=OneOf(["queued", "running", "succeeded", "failed"])
-    )
-    job_id = fields.String(required=True)
-    status_url = fields.String(required=True)
-    alert = fields.String(required=True)
-    ivorn = fields.String(required=True)
-    observatory = fields.String(required=True)
-    mjd = _num("MJD of mid-exposure", required=True)
-    dry_run = fields.Boolean(required=True, allow_none=True)
-    created_at = _str("ISO 8601", required=True)
-    finished_at = _str("ISO 8601", required=True)
-    attempts = fields.Integer(required=True)
-    survey = _str(required=True)
-    filter = _str(required=True)
-    mag = _num("calibrated magnitude (or limit) of the alert", required=True)
-    mag_err = _num(required=True)
-    limit = fields.Boolean(required=True, allow_none=True)
-    limiting_mag = _num(required=True)
-    zeropoint = _num(required=True)
-    zeropoint_err = _num(required=True)
-    colour_term = _num(required=True)
-    scatter = _num(required=True)
-    npoints = fields.Integer(required=True, allow_none=True)
-    outlier_fraction = _num(required=True)
-    match_dist = _num("arcsec", required=True)
-    ra = _num(required=True)
-    dec = _num(required=True)
-    candidates = fields.List(fields.Nested(Candidate), required=True, allow_none=True)
-    log = fields.List(fields.String(), required=True, allow_none=True)
-    processing_time = _num("seconds", required=True)
-    followup_id = fields.Integer(required=True, allow_none=True)
-    image_link = _str("the calibration plot", required=True)
-    error = fields.String(metadata={"description": "why the job failed (failed jobs only)"})
+
+#: A calibration job (`GET /jobs/<id>`, and the answer to an upload); result keys are null until
+#: the job has succeeded.
+Job = Schema.from_dict(
+    {
+        "status": fields.String(
+            required=True, validate=OneOf(["queued", "running", "succeeded", "failed"])
+        ),
+        "job_id": fields.String(required=True),
+        "status_url": fields.String(required=True),
+        "alert": fields.String(required=True),
+        "ivorn": fields.String(required=True),
+        "observatory": fields.String(required=True),
+        "mjd": _num("MJD of mid-exposure", required=True),
+        "dry_run": fields.Boolean(required=True, allow_none=True),
+        "created_at": _str("ISO 8601", required=True),
+        "finished_at": _str("ISO 8601", required=True),
+        "attempts": fields.Integer(required=True),
+        **{key: _result(key, nullable=True) for key in RESULT_KEYS},
+        "followup_id": fields.Integer(required=True, allow_none=True),
+        "image_link": _str("the calibration plot", required=True),
+        "error": fields.String(metadata={"description": "why the job failed (failed jobs only)"}),
+    },
+    name="Job",
+)
 
 
 class NewAlert(Schema):
@@ -153,19 +141,20 @@ class NewAlert(Schema):
     dec = fields.Float(required=True)
 
 
-class LightcurvePoint(Schema):
-    mjd = fields.Float(required=True)
-    mag = fields.Float(required=True)
-    magerr = fields.Float(required=True, metadata={"description": "-1 for an upper limit"})
-    caliberr = _num(required=True)
-    filter = fields.String(required=True)
-    survey = fields.String(required=True)
-    observatory = fields.String(required=True)
-    followup_id = fields.Integer(required=True)
-    job_id = fields.String(required=True)
-    limit = fields.Boolean(required=True)
-    npoints = fields.Integer(required=True, allow_none=True)
-    zeropoint = _num(required=True)
+_LIGHTCURVE_OWN = {
+    "mjd": fields.Float(required=True),
+    "magerr": fields.Float(required=True, metadata={"description": "-1 for an upper limit"}),
+    "caliberr": _num("the zero point's uncertainty", required=True),
+    "observatory": fields.String(required=True),
+    "followup_id": fields.Integer(required=True),
+}
+LightcurvePoint = Schema.from_dict(
+    {
+        k: _LIGHTCURVE_OWN[k] if k in _LIGHTCURVE_OWN else _result(k)
+        for k in LIGHTCURVE_JSON_COLUMNS
+    },
+    name="LightcurvePoint",
+)
 
 
 class Lightcurve(Schema):
@@ -205,28 +194,23 @@ class AlertList(_Page):
     items = fields.List(fields.Nested(Alert), required=True)
 
 
-class Followup(Schema):
-    followup_id = fields.Integer(required=True)
-    alert = fields.String(required=True)
-    ivorn = fields.String(required=True)
-    observatory = fields.String(required=True)
-    mjd = fields.Float(required=True)
-    exptime = _num(required=True)
-    survey = fields.String(required=True)
-    filter = fields.String(required=True)
-    mag = fields.Float(required=True)
-    mag_err = fields.Float(required=True, metadata={"description": "-1 for an upper limit"})
-    limit = fields.Boolean(required=True)
-    limiting_mag = _num(required=True)
-    zeropoint = _num(required=True)
-    zeropoint_err = _num(required=True)
-    npoints = fields.Integer(required=True, allow_none=True)
-    scatter = _num(required=True)
-    comment = _str(required=True)
-    job_id = fields.String(required=True)
-    job_url = fields.String(required=True)
-    plot_url = _str(required=True)
-    lightcurve_url = fields.String(required=True)
+Followup = Schema.from_dict(
+    {
+        "followup_id": fields.Integer(required=True),
+        "alert": fields.String(required=True),
+        "ivorn": fields.String(required=True),
+        "observatory": fields.String(required=True),
+        "mjd": fields.Float(required=True),
+        "exptime": _num(required=True),
+        **{key: _result(key) for key in FOLLOWUP_COLUMNS.values()},
+        "comment": _str(required=True),
+        "job_id": fields.String(required=True),
+        "job_url": fields.String(required=True),
+        "plot_url": _str(required=True),
+        "lightcurve_url": fields.String(required=True),
+    },
+    name="Followup",
+)
 
 
 class FollowupList(_Page):
