@@ -77,8 +77,12 @@ class UploadForm(UploadParams):
         metadata={
             "type": "string",
             "format": "binary",
-            "description": "SExtractor catalogue: ASCII_HEAD or FITS_LDAC",
+            "description": "SExtractor catalogue (ASCII_HEAD or FITS_LDAC), or a 2-D FITS image "
+            "with a celestial WCS (.fits, .fits.gz, .fz)",
         },
+    )
+    image = fields.Raw(
+        metadata={"type": "string", "format": "binary", "description": "alias of sexCat"}
     )
 
 

@@ -101,7 +101,7 @@ _LOGIN = (303, 401)
 
 OPERATIONS: dict[tuple[str, str], dict] = {
     ("uploads.upload", "post"): _op(
-        "Queue the calibration of a SExtractor catalogue",
+        "Queue the calibration of a SExtractor catalogue or a FITS image",
         {200: _JOB, 202: _JOB},
         _WRITE,
         tag="calibration",
@@ -118,6 +118,12 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
     ("jobs.plot", "get"): _op(
         "The calibration plot of a job (uploaded with noPlot=0)",
+        {200: _answer("PNG", None, PNG), 304: {"description": "not modified"}},
+        (404,),
+        tag="calibration",
+    ),
+    ("jobs.cutout", "get"): _op(
+        "The cutout around the alert of a job (FITS image uploads with noPlot=0)",
         {200: _answer("PNG", None, PNG), 304: {"description": "not modified"}},
         (404,),
         tag="calibration",
