@@ -137,6 +137,27 @@ Job = Schema.from_dict(
 )
 
 
+class StatusQuery(Schema):
+    """`POST /jobs/status`: the jobs a batch client waits for and the states it has seen."""
+
+    ids = fields.List(fields.String(), required=True, validate=Length(max=1000))
+    states = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "job id → last seen state; a job missing here counts as changed"},
+    )
+    wait = fields.Float(
+        validate=Range(0, MAX_WAIT_S),
+        metadata={"description": "hold the answer until a listed job ends, up to N s"},
+    )
+
+
+class StatusAnswer(Schema):
+    jobs = fields.List(fields.Nested(Job), required=True)
+    unknown = fields.List(fields.String(), required=True)
+    pending = fields.Integer(required=True)
+
+
 class NewAlert(Schema):
     id = fields.Integer(required=True)
     ivorn = fields.String(required=True)

@@ -81,7 +81,7 @@ def _op(
     """One operation: its answers, plus 400 and 503 (every request can meet those)."""
     responses = {str(code): answer for code, answer in ok.items()}
     for code in sorted({400, 503, *errors}):
-        responses[str(code)] = _answer(ERRORS[code], "Error", HTML)
+        responses.setdefault(str(code), _answer(ERRORS[code], "Error", HTML))
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if query is not None:
         op["parameters"] = [{"in": "query", "schema": query}]
@@ -122,6 +122,15 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         (404,),
         tag="calibration",
     ),
+    ("job_status.bulk_status", "post"): {
+        **_op(
+            "Many jobs' states at once, held until one ends (batch clients)",
+            {200: _answer("the listed jobs whose state changed", "StatusAnswer")},
+            (422,),
+            tag="calibration",
+        ),
+        "requestBody": {"content": {JSON: {"schema": "StatusQuery"}}, "required": True},
+    },
     ("jobs.cutout", "get"): _op(
         "The cutout around the alert of a job (FITS image uploads with noPlot=0)",
         {200: _answer("PNG", None, PNG), 304: {"description": "not modified"}},
@@ -184,7 +193,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
     ("ops.healthz", "get"): _op(
         "Whether Postgres and Redis answer",
-        {200: _answer("all up", "Health")},
+        {200: _answer("all up", "Health"), 503: _answer("one is down (named)", "Health")},
         tag="operations",
     ),
     ("metrics.metrics", "get"): _op(
@@ -241,7 +250,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
 }
 #: The schemas the operations name; apispec registers the nested and request ones itself.
 _SCHEMAS = ("Error", "Health", "Job", "NewAlert", "Lightcurve", "AlertDetail", "AlertList",
-            "FollowupList", "LoggedIn", "LoggedOut")  # fmt: skip
+            "FollowupList", "LoggedIn", "LoggedOut", "StatusQuery", "StatusAnswer")  # fmt: skip
 _ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
