@@ -1,4 +1,4 @@
-"""The calserv HTTP API (design §1 upload, §2 job status) with retries that are safe to repeat.
+"""The calserv HTTP API (uploads, job status) with retries that are safe to repeat.
 
 Retry policy, in one place (`Client._request`):
 
@@ -194,7 +194,7 @@ class Client:
         if self.on_response is not None:
             self.on_response(method, path.split("?")[0], status, elapsed)
 
-    # -- design §1 -------------------------------------------------------------------------
+    # -- upload -------------------------------------------------------------------------------
     def upload(
         self,
         path: str | Path,
@@ -235,7 +235,7 @@ class Client:
         body.setdefault("location", resp.headers.get("Location") or f"/jobs/{body.get('job_id')}")
         return body
 
-    # -- design §2 -------------------------------------------------------------------------
+    # -- job status ---------------------------------------------------------------------------
     def status(self, job_id: str) -> dict:
         """The job's JSON right now (``status`` is queued, running, succeeded or failed)."""
         return self._json(self._status(job_id))
@@ -314,7 +314,7 @@ def form_fields(
     no_plot: bool = True,
     comment: str | None = None,
 ) -> dict[str, str]:
-    """The seed form fields of design §1, except ``hashtag`` and ``sexCat``."""
+    """The seed form fields of POST /upload, except ``hashtag`` and ``sexCat``."""
     fields = {
         "EventID": event,
         "forceFilter": force_filter or "no",

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--manifest", metavar="CSV", help="rows file,event,mjd[,exptime,filter,comment]")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into directories")
-    meta = p.add_argument_group("upload parameters (design §1)")
+    meta = p.add_argument_group("upload parameters (the fields of POST /upload)")
     meta.add_argument("-e", "--event", help="alert IVORN (ivo://...) or name, for every file")
     meta.add_argument("--mjd", type=float, help="MJD for files without one in manifest/header")
     meta.add_argument("--exptime", type=float, help="exposure time in seconds (default: header)")
