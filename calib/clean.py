@@ -56,7 +56,7 @@ def clean_catalog(
         drop("bad_mag_err", (err <= 0) | (err > max_mag_err) | np.isinf(err))
     drop("flags", (catalog.flags & reject_flags) != 0)
     if catalog.flux_max is not None:
-        drop("saturated", _on_saturation_plateau(catalog.flux_max, saturation_fraction))
+        drop("saturated", on_saturation_plateau(catalog.flux_max, saturation_fraction))
     if keep.sum() > 1 and duplicate_radius_arcsec > 0:
         idx = np.flatnonzero(keep)
         i1, i2 = close_pairs(ra[idx], dec[idx], duplicate_radius_arcsec)
@@ -68,7 +68,7 @@ def clean_catalog(
     return catalog.select(keep), rejected
 
 
-def _on_saturation_plateau(flux_max: np.ndarray, fraction: float) -> np.ndarray:
+def on_saturation_plateau(flux_max: np.ndarray, fraction: float) -> np.ndarray:
     """Sources whose peak sits on the saturation plateau.
 
     Saturated stars share nearly the same FLUX_MAX (the detector's full well minus the sky),

@@ -1,4 +1,20 @@
-"""Calibrate a frame end to end: clean, match each survey, fit each band, choose, measure."""
+"""Calibrate a frame end to end: clean, match each survey, fit each band, choose, measure.
+
+The rules, in the order they apply (docs/calibration.md explains each with its numbers):
+
+1. an alert position that is not a finite RA in [0, 360] and Dec in [-90, 90] is an error;
+2. each survey is matched at ``matchDist`` or an automatic radius, and the match count is
+   compared with the chance coincidences expected from the source density: a match no better
+   than chance is remeasured with the automatic offset search, or fails with the reason;
+3. calibrators with a neighbour within 2 FWHM (catalogue or reference) are dropped when at
+   least 20 isolated ones remain;
+4. every band is fitted; the automatic choice prefers the observatory's filters, and below 10
+   stars only considers them (``few calibration stars`` warning);
+5. without MAGERR, errors come from the calibrators' magnitude-scatter relation;
+6. the chosen fit may vary over the frame (polynomial order by AIC), evaluated at the target;
+7. the target has its own search radius and flags; a saturated target gets an honest error;
+8. the limiting magnitude is the 50 % completeness of the reference stars when measurable.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +27,44 @@ import numpy as np
 
 from . import schema
 from .catalog import SourceCatalog
-from .clean import clean_catalog
+from .clean import clean_catalog, on_saturation_plateau
+from .completeness import completeness_50
+from .crowding import (
+    CROWDING_FWHM,
+    MIN_ISOLATED,
+    crowded_sources,
+    isolated_calibrators,
+    reference_contamination,
+    reference_neighbours,
+)
 from .errors import CalibrationError
-from .match import MatchRadius, apply_shift, auto_crossmatch, crossmatch
+from .geometry import FrameGeometry, frame_geometry
+from .match import MatchRadius, apply_shift, auto_crossmatch, crossmatch, pairs_within
+from .photerr import fit_error_model
 from .reference import RefCatalog
-from .target import limiting_magnitude, measure_target
-from .zeropoint import ZeroPointFit, colour_for_band, fit_zeropoint
+from .stats import median, median_and_robust_std
+from .target import (
+    TARGET_FLAGS,
+    Saturation,
+    TargetMeasurement,
+    limiting_magnitude,
+    measure_target,
+    target_radius,
+)
+from .zeropoint import (
+    ZeroPointFit,
+    colour_for_band,
+    failed_fit,
+    fit_spatial_zeropoint,
+    fit_zeropoint,
+)
 
 # A correct band needs a small colour term; a colour term this large means the frame was
 # matched to another band whose colour relation happens to fit (e.g. an R frame against I).
 MAX_PLAUSIBLE_COLOUR_TERM = 0.3
+FEW_STARS = 10  # below this the band choice is restricted to the observatory's filters
+MAX_CALIBRATORS = 3000
+MAX_COMPLETENESS_STARS = 5000  # reference stars tested for detection (evenly spaced subset)
 _AUTOMATIC = ("", "no", "none", "auto", "0")
 _FORCE_RE = re.compile(r"^\s*([^/\s]+)\s*/\s*([^/\s]+)\s*$")
 
@@ -46,13 +90,32 @@ def parse_force_filter(value: str | None) -> tuple[str | None, str | None] | Non
 
 
 @dataclass
+class SurveyMatch:
+    """One survey matched to the cleaned catalogue: radius and shift, pairs, astrometric
+    scatter (Rayleigh sigma of the pair separations, arcsec) and chance coincidences."""
+
+    ref: RefCatalog
+    match: MatchRadius
+    i1: np.ndarray
+    i2: np.ndarray
+    sigma_arcsec: float
+    expected_chance: float
+    failure: str | None = None
+
+
+@dataclass
 class Candidate:
-    """One survey/band zero-point fit considered for the frame."""
+    """One survey/band zero-point fit considered for the frame (``j1``/``j2``: the stars fitted,
+    indices into the cleaned catalogue and the reference)."""
 
     survey: str
     band: str
     fit: ZeroPointFit
-    match: MatchRadius
+    match: SurveyMatch
+    j1: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)
+    j2: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)
+    colour: np.ndarray | None = field(default=None, repr=False)
+    colour_name: str | None = None
     chosen: bool = False
 
     @property
@@ -85,7 +148,10 @@ class Candidate:
 class CalibrationResult:
     """Calibrated measurement of the alert on one frame (`calib.schema` describes its JSON).
 
-    ``fit`` is the chosen zero-point fit, with the per-star arrays used by the plot.
+    ``zeropoint`` and ``zeropoint_err`` are evaluated at the target (``zeropoint_order`` is the
+    order of the polynomial over the frame, 0 for a constant). ``target_flags`` lists which of
+    ``saturated``, ``blended``, ``edge``, ``offset`` apply; ``warnings`` are sentences a user
+    should read. ``fit`` is the chosen zero-point fit, with the per-star arrays of the plot.
     """
 
     survey: str
@@ -103,8 +169,11 @@ class CalibrationResult:
     match_dist: float
     ra: float
     dec: float
+    zeropoint_order: int = 0
     candidates: list[dict] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    target_flags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     fit: ZeroPointFit | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -119,6 +188,19 @@ def _num(value):
         return value
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def check_alert_position(ra: float, dec: float) -> None:
+    """`CalibrationError` unless RA is finite in [0, 360] and Dec in [-90, 90] degrees."""
+    try:
+        ra, dec = float(ra), float(dec)
+    except (TypeError, ValueError):
+        raise CalibrationError(f"alert position ({ra!r}, {dec!r}) is not numeric") from None
+    if not (math.isfinite(ra) and math.isfinite(dec) and 0 <= ra <= 360 and abs(dec) <= 90):
+        raise CalibrationError(
+            f"alert position RA={ra}, Dec={dec} is invalid: RA must be in [0, 360] and Dec in "
+            "[-90, 90] degrees; fix the alert's coordinates"
+        )
 
 
 def calibrate(
@@ -147,17 +229,21 @@ def calibrate(
     force_filter : str, optional
         ``forceFilter`` as uploaded (see `parse_force_filter`); honoured exactly.
     allowed_filters : sequence of str, optional
-        The observatory's filters: the automatic choice stays among them when one passes.
+        The observatory's filters: the automatic choice stays among them when one passes,
+        and only considers them with fewer than `FEW_STARS` calibration stars.
 
     Raises
     ------
     CalibrationError
-        No survey/band passes the quality gates, or the forced one is unavailable or fails.
+        Invalid alert position, no survey/band passes the quality gates, a match no better
+        than chance, or the forced band is unavailable or fails.
     ValueError
         ``force_filter`` is malformed.
     """
+    check_alert_position(target_ra, target_dec)
     forced = parse_force_filter(force_filter)
     log = [f"catalogue: {len(catalog)} sources ({catalog.format}; {_describe(catalog)})"]
+    warnings: list[str] = []
     if match_dist_arcsec is not None and not (
         math.isfinite(match_dist_arcsec) and match_dist_arcsec >= 0
     ):
@@ -174,11 +260,15 @@ def calibrate(
         )
     if not refs:
         raise CalibrationError("no reference catalogue covers the field")
+    geometry = frame_geometry(cleaned)
+    log.append(_describe_geometry(geometry))
+    crowd_radius = CROWDING_FWHM * geometry.fwhm_arcsec
 
     candidates = []
     for ref in refs:
-        candidates.extend(_fit_survey(cleaned, ref, match_dist_arcsec, log))
-    chosen = _choose(candidates, forced, allowed_filters, len(cleaned), log)
+        survey = _match_survey(cleaned, ref, match_dist_arcsec, geometry, log, warnings)
+        candidates.extend(_fit_survey(cleaned, survey, crowd_radius, log))
+    chosen = _choose(candidates, forced, allowed_filters, len(cleaned), log, warnings)
     chosen.chosen = True
     fit = chosen.fit
     log.append(
@@ -186,33 +276,71 @@ def calibrate(
         f"{fit.zeropoint_err:.3f} from {fit.npoints} stars"
     )
 
-    shift = chosen.match
+    if not catalog.has_errors:
+        cleaned, catalog = _estimate_errors(chosen, cleaned, catalog, log)
+        fit = chosen.fit
+    ref = chosen.match.ref
+    ref_err = ref.bands[chosen.band][1][chosen.j2]
+    position = geometry.normalized(cleaned.ra[chosen.j1], cleaned.dec[chosen.j1])
+    fit = fit_spatial_zeropoint(
+        fit, cleaned.mag_err[chosen.j1], ref_err, position, colour_name=chosen.colour_name
+    )
+    tx, ty = geometry.normalized(np.array([target_ra]), np.array([target_dec]))
+    zp_target, zp_target_err = fit.zeropoint_at_position(float(tx[0]), float(ty[0]))
+    if fit.order:
+        log.append(
+            f"zero point varies over the frame (order {fit.order} polynomial, chosen by AIC): "
+            f"{zp_target:.3f} ± {zp_target_err:.3f} at the target, {fit.zeropoint:.3f} at the "
+            "centre"
+        )
+
+    match = chosen.match.match
     raw_ra, raw_dec = apply_shift(
-        catalog.ra, catalog.dec, shift.shift_ra_arcsec, shift.shift_dec_arcsec
+        catalog.ra, catalog.dec, match.shift_ra_arcsec, match.shift_dec_arcsec
     )
     shifted = replace(catalog, ra=raw_ra, dec=raw_dec)  # shares the other columns
-    inst_limit = limiting_magnitude(cleaned.mag, cleaned.mag_err)
-    limiting_mag = fit.zeropoint + inst_limit
+    radius = (
+        float(match_dist_arcsec)
+        if match_dist_arcsec
+        else target_radius(match.radius_arcsec, chosen.match.sigma_arcsec, geometry.fwhm_arcsec)
+    )
+    limiting_mag = _limiting_mag(chosen, shifted, cleaned, geometry, zp_target, radius, log)
     target = measure_target(
         shifted,
         target_ra,
         target_dec,
-        shift.radius_arcsec,
-        fit.zeropoint,
-        fit.zeropoint_err,
-        limiting_mag,
+        radius_arcsec=radius,
+        astrometric_sigma_arcsec=chosen.match.sigma_arcsec,
+        fwhm_arcsec=geometry.fwhm_arcsec,
+        zeropoint=zp_target,
+        zeropoint_err=zp_target_err,
+        limiting_mag=limiting_mag,
+        saturation=_saturation(shifted, cleaned, chosen, fit, zp_target, radius),
     )
     if target.limit:
         log.append(
-            f"target: no source within {shift.radius_arcsec:.2f} arcsec of the alert; "
-            f"upper limit {target.mag:.2f} (S/N = 5)"
+            f"target: no source within {radius:.2f} arcsec of the alert; "
+            f"upper limit {target.mag:.2f}"
         )
     else:
         flagged = f", FLAGS {target.flags}" if target.flags else ""
+        marks = f" [{', '.join(target.target_flags)}]" if target.target_flags else ""
         log.append(
-            f"target: source at {target.separation_arcsec:.2f} arcsec{flagged}; "
-            f"{chosen.band} = {target.mag:.3f} ± {target.mag_err:.3f}"
+            f"target: source at {target.separation_arcsec:.2f} arcsec (search radius "
+            f"{radius:.2f}){flagged}; {chosen.band} = {target.mag:.3f} ± {target.mag_err:.3f}"
+            f"{marks}"
         )
+    if not target.limit:
+        _flag_reference_neighbours(target, chosen, crowd_radius)
+        if "saturated" not in target.target_flags:
+            empirical = _empirical_error(chosen, cleaned, target.mag - zp_target)
+            if empirical is not None and empirical > target.mag_err:
+                log.append(
+                    f"target error raised from {target.mag_err:.3f} to {empirical:.3f} mag: the "
+                    f"scatter of the {EMPIRICAL_NEIGHBOURS} matched stars nearest its magnitude"
+                )
+                target.mag_err = float(np.hypot(empirical, zp_target_err))
+    warnings.extend(target.notes)
     return CalibrationResult(
         survey=chosen.survey,
         filter=chosen.band,
@@ -220,17 +348,20 @@ def calibrate(
         mag_err=target.mag_err,
         limit=target.limit,
         limiting_mag=target.limiting_mag,
-        zeropoint=fit.zeropoint,
-        zeropoint_err=fit.zeropoint_err,
+        zeropoint=zp_target,
+        zeropoint_err=zp_target_err,
         colour_term=fit.colour_term,
         scatter=fit.scatter,
         npoints=fit.npoints,
         outlier_fraction=fit.outlier_fraction,
-        match_dist=shift.radius_arcsec,
+        match_dist=match.radius_arcsec,
         ra=target.ra,
         dec=target.dec,
+        zeropoint_order=fit.order,
         candidates=[c.to_dict() for c in candidates],
         log=log,
+        target_flags=target.target_flags,
+        warnings=warnings,
         fit=fit,
     )
 
@@ -239,49 +370,138 @@ def _describe(catalog: SourceCatalog) -> str:
     return ", ".join(f"{role}={name}" for role, name in catalog.columns.items())
 
 
-def _fit_survey(
-    cleaned: SourceCatalog, ref: RefCatalog, match_dist: float | None, log: list[str]
-) -> list[Candidate]:
-    """Match the cleaned catalogue to one survey and fit each of its bands."""
+def _describe_geometry(g: FrameGeometry) -> str:
+    scale = f", pixel scale {g.pixscale:.2f} arcsec" if g.pixscale else ""
+    how = "measured" if g.fwhm_measured else "assumed: no FWHM column"
+    return (
+        f"frame: {2 * g.half_x / 60:.1f} x {2 * g.half_y / 60:.1f} arcmin around "
+        f"({g.ra0:.5f}, {g.dec0:+.5f}){scale}, FWHM {g.fwhm_arcsec:.2f} arcsec ({how})"
+    )
+
+
+def _chance_matches(n_sources: int, ref: RefCatalog, geometry: FrameGeometry, radius: float):
+    """Matches expected by chance: sources x reference density x match area."""
+    density = np.count_nonzero(geometry.inside(ref.ra, ref.dec)) / geometry.area_arcsec2
+    return n_sources * density * math.pi * radius**2
+
+
+def _significant(n_matched: int, expected: float) -> bool:
+    """More matches than chance could plausibly give (twice the expectation plus 3 sigma)."""
+    return n_matched >= 2.0 * expected + 3.0 * math.sqrt(expected)
+
+
+def _match_survey(
+    cleaned: SourceCatalog,
+    ref: RefCatalog,
+    match_dist: float | None,
+    geometry: FrameGeometry,
+    log: list[str],
+    warnings: list[str],
+) -> SurveyMatch:
+    """Match one survey; a match no better than chance is remeasured or fails with a reason."""
+    n = len(cleaned)
     if match_dist:
         match = MatchRadius(float(match_dist), 0.0, 0.0, 0)
+        i1, i2, sep = crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec, match.radius_arcsec)
+        expected = _chance_matches(n, ref, geometry, match.radius_arcsec)
         how = "given"
-        i1, i2, _ = crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec, match.radius_arcsec)
+        if not _significant(len(i1), expected):
+            auto, a1, a2, asep = auto_crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec)
+            auto_expected = _chance_matches(n, ref, geometry, auto.radius_arcsec)
+            if _significant(len(a1), auto_expected) and len(a1) > len(i1):
+                warnings.append(
+                    f"{ref.survey}: matchDist={match_dist:g} arcsec gave {len(i1)} matches, no "
+                    f"more than the {expected:.1f} expected by chance; the catalogue is offset "
+                    f"by {auto.shift_ra_arcsec:+.1f}, {auto.shift_dec_arcsec:+.1f} arcsec "
+                    f"(RA, Dec): corrected and rematched ({len(a1)} matches within "
+                    f"{auto.radius_arcsec:.1f} arcsec)"
+                )
+                how = "given matchDist failed; automatic offset search"
+                match, i1, i2, sep, expected = auto, a1, a2, asep, auto_expected
     else:
-        match, i1, i2, _ = auto_crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec)
+        match, i1, i2, sep = auto_crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec)
+        expected = _chance_matches(n, ref, geometry, match.radius_arcsec)
         how = (
             f"automatic; catalogue shifted by {match.shift_ra_arcsec:+.2f}, "
             f"{match.shift_dec_arcsec:+.2f} arcsec"
         )
     log.append(
         f"{ref.survey}: {len(ref)} reference stars, {len(i1)} matched within "
-        f"{match.radius_arcsec:.2f} arcsec ({how})"
+        f"{match.radius_arcsec:.2f} arcsec ({how}; {expected:.1f} expected by chance)"
     )
+    failure = None
+    if len(i1) and not _significant(len(i1), expected):
+        failure = (
+            f"{len(i1)} matches within {match.radius_arcsec:.1f} arcsec are no more than the "
+            f"{expected:.1f} expected by chance, even after searching for an offset up to 10 "
+            "arcsec: check the frame's astrometry (WCS) or matchDist"
+        )
+        log.append(f"{ref.survey}: {failure}")
+    sigma = median(sep) / 1.1774 if len(sep) else 0.0
+    if len(i1) > MAX_CALIBRATORS:
+        # An evenly spaced subset: the zero point of 3000 stars is already limited by
+        # systematics, and every later step (crowding, fits, error model) scales with it.
+        keep = np.linspace(0, len(i1) - 1, MAX_CALIBRATORS).astype(np.int64)
+        log.append(f"{ref.survey}: {MAX_CALIBRATORS} of the {len(i1)} matched stars used")
+        i1, i2 = i1[keep], i2[keep]
+    return SurveyMatch(ref, match, i1, i2, float(sigma), float(expected), failure)
+
+
+def _fit_survey(
+    cleaned: SourceCatalog,
+    survey: SurveyMatch,
+    crowd_radius: float,
+    log: list[str],
+) -> list[Candidate]:
+    """Fit each band of one survey on its isolated calibrators (see `crowding`)."""
+    ref, i1, i2 = survey.ref, survey.i1, survey.i2
     bands = list(ref.bands)
     candidates = []
+    neighbours = reference_neighbours(ref.ra, ref.dec, i2, crowd_radius)
+    crowded = crowded_sources(cleaned.ra, cleaned.dec, cleaned.flags, i1, crowd_radius)
     for band, (mag, err) in ref.bands.items():
+        if survey.failure:
+            fit = failed_fit(survey.failure, len(i1))
+            candidates.append(Candidate(ref.survey, band, fit, survey))
+            continue
         with np.errstate(invalid="ignore"):
             good = np.isfinite(mag[i2]) & (np.abs(mag[i2]) < 50)
         j1, j2 = i1[good], i2[good]
+        contamination = reference_contamination(neighbours, i2, mag)[good]
+        isolated = isolated_calibrators(crowded[good], contamination)
+        if isolated is None and len(j1) >= MIN_ISOLATED:
+            log.append(
+                f"{ref.survey}/{band}: crowded field, fewer than {MIN_ISOLATED} calibrators "
+                f"without neighbours within {crowd_radius:.1f} arcsec; all {len(j1)} kept"
+            )
+        elif isolated is not None and not isolated[0].all():
+            keep, allowed = isolated
+            log.append(
+                f"{ref.survey}/{band}: {len(j1) - keep.sum()} of {len(j1)} calibrators dropped "
+                f"for neighbours within {crowd_radius:.1f} arcsec (adding over {allowed:.0%} "
+                "to their flux)"
+            )
+            j1, j2, contamination = j1[keep], j2[keep], contamination[keep]
         colour_bands = colour_for_band(band, bands)
         colour = colour_name = None
         if colour_bands is not None:
             blue, red = (ref.bands[b][0][j2] for b in colour_bands)
             colour, colour_name = blue - red, "-".join(colour_bands)
         fit = fit_zeropoint(
-            cleaned.mag[j1],
-            cleaned.mag_err[j1],
-            mag[j2],
-            err[j2],
-            colour=colour,
-            colour_name=colour_name,
-        )
+            cleaned.mag[j1], cleaned.mag_err[j1], mag[j2], err[j2],
+            colour=colour, colour_name=colour_name,
+        )  # fmt: skip
+        if fit.zeropoint_err is not None and len(contamination):
+            # Unseen neighbours brighten the calibrators: their typical contamination is a
+            # systematic error the statistical one does not include.
+            bias = 1.0857 * median(contamination)
+            fit.zeropoint_err = float(np.hypot(fit.zeropoint_err, bias))
         if fit.npoints == 0 and len(j1) == 0:
             fit.reason = (
-                f"no reference stars matched within {match.radius_arcsec:.1f} arcsec "
+                f"no reference stars matched within {survey.match.radius_arcsec:.1f} arcsec "
                 f"(0 of {len(cleaned)} sources); check the astrometry or matchDist"
             )
-        candidates.append(Candidate(ref.survey, band, fit, match))
+        candidates.append(Candidate(ref.survey, band, fit, survey, j1, j2, colour, colour_name))
         log.append(_describe_fit(ref.survey, band, fit))
     return candidates
 
@@ -303,6 +523,7 @@ def _choose(
     allowed_filters: Sequence[str] | None,
     n_sources: int,
     log: list[str],
+    warnings: list[str],
 ) -> Candidate:
     """Apply the forced filter or the observatory's filters, then take the best passing fit."""
     pool = candidates
@@ -322,24 +543,252 @@ def _choose(
     passing = [c for c in pool if c.fit.ok]
     if not passing:
         raise CalibrationError(_failure_message(pool, n_sources))
+    # Bands share the matched stars and differ only by clipping: any below counts as few.
+    few = min(c.fit.npoints for c in passing) < FEW_STARS
     if forced is None and allowed_filters:
         allowed = [c for c in passing if c.band in set(allowed_filters)]
         if allowed:
             passing = allowed
+        elif few:
+            raise CalibrationError(
+                f"only {min(c.fit.npoints for c in passing)} calibration stars and none of the "
+                f"observatory's filters ({', '.join(allowed_filters)}) calibrates: with so few "
+                "stars the band cannot be told from the data; set forceFilter"
+            )
         else:
             log.append(
                 f"none of the observatory's filters ({', '.join(allowed_filters)}) calibrates; "
                 "choosing among all bands"
             )
-    return min(passing, key=Candidate.rank)
+    best = min(passing, key=Candidate.rank)
+    if few and forced is None:
+        # No colour term below 10 stars, so the plausibility test is blind; a wrong band shows
+        # instead as the colour spread in the residuals of all matched stars (none clipped).
+        best = min(passing, key=lambda c: float(np.sqrt(np.mean(c.fit.residual**2))))
+    if few:
+        if forced is not None:
+            how = "the forced filter"
+        elif allowed_filters:
+            how = f"the observatory's filters ({', '.join(allowed_filters)})"
+        else:
+            how = "all bands (the observatory lists no filters, so the band is uncertain)"
+        warnings.append(
+            f"few calibration stars ({best.fit.npoints}): the zero point is uncertain and the "
+            f"band was chosen among {how}"
+        )
+    return best
 
 
 def _failure_message(pool: list[Candidate], n_sources: int) -> str:
+    failures = {c.match.failure for c in pool if c.match.failure}
+    if failures and all(c.match.failure for c in pool):
+        return "; ".join(sorted(failures))
     if all(c.fit.npoints == 0 and c.fit.zeropoint is None for c in pool):
-        radius = max(c.match.radius_arcsec for c in pool)
+        radius = max(c.match.match.radius_arcsec for c in pool)
         return (
             f"no reference stars matched within {radius:.1f} arcsec (0 of {n_sources} sources); "
             "check the astrometry or matchDist"
         )
     reasons = "; ".join(f"{c.survey}/{c.band}: {c.fit.reason}" for c in pool)
     return f"no survey/filter passed the quality checks ({reasons})"
+
+
+def _matched_residuals(
+    chosen: Candidate, cleaned: SourceCatalog
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Instrumental magnitude, residual from the chosen fit (at the frame centre) and reference
+    error of every star the survey matched, crowded or not."""
+    fit, ref = chosen.fit, chosen.match.ref
+    band_mag, band_err = ref.bands[chosen.band]
+    i1, i2 = chosen.match.i1, chosen.match.i2
+    predicted = np.full(len(i1), fit.zeropoint)
+    pair = colour_for_band(chosen.band, list(ref.bands))
+    if fit.colour_term is not None and pair is not None:
+        colour = ref.bands[pair[0]][0][i2] - ref.bands[pair[1]][0][i2]
+        predicted += np.where(np.isfinite(colour), fit.colour_term * (fit.colour_pivot - colour), 0)
+    residual = band_mag[i2] - cleaned.mag[i1] - predicted
+    good = np.isfinite(residual)
+    return cleaned.mag[i1][good], residual[good], band_err[i2][good]
+
+
+#: The target's error is at least the scatter of this many matched stars nearest its magnitude.
+EMPIRICAL_NEIGHBOURS = 15
+
+
+def _empirical_error(chosen: Candidate, cleaned: SourceCatalog, inst_mag: float) -> float | None:
+    """Robust scatter of the matched stars (crowded ones included, like the target) nearest the
+    target in magnitude, reference errors removed: what a star of that brightness really
+    scatters by in this frame, whatever the catalogue quotes."""
+    inst, residual, ref_err = _matched_residuals(chosen, cleaned)
+    if len(inst) < EMPIRICAL_NEIGHBOURS:
+        return None
+    near = np.argsort(np.abs(inst - inst_mag))[:EMPIRICAL_NEIGHBOURS]
+    if np.max(np.abs(inst[near] - inst_mag)) > 1.0:
+        return None  # no stars of similar brightness: nothing to learn from
+    spread = median_and_robust_std(residual[near])[1]
+    ref2 = float(np.median(np.where(np.isfinite(ref_err[near]), ref_err[near], 0.0) ** 2))
+    return float(np.sqrt(max(spread**2 - ref2, 0.0)))
+
+
+def _estimate_errors(
+    chosen: Candidate, cleaned: SourceCatalog, catalog: SourceCatalog, log: list[str]
+) -> tuple[SourceCatalog, SourceCatalog]:
+    """Errors from the calibrators' magnitude-scatter relation; the chosen band is refitted."""
+    band_mag, band_err = chosen.match.ref.bands[chosen.band]
+    # Every matched star, not only the isolated ones kept for the fit: they reach fainter.
+    inst, residual, ref_err = _matched_residuals(chosen, cleaned)
+    model = fit_error_model(inst, residual, ref_err)
+    if model is None:
+        log.append("no MAGERR column and too few calibrators to estimate errors from")
+        return cleaned, catalog
+    log.append(
+        f"no MAGERR column: photometric errors estimated from the scatter of the "
+        f"{len(inst)} matched stars against magnitude ({model.describe()})"
+    )
+    cleaned = replace(cleaned, mag_err=model(cleaned.mag))
+    catalog = replace(catalog, mag_err=model(catalog.mag))
+    chosen.fit = fit_zeropoint(
+        cleaned.mag[chosen.j1], cleaned.mag_err[chosen.j1], band_mag[chosen.j2],
+        band_err[chosen.j2], colour=chosen.colour, colour_name=chosen.colour_name,
+    )  # fmt: skip
+    return cleaned, catalog
+
+
+def _limiting_mag(
+    chosen: Candidate,
+    shifted: SourceCatalog,
+    cleaned: SourceCatalog,
+    geometry: FrameGeometry,
+    zeropoint: float,
+    radius: float,
+    log: list[str],
+) -> float:
+    """50 % completeness of the reference stars in the frame (detected: any source within the
+    target's search radius); S/N = 5 capped at the faintest detections when the reference is
+    not deep enough to measure it."""
+    ref = chosen.match.ref
+    band_mag = ref.bands[chosen.band][0]
+    inside = geometry.inside(ref.ra, ref.dec, margin_arcsec=geometry.fwhm_arcsec)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(shifted.mag) & (np.abs(shifted.mag) < 90) & np.isfinite(shifted.ra)
+    rows = np.flatnonzero(valid)
+    # Stars brighter than the median calibrator are detected anyway; the 50 % point is fitted
+    # from those fainter (still bracketing it from the bright side).
+    calibrators = band_mag[chosen.j2]
+    if len(calibrators):
+        with np.errstate(invalid="ignore"):
+            inside &= band_mag >= median(calibrators[np.isfinite(calibrators)])
+    idx = np.flatnonzero(inside)
+    faintest = float(np.percentile(cleaned.mag, 99)) + zeropoint
+    with np.errstate(invalid="ignore"):
+        deep_enough = np.count_nonzero(band_mag[idx] > faintest) >= 5
+    if not deep_enough:
+        idx = idx[:0]  # the reference stops before the frame does: nothing to measure
+    if len(idx) > MAX_COMPLETENESS_STARS:
+        idx = idx[np.linspace(0, len(idx) - 1, MAX_COMPLETENESS_STARS).astype(np.int64)]
+    _, found, _ = crossmatch(shifted.ra[rows], shifted.dec[rows], ref.ra[idx], ref.dec[idx], radius)
+    detected = np.zeros(len(idx), dtype=bool)
+    detected[found] = True
+    chance = len(rows) / geometry.area_arcsec2 * math.pi * radius**2
+    m50 = completeness_50(band_mag[idx], detected, chance)
+    if m50 is not None:
+        log.append(
+            f"limiting magnitude {m50:.2f}: 50 % of the {np.count_nonzero(inside)} "
+            f"{ref.survey}/{chosen.band} reference stars in the frame are detected there "
+            f"(logistic fit, {chance:.1%} chance matches allowed for)"
+        )
+        return m50
+    inst_limit = limiting_magnitude(cleaned.mag, cleaned.mag_err)
+    snr5 = zeropoint + inst_limit if inst_limit is not None else faintest
+    limit = min(snr5, faintest)
+    log.append(
+        f"limiting magnitude {limit:.2f}: the reference is too shallow to measure the frame's "
+        f"completeness; S/N = 5 magnitude {snr5:.2f}, capped at the faintest detections "
+        f"(99th percentile, {faintest:.2f})"
+    )
+    return limit
+
+
+def _saturation(
+    shifted: SourceCatalog,
+    cleaned: SourceCatalog,
+    chosen: Candidate,
+    fit: ZeroPointFit,
+    zeropoint: float,
+    radius: float,
+) -> Saturation:
+    """Saturation evidence of the frame (see `target.Saturation`)."""
+    plateau = None if shifted.flux_max is None else on_saturation_plateau(shifted.flux_max, 0.9)
+    knee = None
+    if len(fit.inst_mag) and fit.used.any():
+        brightest_used = float(np.min(fit.inst_mag[fit.used]))
+        brighter = fit.inst_mag < brightest_used
+        if np.count_nonzero(brighter & ~fit.used & (fit.residual > 0)) >= 2:
+            knee = brightest_used
+    if shifted.flux_max is not None and cleaned.flux_max is not None:
+        flat = _flat_topped(shifted, cleaned, chosen.j1[fit.used])
+        plateau = flat if plateau is None else plateau | flat
+    saturated = (shifted.flags & 4) != 0
+    if plateau is not None:
+        saturated |= plateau
+    idx = np.flatnonzero(saturated & np.isfinite(shifted.mag) & (np.abs(shifted.mag) < 90))
+    ref = chosen.match.ref
+    band_mag = ref.bands[chosen.band][0]
+    i1, i2, _ = crossmatch(shifted.ra[idx], shifted.dec[idx], ref.ra, ref.dec, radius)
+    inst = shifted.mag[idx[i1]]
+    residual = band_mag[i2] - (inst + zeropoint)
+    good = np.isfinite(residual)
+    return Saturation(plateau, knee, inst[good], residual[good])
+
+
+def _flat_topped(shifted: SourceCatalog, cleaned: SourceCatalog, calibrators: np.ndarray):
+    """Sources among the highest peaks of the frame whose peak is too low for their flux.
+
+    For point sources FLUX_MAX / flux is fixed by the PSF; a saturated star's top is cut off,
+    so its ratio falls. Catches a lone saturated star (no plateau of several, no FLAGS 4 when
+    SATUR_LEVEL was set too high), while extended hosts are spared by requiring a peak within
+    a factor 2 of the frame's highest. ``calibrators`` index the cleaned catalogue.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        ratio = shifted.flux_max * 10 ** (0.4 * shifted.mag)
+        good = np.isfinite(ratio) & (ratio > 0) & (np.abs(shifted.mag) < 90)
+        typical = cleaned.flux_max[calibrators] * 10 ** (0.4 * cleaned.mag[calibrators])
+    typical = typical[np.isfinite(typical) & (typical > 0)]
+    if len(typical) < 5 or not good.any():
+        return np.zeros(len(shifted), dtype=bool)
+    highest = float(np.max(shifted.flux_max[good]))
+    with np.errstate(invalid="ignore"):
+        return good & (ratio < 0.7 * median(typical)) & (shifted.flux_max >= 0.5 * highest)
+
+
+#: A target whose catalogued neighbours within 2 FWHM add more than this to its flux is blended.
+MAX_TARGET_CONTAMINATION = 0.1
+
+
+def _flag_reference_neighbours(
+    target: TargetMeasurement, chosen: Candidate, crowd_radius: float
+) -> None:
+    """Flag ``blended`` when reference stars near the target would add to its flux.
+
+    The frame may not resolve a star next to the transient, but the reference does. The
+    nearest reference star within the calibrators' match radius is taken as the target's own
+    counterpart (a catalogued variable) and not counted.
+    """
+    ref = chosen.match.ref
+    band_mag = ref.bands[chosen.band][0]
+    _, j, sep = pairs_within(
+        np.array([target.ra]), np.array([target.dec]), ref.ra, ref.dec, crowd_radius
+    )
+    if len(j) and sep.min() <= chosen.match.match.radius_arcsec:
+        keep = np.arange(len(j)) != int(np.argmin(sep))
+        j = j[keep]
+    with np.errstate(invalid="ignore"):
+        flux = np.nansum(10 ** (-0.4 * (band_mag[j] - target.mag)))
+    if flux > MAX_TARGET_CONTAMINATION:
+        if "blended" not in target.target_flags:
+            target.target_flags.append("blended")
+            target.target_flags.sort(key=TARGET_FLAGS.index)
+        target.notes.append(
+            f"target is blended: {len(j)} reference star(s) within {crowd_radius:.1f} arcsec "
+            f"would add about {flux:.0%} to its flux"
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,7 +20,8 @@ class TargetMeasurement:
     """Calibrated magnitude of the alert, or an upper limit (``limit=True``, ``mag_err=-1``).
 
     ``ra, dec`` are the measured source's position (the alert position for a limit);
-    ``separation_arcsec`` and ``flags`` describe the matched source.
+    ``separation_arcsec`` and ``flags`` describe the matched source; ``target_flags`` are
+    `TARGET_FLAGS` that apply; ``notes`` are sentences for the result's warnings.
     """
 
     mag: float
@@ -31,6 +32,55 @@ class TargetMeasurement:
     dec: float
     separation_arcsec: float | None = None
     flags: int | None = None
+    target_flags: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+#: Order in which flags are listed: saturated (FLAGS 4, FLUX_MAX on the plateau, or brighter
+#: than the calibrators' saturation knee), blended (FLAGS 1/2, or another source within the
+#: search radius), edge (FLAGS 8/16), offset (further than 3 sigma of the expected position
+#: error).
+TARGET_FLAGS = ("saturated", "blended", "edge", "offset")
+OFFSET_SIGMA = 3.0
+MIN_SATURATED_ERR = 0.1  # mag: never less for a saturated target
+FALLBACK_SATURATED_ERR = 0.5  # mag: without saturated stars of similar brightness to learn from
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """What the frame says about saturation, for flagging the target and sizing its error.
+
+    ``plateau`` marks catalogue rows with FLUX_MAX on the saturation plateau; ``knee`` is the
+    instrumental magnitude of the brightest calibrator that still fits (``None`` when nothing
+    brighter was rejected); ``inst``/``residual`` are saturated reference stars' instrumental
+    magnitudes and reference-minus-calibrated residuals.
+    """
+
+    plateau: np.ndarray | None = None
+    knee: float | None = None
+    inst: np.ndarray = field(default_factory=lambda: np.empty(0))
+    residual: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def error_at(self, inst_mag: float) -> float:
+        """Honest error of a saturated measurement: the RMS residual of saturated reference
+        stars within 0.75 mag of it, else 0.5 mag plus how far it is past the knee."""
+        near = np.abs(self.inst - inst_mag) <= 0.75
+        if np.count_nonzero(near) >= 3:
+            rms = float(np.sqrt(np.mean(self.residual[near] ** 2)))
+            return max(rms, MIN_SATURATED_ERR)
+        past_knee = 0.0 if self.knee is None else max(self.knee - inst_mag, 0.0)
+        return FALLBACK_SATURATED_ERR + past_knee
+
+
+def target_radius(
+    match_radius_arcsec: float, astrometric_sigma_arcsec: float, fwhm_arcsec: float
+) -> float:
+    """Search radius around the alert: the calibrators' radius, 3 sigma of their astrometric
+    residuals, or one FWHM, whichever is largest. A faint target centroids worse than the
+    bright calibrators, and a target merged with a neighbour has its centroid pulled by up to
+    a FWHM: coarse pixels make the FWHM the honest yardstick. A source found further than
+    the position error allows is flagged ``offset``."""
+    return float(max(match_radius_arcsec, 3.0 * astrometric_sigma_arcsec, fwhm_arcsec))
 
 
 def limiting_magnitude(mag: np.ndarray, mag_err: np.ndarray) -> float | None:
@@ -79,32 +129,36 @@ def _limit_from_error_trend(mag: np.ndarray, err: np.ndarray, finite: np.ndarray
     return float(min(m5, faintest + 1.0))
 
 
-def nearest_source(
+def sources_within(
     catalog: SourceCatalog, ra: float, dec: float, radius_arcsec: float
-) -> tuple[int, float] | None:
-    """Index and separation (arcsec) of the closest valid source within the radius."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of valid sources within the radius and their separations, nearest first."""
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(catalog.ra) & np.isfinite(catalog.dec)
         valid &= np.isfinite(catalog.mag) & (np.abs(catalog.mag) < JUNK_MAG)
     idx = np.flatnonzero(valid)
     if len(idx) == 0:
-        return None
+        return idx, np.empty(0)
     xyz = unit_vectors(catalog.ra[idx], catalog.dec[idx])
     centre = unit_vectors(np.array([ra]), np.array([dec]))[0]
-    cos_sep = np.clip(xyz @ centre, -1.0, 1.0)
-    best = int(np.argmax(cos_sep))
-    sep = float(np.degrees(np.arccos(cos_sep[best])) * 3600.0)
-    return (int(idx[best]), sep) if sep <= radius_arcsec else None
+    sep = np.degrees(np.arccos(np.clip(xyz @ centre, -1.0, 1.0))) * 3600.0
+    near = sep <= radius_arcsec
+    order = np.argsort(sep[near])
+    return idx[near][order], sep[near][order]
 
 
 def measure_target(
     catalog: SourceCatalog,
     ra: float,
     dec: float,
+    *,
     radius_arcsec: float,
+    astrometric_sigma_arcsec: float,
+    fwhm_arcsec: float,
     zeropoint: float,
     zeropoint_err: float,
     limiting_mag: float,
+    saturation: Saturation,
 ) -> TargetMeasurement:
     """Calibrate the source nearest the alert, or report the frame's limit.
 
@@ -113,9 +167,13 @@ def measure_target(
     measurement. The target's colour is unknown, so it is calibrated at the calibrators'
     median colour (the zero point's pivot); the colour-term uncertainty this leaves is not
     included in ``mag_err``, which is the photometric and zero-point errors in quadrature.
+
+    A saturated target keeps its measured magnitude (the true one is brighter) with the
+    error of `Saturation.error_at` added in quadrature, flagged ``saturated``: never a normal
+    measurement with a millimagnitude error.
     """
-    found = nearest_source(catalog, ra, dec, radius_arcsec)
-    if found is None:
+    idx, sep = sources_within(catalog, ra, dec, radius_arcsec)
+    if len(idx) == 0:
         return TargetMeasurement(
             mag=limiting_mag,
             mag_err=LIMIT_MAG_ERR,
@@ -124,17 +182,51 @@ def measure_target(
             ra=ra,
             dec=dec,
         )
-    i, sep = found
+    i = int(idx[0])
     phot_err = float(catalog.mag_err[i])
     if not (np.isfinite(phot_err) and phot_err > 0):
         phot_err = 0.0
+    flags = int(catalog.flags[i])
+    inst = float(catalog.mag[i])
+    target_flags, notes = [], []
+    plateau = saturation.plateau is not None and bool(saturation.plateau[i])
+    past_knee = saturation.knee is not None and inst < saturation.knee
+    mag_err = float(np.hypot(phot_err, zeropoint_err))
+    if flags & 4 or plateau or past_knee:
+        target_flags.append("saturated")
+        sat_err = saturation.error_at(inst)
+        mag_err = float(np.hypot(mag_err, sat_err))
+        notes.append(
+            f"target is saturated: its magnitude is a lower bound on its brightness "
+            f"(error {mag_err:.2f} mag from the frame's saturated stars)"
+        )
+    if flags & 3 or len(idx) > 1:
+        target_flags.append("blended")
+        if len(idx) > 1:
+            notes.append(
+                f"target is ambiguous: {len(idx)} sources within {radius_arcsec:.1f} arcsec of "
+                f"the alert; the nearest ({sep[0]:.1f} arcsec) was measured"
+            )
+    if flags & 24:
+        target_flags.append("edge")
+    snr = 1.0857 / phot_err if phot_err > 0 else 0.0
+    centroid = fwhm_arcsec / 2.3548 / snr if snr > 0 else fwhm_arcsec / 2.3548
+    position_sigma = float(np.hypot(astrometric_sigma_arcsec, centroid))
+    if sep[0] > OFFSET_SIGMA * position_sigma:
+        target_flags.append("offset")
+        notes.append(
+            f"target source is {sep[0]:.1f} arcsec from the alert ({sep[0] / position_sigma:.1f} "
+            "sigma of the expected position error)"
+        )
     return TargetMeasurement(
-        mag=float(catalog.mag[i] + zeropoint),
-        mag_err=float(np.hypot(phot_err, zeropoint_err)),
+        mag=inst + zeropoint,
+        mag_err=mag_err,
         limit=False,
         limiting_mag=limiting_mag,
         ra=float(catalog.ra[i]),
         dec=float(catalog.dec[i]),
-        separation_arcsec=sep,
-        flags=int(catalog.flags[i]),
+        separation_arcsec=float(sep[0]),
+        flags=flags,
+        target_flags=target_flags,
+        notes=notes,
     )

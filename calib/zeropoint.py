@@ -9,6 +9,10 @@ the survey band (r_inst = R + k (V - R)).
 
 ``colour_pivot`` is the median colour of the calibrators, so ``zeropoint`` is the zero point
 of a typical star of the field and its error is not inflated by the colour term.
+
+Optionally the zero point varies over the frame as a polynomial of order 1 or 2 in the
+normalised frame position (vignetting, flat-field errors): `fit_spatial_zeropoint` picks the
+order by the Akaike information criterion, and ``zeropoint`` is then the value at the centre.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from .stats import median, median_and_robust_std
 
 MIN_STARS = 5
 MIN_STARS_COLOUR = 10  # below this a colour term is not fitted
+MAX_SPATIAL_ORDER = 2
+STARS_PER_SPATIAL_TERM = 5  # an order is tried only with this many stars per fitted term
 MAX_SCATTER = 0.3  # mag
 MAX_OUTLIER_FRACTION = 0.5
 CLIP_SIGMA = 3.0
@@ -76,6 +82,11 @@ class ZeroPointFit:
     colour_values: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     residual: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     used: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool), repr=False)
+    order: int = 0
+    params: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    cov: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
+    intrinsic2: float = 0.0  # squared scatter the quoted errors do not explain
+    err2: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
 
     def zeropoint_at(self, colour: float) -> float | None:
         """Zero point for a source of the given colour (``zeropoint`` is at the pivot)."""
@@ -83,8 +94,25 @@ class ZeroPointFit:
             return self.zeropoint
         return self.zeropoint - self.colour_term * (colour - self.colour_pivot)
 
+    def zeropoint_at_position(self, x: float, y: float) -> tuple[float, float]:
+        """Zero point and its error at a normalised frame position, at the pivot colour."""
+        if self.order == 0 or self.zeropoint is None:
+            return self.zeropoint, self.zeropoint_err
+        v = np.zeros(len(self.params))
+        v[0] = 1.0
+        terms = _poly_terms(np.array([x]), np.array([y]), self.order)
+        v[len(v) - terms.shape[1] :] = terms[0]
+        return float(v @ self.params), float(np.sqrt(max(v @ self.cov @ v, 0.0)))
 
-def _failed(reason: str, n: int) -> ZeroPointFit:
+
+def _poly_terms(x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
+    """Polynomial terms of the position without the constant: x, y (order 1), x², xy, y² (2)."""
+    cols = [x**i * y ** (k - i) for k in range(1, order + 1) for i in range(k, -1, -1)]
+    return np.column_stack(cols) if cols else np.empty((len(x), 0))
+
+
+def failed_fit(reason: str, n: int) -> ZeroPointFit:
+    """A fit that could not be made, with the reason shown to the observer."""
     return ZeroPointFit(None, None, None, None, None, n, None, False, reason)
 
 
@@ -114,6 +142,8 @@ def fit_zeropoint(
     max_outlier_fraction: float = MAX_OUTLIER_FRACTION,
     clip_sigma: float = CLIP_SIGMA,
     max_iter: int = 20,
+    position: tuple[np.ndarray, np.ndarray] | None = None,
+    order: int = 0,
 ) -> ZeroPointFit:
     """Iteratively reweighted, sigma-clipped zero point (and colour term) of matched stars.
 
@@ -125,12 +155,15 @@ def fit_zeropoint(
 
     Gates (``ok=False`` with ``reason``): fewer than ``min_stars`` kept, scatter above
     ``max_scatter`` mag, more than ``max_outlier_fraction`` rejected.
+
+    With ``position`` (normalised x, y of each star) and ``order`` 1 or 2 the zero point is a
+    polynomial over the frame; ``zeropoint`` is its value at the centre.
     """
     inst_mag = np.asarray(inst_mag, dtype=np.float64)
     ref_mag = np.asarray(ref_mag, dtype=np.float64)
     n = len(inst_mag)
     if n == 0:
-        return _failed("no reference stars matched", 0)
+        return failed_fit("no reference stars matched", 0)
     err2 = _combined_err2(np.asarray(inst_err, float), np.asarray(ref_err, float))
     y = ref_mag - inst_mag
     use_colour = colour is not None and n >= MIN_STARS_COLOUR
@@ -146,6 +179,10 @@ def fit_zeropoint(
         pivot = None
         design = np.ones((n, 1))
         colour_values = np.full(n, np.nan)
+    if order > 0 and position is not None:
+        design = np.column_stack((design, _poly_terms(*position, order)))
+    else:
+        order = 0
 
     used = np.ones(n, dtype=bool)
     if use_colour:
@@ -174,7 +211,7 @@ def fit_zeropoint(
             break
         used = new_used
     if params is None:
-        return _failed(f"only {n} reference star(s) matched (need at least {min_stars})", n)
+        return failed_fit(f"only {n} reference star(s) matched (need at least {min_stars})", n)
 
     resid = y - design @ params
     npoints = int(used.sum())
@@ -207,6 +244,11 @@ def fit_zeropoint(
         colour_values=colour_values,
         residual=resid,
         used=used,
+        order=order,
+        params=params,
+        cov=np.asarray(cov) * max(1.0, chi2),
+        intrinsic2=extra2,
+        err2=err2,
     )
 
 
@@ -218,3 +260,62 @@ def _combined_err2(inst_err: np.ndarray, ref_err: np.ndarray) -> np.ndarray:
         fill = median(err[good]) if good.any() else 0.05
         total.append(np.where(good, err, fill) ** 2)
     return np.maximum(total[0] + total[1], ERROR_FLOOR**2)
+
+
+def fit_spatial_zeropoint(
+    base: ZeroPointFit,
+    inst_err: np.ndarray,
+    ref_err: np.ndarray,
+    position: tuple[np.ndarray, np.ndarray],
+    *,
+    colour_name: str | None = None,
+    max_order: int = MAX_SPATIAL_ORDER,
+) -> ZeroPointFit:
+    """Refit ``base`` (order 0) with a zero point varying over the frame, when that pays.
+
+    Orders 1 and 2 are tried when there are `STARS_PER_SPATIAL_TERM` stars per fitted term;
+    the order with the lowest AIC = n ln(s²) + 2k wins, where s is the robust (MAD) spread
+    of the residuals normalised by ``base``'s errors, over the stars ``base`` kept (the same
+    data for every order). The robust spread keeps a few deviant bright stars, which dominate
+    a weighted sum of squares, from hiding a smooth trend followed by all the others. AIC is
+    asymptotically leave-one-out cross-validation; BIC's ln(n) penalty missed a 0.1 mag
+    vignetting in half of the simulated 100-star frames, leaving the centre 0.03 mag off with
+    a 0.002 mag error, while an order too many only widens the (honest) error.
+    """
+    if not base.ok or base.zeropoint is None:
+        return base
+    used = base.used
+    n = int(used.sum())
+    w = 1.0 / (base.err2 + base.intrinsic2)
+    y = base.ref_mag - base.inst_mag
+    colour = None if base.colour_term is None else base.colour_values
+
+    def aic(fit: ZeroPointFit) -> float:
+        chi = ((y - _model(fit, colour, position)) * np.sqrt(w))[used]
+        spread = median_and_robust_std(chi)[1]
+        return n * np.log(max(spread, 1e-12) ** 2) + len(fit.params) * 2.0
+
+    best, best_aic = base, aic(base)
+    for order in range(1, max_order + 1):
+        k = len(base.params) + (order + 1) * (order + 2) // 2 - 1
+        if n < STARS_PER_SPATIAL_TERM * k:
+            break
+        fit = fit_zeropoint(
+            base.inst_mag, inst_err, base.ref_mag, ref_err, colour=colour,
+            colour_name=colour_name, position=position, order=order,
+        )  # fmt: skip
+        if fit.ok and (score := aic(fit)) < best_aic:
+            best, best_aic = fit, score
+    return best
+
+
+def _model(fit: ZeroPointFit, colour: np.ndarray | None, position) -> np.ndarray:
+    """The fit's prediction of ref - inst for every star (missing colours at the pivot)."""
+    n = len(fit.inst_mag)
+    cols = [np.ones(n)]
+    if fit.colour_term is not None:
+        cols.append(np.where(np.isfinite(colour), fit.colour_pivot - colour, 0.0))
+    design = np.column_stack(cols)
+    if fit.order:
+        design = np.column_stack((design, _poly_terms(*position, fit.order)))
+    return design @ fit.params

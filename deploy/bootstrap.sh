@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what calserv needs on a fresh Debian machine: redis-server (apt) and the Python venv
-# (runtime only; CALSERV_DEV=1, as `make` sets, adds tests, lint and honcho).
+# Install what calserv needs on a fresh Debian machine: redis-server, source-extractor (apt) and
+# the Python venv (runtime only; CALSERV_DEV=1, as `make` sets, adds tests, lint and honcho).
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,8 @@ command -v psql >/dev/null || need+=(postgresql-client)
 if [ ! -x /usr/local/bin/pg_ctl ] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   need+=(postgresql)
 fi
-# The real Source Extractor: the image benchmark (bench/bench_image.py) runs it beside calserv.
+# The real Source Extractor: the image benchmark (bench/bench_image.py) runs it beside calserv,
+# and the realistic calibration tests and bench render their frames through it.
 command -v source-extractor >/dev/null || need+=(source-extractor)
 # Headless Chromium for the browser tests (tests/web/test_browser_e2e.py); `make test` sets this.
 if [ "${CALSERV_TEST_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then

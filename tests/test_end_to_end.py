@@ -137,14 +137,25 @@ def test_forced_filter_that_does_not_exist_fails_with_a_reason(
     assert "APASS" in result["error"]
 
 
-def test_catalogue_without_magnitudes_fails_with_a_reason(
-    client, worker, observatory, gaia_alert, tmp_path
+def test_catalogue_without_magnitudes_is_refused_at_upload(
+    client, observatory, gaia_alert, tmp_path
 ):
     bad = tmp_path / "nomag.cat"
     bad.write_text("#   1 ALPHA_J2000  RA [deg]\n#   2 DELTA_J2000  Dec [deg]\n120.0 45.0\n")
+    resp = upload(client, observatory["hashtag"], bad)
+    assert resp.status_code == 422
+    assert "no magnitude column" in resp.get_json()["error"]
+    assert "columns found: ALPHA_J2000, DELTA_J2000" in resp.get_json()["error"]
+
+
+def test_catalogue_without_usable_magnitudes_fails_with_a_reason(
+    client, worker, observatory, gaia_alert, tmp_path
+):
+    bad = tmp_path / "junkmag.cat"
+    bad.write_text("#   1 ALPHA_J2000\n#   2 DELTA_J2000\n#   3 MAG_AUTO\n120.0 45.0 99.0\n")
     result = wait_job(client, upload(client, observatory["hashtag"], bad).get_json()["job_id"])
     assert result["status"] == "failed"
-    assert "magnitude" in result["error"].lower()
+    assert "no usable sources" in result["error"].lower()
 
     # Sending the same file again retries the same job from scratch (here: the same verdict).
     again = upload(client, observatory["hashtag"], bad)

@@ -104,3 +104,16 @@ def test_html_errors_are_readable_pages(client):
     resp = client.post("/upload", data={"EventID": "x"}, headers={"Accept": "text/html"})
     assert resp.status_code == 401
     assert resp.mimetype == "text/html" and b"hashtag" in resp.data
+
+
+def test_table_without_magnitude_column_is_422_naming_columns(client, observatory):
+    table = b"# my frame\nRA DEC FLUX\n150.1 2.2 1000\n150.2 2.3 2000\n"
+    resp = post(client, hashtag=observatory["hashtag"], sexCat=(io.BytesIO(table), "t.txt"))
+    body = assert_error(resp, 422, "no magnitude column")
+    assert "columns found: RA, DEC, FLUX" in body["error"]
+
+
+def test_plain_csv_table_is_accepted(client, observatory, worker):
+    table = b"ra,dec,mag\n120.0,45.0,15.0\n120.01,45.01,16.0\n"
+    resp = post(client, hashtag=observatory["hashtag"], sexCat=(io.BytesIO(table), "t.csv"))
+    assert resp.status_code == 202, resp.get_data(as_text=True)

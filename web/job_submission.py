@@ -3,8 +3,9 @@
 The one copy of the rules: form fields (or, for seed-era scripts, query parameters) are validated
 into :class:`UploadParams`; the raw bytes are stored durably under a server-made name before
 anything else; an identical re-upload returns the existing job, a re-sent failed job is queued
-again, and the task is sent only after the row is committed. Nothing here parses the catalogue:
-workers do, under time and memory limits.
+again, and the task is sent only after the row is committed. Only the catalogue's header is read
+here (`check_columns` on the first kilobytes, so a table without position or magnitude columns is
+a 422 at once); workers parse the rest, under time and memory limits.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
+from calib.catalog import check_columns
+from calib.errors import CatalogError
 from calib.image import SNIFF_BYTES, ImageError, gunzip_head, inspect_fits, is_gzip
 from calib.pipeline import parse_force_filter
 from db import job_states
@@ -37,6 +40,7 @@ from web.seedparams import seed_value
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
+HEAD_BYTES = 64 << 10  # the part of a text catalogue whose header is checked
 IMAGE_HINT = (
     "upload one 2-D FITS frame (plain, .fits.gz or Rice-compressed .fz) with a celestial WCS, "
     "or its SExtractor catalogue"
@@ -214,13 +218,16 @@ def _check_content(head: bytes, size: int) -> None:
             return
     except ImageError as e:
         raise ApiError(422, f"sexCat: {e}", IMAGE_HINT) from None
-    if not head.lstrip(b" \t\r\n").startswith(b"#"):
+    try:
+        check_columns(head[:HEAD_BYTES])
+    except CatalogError as e:
         raise ApiError(
             422,
-            "sexCat is not a SExtractor catalogue",
-            "upload ASCII_HEAD (text starting with '#   1 NAME') or FITS_1.0/FITS_LDAC output, "
-            "or a FITS image (.fits, .fits.gz, .fz) with a celestial WCS",
-        )
+            f"sexCat is not a usable catalogue: {e.message}",
+            "upload SExtractor ASCII_HEAD or FITS_1.0/FITS_LDAC output, a text table whose header "
+            "line names the columns (RA DEC MAG [MAGERR] [FLAGS]), or a FITS image (.fits, "
+            ".fits.gz, .fz) with a celestial WCS",
+        ) from None
 
 
 def idempotency_key(obs: KeyOwner, alert: Row, sha256: str, params: UploadParams) -> str:

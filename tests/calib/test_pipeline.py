@@ -44,6 +44,8 @@ def test_to_dict_is_json_safe_with_exact_keys(synth_deep):
         "npoints", "outlier_fraction", "ok", "reason", "chosen",
     }  # fmt: skip
     assert all(isinstance(line, str) for line in d["log"])
+    assert isinstance(d["zeropoint_order"], int) and d["zeropoint_order"] in (0, 1, 2)
+    assert all(isinstance(x, str) for x in d["target_flags"] + d["warnings"])
 
 
 @pytest.mark.parametrize("seed", range(6))
