@@ -138,7 +138,7 @@ def test_target_brighter_than_the_limit_is_detected():
 
 def test_vignetting_is_fitted_and_evaluated_at_the_target():
     fields = [
-        render_field(None, npix=500, zeropoint=26.0, density_per_arcmin2=60.0, vignetting_mag=0.1)
+        render_field(None, npix=640, zeropoint=26.0, density_per_arcmin2=60.0, vignetting_mag=0.1)
         for _ in range(5)
     ]
     results = [run(f) for f in fields]
