@@ -5,7 +5,8 @@ A star is isolated when no other catalogue source lies within ``2 x FWHM``, SExt
 flag it (FLAGS 1 or 2), and reference stars within ``2 x FWHM`` add at most 1 % to its flux in
 the band (the reference is usually deeper and sharper than the frame, so it sees the blends the
 catalogue could not separate). In a crowded field few stars are isolated, so the selection is
-relaxed step by step (`CONTAMINATION_STEPS`) until `MIN_ISOLATED` calibrators remain: on a
+relaxed step by step (`CONTAMINATION_STEPS`) until `MIN_ISOLATED` calibrators remain (at worst
+the `MIN_ISOLATED` least contaminated are kept): on a
 simulated 400 stars/arcmin² field the zero point of all stars is 0.25 mag too bright, that of
 stars contaminated by at most 10 % within 0.02 mag.
 """
@@ -25,15 +26,21 @@ CONTAMINATION_STEPS = ((True, 0.01), (False, 0.03), (False, 0.1))
 def isolated_calibrators(
     has_neighbour: np.ndarray, contamination: np.ndarray
 ) -> tuple[np.ndarray, float] | None:
-    """Mask of the calibrators to keep and the contamination allowed; ``None`` when not even
-    the loosest step leaves `MIN_ISOLATED` (then all are kept)."""
+    """Mask of the calibrators to keep and the contamination allowed. When not even the
+    loosest step leaves `MIN_ISOLATED`, the `MIN_ISOLATED` least contaminated are kept (all of
+    them when there are no more); ``None`` then means "keep all"."""
     for no_neighbour, limit in CONTAMINATION_STEPS:
         keep = contamination <= limit
         if no_neighbour:
             keep &= ~has_neighbour
         if np.count_nonzero(keep) >= MIN_ISOLATED:
             return keep, limit
-    return None
+    if len(contamination) <= MIN_ISOLATED:
+        return None
+    order = np.argsort(contamination, kind="stable")
+    keep = np.zeros(len(contamination), dtype=bool)
+    keep[order[:MIN_ISOLATED]] = True
+    return keep, float(contamination[order[MIN_ISOLATED - 1]])
 
 
 def crowded_sources(

@@ -31,7 +31,6 @@ from .clean import clean_catalog, on_saturation_plateau
 from .completeness import completeness_50
 from .crowding import (
     CROWDING_FWHM,
-    MIN_ISOLATED,
     crowded_sources,
     isolated_calibrators,
     reference_contamination,
@@ -469,12 +468,7 @@ def _fit_survey(
         j1, j2 = i1[good], i2[good]
         contamination = reference_contamination(neighbours, i2, mag)[good]
         isolated = isolated_calibrators(crowded[good], contamination)
-        if isolated is None and len(j1) >= MIN_ISOLATED:
-            log.append(
-                f"{ref.survey}/{band}: crowded field, fewer than {MIN_ISOLATED} calibrators "
-                f"without neighbours within {crowd_radius:.1f} arcsec; all {len(j1)} kept"
-            )
-        elif isolated is not None and not isolated[0].all():
+        if isolated is not None and not isolated[0].all():
             keep, allowed = isolated
             log.append(
                 f"{ref.survey}/{band}: {len(j1) - keep.sum()} of {len(j1)} calibrators dropped "
