@@ -146,8 +146,8 @@ def _plain_rows(field, n=300):
         ("RA_ICRS\tDE_ICRS\tmag_psf\tmagerr_psf\tflags", "\t"),
     ],
 )
-def test_plain_tables_with_named_header(header, sep):
-    field = simulate_field(np.random.default_rng().integers(1 << 30), n_stars=300)
+def test_plain_tables_with_named_header(header, sep, rng):
+    field = simulate_field(int(rng.integers(1 << 31)), n_stars=300)
     ra, dec, mag, err, flags = _plain_rows(field)
     lines = ["# written by hand", header]
     lines += [sep.join(f"{v:.7f}" for v in row[:4]) + f"{sep}{row[4]:d}" for row in
@@ -161,8 +161,8 @@ def test_plain_tables_with_named_header(header, sep):
     assert cat.has_errors
 
 
-def test_sexagesimal_positions_and_text_columns():
-    rng = np.random.default_rng()
+def test_sexagesimal_positions_and_text_columns(rng):
+    rng = rng
     ra = rng.uniform(0, 360, 50)
     dec = rng.uniform(-89, 89, 50)
     mags = rng.uniform(10, 20, 50)

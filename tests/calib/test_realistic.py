@@ -1,6 +1,7 @@
 """Calibration against truth on frames rendered and measured by the real Source Extractor.
 
-Each test renders small fresh fields (new random seed every run), so passing means the rule
+Each test renders small fields from its own seed (`rng` in conftest.py; `CALSERV_TEST_SEED=random`
+renders fresh ones), so passing means the rule
 holds for the case, not for one example.
 """
 
@@ -32,10 +33,12 @@ def assert_target_within_3_sigma(result, truth):
 # 1. catalogues ---------------------------------------------------------------------------------
 
 
-def test_plain_csv_without_errors_with_sexagesimal_positions():
+def test_plain_csv_without_errors_with_sexagesimal_positions(rng):
     from astropy.coordinates import SkyCoord
 
-    field = render_field(None, npix=400, density_per_arcmin2=40.0, target_mag=17.0)
+    field = render_field(
+        int(rng.integers(1 << 31)), npix=400, density_per_arcmin2=40.0, target_mag=17.0
+    )
     cat = field.catalog
     coords = SkyCoord(cat.ra, cat.dec, unit="deg")
     ras = coords.ra.to_string(unit="hourangle", sep=":", precision=4, pad=True)
@@ -61,10 +64,10 @@ COARSE = {
 }  # fmt: skip
 
 
-def test_target_off_by_two_arcsec_in_coarse_pixels_is_measured_and_flagged():
-    angle = np.random.default_rng().uniform(0, 2 * np.pi)
+def test_target_off_by_two_arcsec_in_coarse_pixels_is_measured_and_flagged(rng):
+    angle = rng.uniform(0, 2 * np.pi)
     offset = (2.0 * np.cos(angle), 2.0 * np.sin(angle))
-    field = render_field(None, **COARSE, target_offset_arcsec=offset)
+    field = render_field(int(rng.integers(1 << 31)), **COARSE, target_offset_arcsec=offset)
     result = run(field)
     assert_target_within_3_sigma(result, field.truth)
     assert "offset" in result.target_flags
@@ -72,25 +75,25 @@ def test_target_off_by_two_arcsec_in_coarse_pixels_is_measured_and_flagged():
 
 
 @pytest.mark.parametrize("separation", [3.5, 12.0])
-def test_catalogued_neighbour_of_the_target_is_flagged_blended(separation):
+def test_catalogued_neighbour_of_the_target_is_flagged_blended(separation, rng):
     """Unresolved (3.5 arcsec, FWHM 8) or resolved inside the search radius (12 arcsec)."""
-    field = render_field(None, **COARSE, target_neighbour=(separation, 13.5))
+    field = render_field(int(rng.integers(1 << 31)), **COARSE, target_neighbour=(separation, 13.5))
     result = run(field)
     assert not result.limit
     assert "blended" in result.target_flags, result.log
     assert any("blended" in w or "ambiguous" in w for w in result.warnings)
 
 
-def test_isolated_target_is_not_flagged_blended():
-    result = run(render_field(None, **COARSE, clear_radius_arcsec=60.0))
+def test_isolated_target_is_not_flagged_blended(rng):
+    result = run(render_field(int(rng.integers(1 << 31)), **COARSE, clear_radius_arcsec=60.0))
     assert "blended" not in result.target_flags
 
 
 # 3. target flags -------------------------------------------------------------------------------
 
 
-def test_saturated_target_is_flagged_with_an_honest_error():
-    field = render_field(None, target_mag=float(np.random.default_rng().uniform(8.5, 9.5)))
+def test_saturated_target_is_flagged_with_an_honest_error(rng):
+    field = render_field(int(rng.integers(1 << 31)), target_mag=float(rng.uniform(8.5, 9.5)))
     result = run(field)
     assert "saturated" in result.target_flags
     assert result.mag_err >= 0.1
@@ -99,15 +102,17 @@ def test_saturated_target_is_flagged_with_an_honest_error():
     assert any("saturated" in w for w in result.warnings)
 
 
-def test_unsaturated_bright_target_is_not_flagged():
-    field = render_field(None, target_mag=13.0)
+def test_unsaturated_bright_target_is_not_flagged(rng):
+    field = render_field(int(rng.integers(1 << 31)), target_mag=13.0)
     result = run(field)
     assert "saturated" not in result.target_flags
     assert_target_within_3_sigma(result, field.truth)
 
 
-def test_target_on_the_frame_edge_is_flagged():
-    field = render_field(None, npix=240, target_mag=14.0, target_offset_arcsec=(119.0, 0.0))
+def test_target_on_the_frame_edge_is_flagged(rng):
+    field = render_field(
+        int(rng.integers(1 << 31)), npix=240, target_mag=14.0, target_offset_arcsec=(119.0, 0.0)
+    )
     t = field.truth
     result = calibrate(field.catalog, [field.reference], t["source_ra"], t["source_dec"])
     assert not result.limit
@@ -117,18 +122,18 @@ def test_target_on_the_frame_edge_is_flagged():
 # 4. honest limits ------------------------------------------------------------------------------
 
 
-def test_limit_of_absent_target_is_the_measured_completeness():
-    field = render_field(None, target_mag=None)
+def test_limit_of_absent_target_is_the_measured_completeness(rng):
+    field = render_field(int(rng.integers(1 << 31)), target_mag=None)
     result = run(field)
     assert result.limit and result.mag == result.limiting_mag
     assert abs(result.limiting_mag - field.truth["completeness_50"]) <= 0.2, result.log
     assert any("50 %" in line for line in result.log)
 
 
-def test_target_brighter_than_the_limit_is_detected():
-    probe = render_field(None, target_mag=None)
+def test_target_brighter_than_the_limit_is_detected(rng):
+    probe = render_field(int(rng.integers(1 << 31)), target_mag=None)
     limit = run(probe).limiting_mag
-    field = render_field(None, target_mag=limit - 0.5)
+    field = render_field(int(rng.integers(1 << 31)), target_mag=limit - 0.5)
     result = run(field)
     assert not result.limit, result.log
 
@@ -136,9 +141,15 @@ def test_target_brighter_than_the_limit_is_detected():
 # 5. spatially varying zero point ---------------------------------------------------------------
 
 
-def test_vignetting_is_fitted_and_evaluated_at_the_target():
+def test_vignetting_is_fitted_and_evaluated_at_the_target(rng):
     fields = [
-        render_field(None, npix=640, zeropoint=26.0, density_per_arcmin2=60.0, vignetting_mag=0.1)
+        render_field(
+            int(rng.integers(1 << 31)),
+            npix=640,
+            zeropoint=26.0,
+            density_per_arcmin2=60.0,
+            vignetting_mag=0.1,
+        )
         for _ in range(5)
     ]
     results = [run(f) for f in fields]
@@ -147,9 +158,9 @@ def test_vignetting_is_fitted_and_evaluated_at_the_target():
     assert np.median(errors) < 0.015, errors  # a constant zero point is 0.03-0.05 off here
 
 
-def test_flat_frame_zero_point_is_unbiased_whatever_the_order():
+def test_flat_frame_zero_point_is_unbiased_whatever_the_order(rng):
     for _ in range(3):
-        field = render_field(None)
+        field = render_field(int(rng.integers(1 << 31)))
         result = run(field)
         error = abs(result.zeropoint - field.truth["zeropoint"])
         assert error <= max(3 * result.zeropoint_err, 0.01), result.log
@@ -158,8 +169,10 @@ def test_flat_frame_zero_point_is_unbiased_whatever_the_order():
 # 6. crowded fields -----------------------------------------------------------------------------
 
 
-def test_crowded_field_zero_point_within_its_error():
-    field = render_field(None, npix=250, density_per_arcmin2=400.0, faint_mag=21.0)
+def test_crowded_field_zero_point_within_its_error(rng):
+    field = render_field(
+        int(rng.integers(1 << 31)), npix=250, density_per_arcmin2=400.0, faint_mag=21.0
+    )
     result = run(field)
     assert any("dropped for neighbours" in line for line in result.log), result.log
     # All stars give a zero point 0.2-0.3 mag too bright here; isolated ones within 0.04.
@@ -171,9 +184,9 @@ def test_crowded_field_zero_point_within_its_error():
 FEW = {"faint_mag": 19.0, "ref_depth_mag": 13.6, "npix": 260}
 
 
-def _few_star_field():
+def _few_star_field(rng):
     for _ in range(10):
-        field = render_field(None, **FEW)
+        field = render_field(int(rng.integers(1 << 31)), **FEW)
         try:
             result = run(field, allowed_filters=["R"])
         except CalibrationError:
@@ -183,8 +196,8 @@ def _few_star_field():
     pytest.fail("could not render a frame with 5-9 calibration stars")
 
 
-def test_few_stars_restricted_to_the_observatory_filters_with_a_warning():
-    field = _few_star_field()
+def test_few_stars_restricted_to_the_observatory_filters_with_a_warning(rng):
+    field = _few_star_field(rng)
     result = run(field, allowed_filters=["R"])
     assert result.filter == "R"
     assert any("few calibration stars" in w for w in result.warnings)
@@ -196,16 +209,18 @@ def test_few_stars_restricted_to_the_observatory_filters_with_a_warning():
 # 8. bad matchDist ------------------------------------------------------------------------------
 
 
-def test_wcs_offset_with_small_matchdist_is_detected_and_rematched():
-    field = render_field(None, wcs_offset_arcsec=(5.0, -1.0))
+def test_wcs_offset_with_small_matchdist_is_detected_and_rematched(rng):
+    field = render_field(int(rng.integers(1 << 31)), wcs_offset_arcsec=(5.0, -1.0))
     result = run(field, match_dist_arcsec=2.0)
     assert any("expected by chance" in w and "rematched" in w for w in result.warnings)
     assert abs(result.zeropoint - field.truth["zeropoint"]) < max(3 * result.zeropoint_err, 0.04)
     assert_target_within_3_sigma(result, field.truth)
 
 
-def test_match_no_better_than_chance_fails_with_a_reason():
-    field = render_field(None, wcs_offset_arcsec=(40.0, 25.0), density_per_arcmin2=60.0)
+def test_match_no_better_than_chance_fails_with_a_reason(rng):
+    field = render_field(
+        int(rng.integers(1 << 31)), wcs_offset_arcsec=(40.0, 25.0), density_per_arcmin2=60.0
+    )
     with pytest.raises(CalibrationError, match="expected by chance"):
         run(field, match_dist_arcsec=2.0)
 
@@ -214,7 +229,7 @@ def test_match_no_better_than_chance_fails_with_a_reason():
 
 
 @pytest.mark.parametrize("ra,dec", [(math.nan, 10.0), (10.0, math.inf), (-1.0, 0.0), (10.0, 95.0)])
-def test_invalid_alert_position_is_an_error(ra, dec):
-    field = render_field(None, npix=150)
+def test_invalid_alert_position_is_an_error(ra, dec, rng):
+    field = render_field(int(rng.integers(1 << 31)), npix=150)
     with pytest.raises(CalibrationError, match="alert position"):
         calibrate(field.catalog, [field.reference], ra, dec)
