@@ -1,8 +1,7 @@
 """Calibration against truth on frames rendered and measured by the real Source Extractor.
 
-Each test renders small fields from its own seed (`rng` in conftest.py; `CALSERV_TEST_SEED=random`
-renders fresh ones), so passing means the rule
-holds for the case, not for one example.
+Each test renders small fields from a seed of its own (the `rng` fixture); set
+`CALSERV_TEST_SEED=random` to render fresh ones and probe each rule beyond one example.
 """
 
 from __future__ import annotations
