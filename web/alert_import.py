@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from db.models import Alert
 from web.alert_registry import validate_alert
 from web.errors import ApiError
+from web.hygiene import free_text, single_line
 
 COLUMNS = (
     "Name",
@@ -122,6 +123,9 @@ def upsert_alerts(s: Session, alerts: list[GaiaAlert]) -> ImportReport:
     for g in alerts:
         try:
             validate_alert(g.ivorn, g.name, g.ra, g.dec, g.url)
+            single_line("Class", g.classification or "")
+            single_line("Published", g.published or "")
+            free_text("Comment", g.comment or "")
         except ApiError as e:
             raise ImportFormatError(f"alert {g.name!r}: {e.error} ({e.detail})") from None
         fields = {

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from db.models import Alert
 from web.auth import authenticate
 from web.errors import ApiError
+from web.hygiene import single_line
 from web.keys import KeyOwner
 from web.login import login_required
 from web.ops import rate_limited
@@ -50,6 +51,8 @@ def is_web_url(url: str | None) -> bool:
 
 
 def validate_alert(ivorn: str, name: str, ra: float, dec: float, url: str | None = None) -> None:
+    for field, value in (("EventID", ivorn), ("name", name), ("url", url or "")):
+        single_line(field, value)
     if not ivorn.startswith("ivo://") or len(ivorn) > 300:
         raise ApiError(422, "EventID must be an IVORN", "e.g. ivo://110610")
     if not name or len(name) > 100:

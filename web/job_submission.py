@@ -34,6 +34,7 @@ from db.dispatch import send
 from db.models import Job, JobState, Upload
 from web.alert_registry import find_alert
 from web.errors import ApiError, parse_bounded
+from web.hygiene import free_text
 from web.jobs import JOB_FIELDS, MAX_WAIT_S, JobView, find_job
 from web.keys import KeyOwner
 from web.seedparams import seed_value
@@ -111,7 +112,7 @@ def parse_params() -> UploadParams:
         parsed = parse_force_filter(force)
     except ValueError as e:
         raise ApiError(422, "forceFilter is malformed", str(e)) from None
-    comment = seed_value("comment", "").strip()
+    comment = free_text("comment", seed_value("comment", "").strip())
     if len(comment) > 2000:
         raise ApiError(422, "comment too long", "keep comments under 2000 characters")
     return UploadParams(

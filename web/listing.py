@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flask import Response, jsonify, render_template, request
 
 from web.errors import parse_bounded
+from web.hygiene import csv_cell
 from web.negotiation import output_format
 
 MAX_PER_PAGE = 500
@@ -56,15 +58,18 @@ def flag_arg(name: str) -> bool:
 
 
 def csv_response(rows: Iterable[dict], columns: Sequence[str], filename: str) -> Response:
+    """`rows` as a CSV download; text cells a spreadsheet would run as formulas are neutralised."""
     buf = io.StringIO()
     writer = csv.DictWriter(
         buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
     )
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+        writer.writerow({k: "" if row.get(k) is None else csv_cell(row[k]) for k in columns})
     resp = Response(buf.getvalue(), mimetype="text/csv")
-    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # The name comes from user data (an alert's name): only safe characters reach the header.
+    safe_name = re.sub(r"[^\w.+-]", "_", filename, flags=re.ASCII)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{safe_name}"'
     return resp
 
 

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from web import keys
 from web.auth import HASHTAG_HINT, SESSION_KEY, session_observatory
 from web.errors import ApiError
+from web.hygiene import local_path
 from web.negotiation import output_format
 from web.ops import rate_limited
 from web.request_session import db
@@ -26,9 +27,7 @@ bp = Blueprint("login", __name__)
 
 def safe_next(target: str | None) -> str:
     """`target` if it is a path on this site, else the home page (no open redirects)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("pages.home")
+    return local_path(target) or url_for("pages.home")
 
 
 def current_observatory() -> keys.KeyOwner | None:

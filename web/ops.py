@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from db.session import engine
 from web.auth import presented_key
 from web.errors import ApiError
+from web.hygiene import has_control
 from web.keys import PREFIX_LEN
 
 
@@ -77,6 +78,15 @@ def refuse_nul_bytes() -> None:
         raise ApiError(400, "malformed request", "a field contains a NUL character")
 
 
+def refuse_control_characters() -> None:
+    """400 for a control character in the path (`/jobs/%00`) or in a header value: no page is
+    named so, and such a value would reach a query or a response header as-is."""
+    if has_control(request.path):
+        raise ApiError(400, "malformed path", "the path contains a control character")
+    if any(has_control(v.replace("\t", " ")) for _, v in request.headers.items()):
+        raise ApiError(400, "malformed header", "a header contains a control character")
+
+
 #: Bodies up to this size are read from the server in one call before the form is parsed: a
 #: typical catalogue upload then costs gunicorn and Werkzeug ~1.8 ms less CPU than when the
 #: multipart parser pulls it through the server's reader in 64 KiB pieces (bench/bench_load.py).
@@ -97,7 +107,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault(
         "RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1}
     )
-    app.before_request(read_small_body)  # first: the rate limit's key reads the form
+    app.before_request(refuse_control_characters)
+    app.before_request(read_small_body)  # before the rate limit: its key reads the form
     limiter.init_app(app)
     app.register_blueprint(bp)
     app.before_request(refuse_nul_bytes)

@@ -1,0 +1,65 @@
+"""Text that reaches the database, a response header or a spreadsheet: what calserv accepts.
+
+Identifiers (alert names, IVORNs, keys) are one line of printable text: a control character in one
+(NUL, CR/LF, TAB, ESC...) is never meant, Postgres cannot store NUL, and CR/LF in a name would split
+the header of its CSV download. Free text (comments) may hold line breaks and tabs, nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from web.errors import ApiError
+
+#: C0 controls, DEL, C1 controls and the Unicode line/paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+#: A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def has_control(value: str) -> bool:
+    return _CONTROL.search(value) is not None
+
+
+def single_line(field: str, value: str) -> str:
+    """`value` unchanged, or a 422 naming `field` when it holds a control character."""
+    if has_control(value):
+        raise ApiError(
+            422, f"{field} contains a control character", "use printable text on one line"
+        )
+    return value
+
+
+def free_text(field: str, value: str) -> str:
+    """`value` unchanged, or a 422 when it holds a control character other than tab/line break."""
+    if _CONTROL_IN_TEXT.search(value):
+        raise ApiError(
+            422, f"{field} contains a control character", "only tabs and line breaks are allowed"
+        )
+    return value
+
+
+def local_path(target: str | None) -> str | None:
+    """`target` when it is a path on this site (`/...`), else None: no open redirects.
+
+    Browsers drop tabs and line breaks from URLs and read `\\` as `/`, so `/\\t/evil.com` and
+    `/\\evil.com` lead off-site: any control character, whitespace or backslash is refused.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if has_control(target) or "\\" in target or any(c.isspace() for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that no spreadsheet runs as a formula: text starting with `=`, `+`, `-`, `@`,
+    a tab or CR gets a leading `'`. Numbers stay as they are: a negative magnitude is data."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
