@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .catalog import SourceCatalog
-from .match import close_pairs
+from .match import duplicates
 
 # SExtractor FLAGS bits: 1 neighbours/bad pixels, 2 deblended, 4 saturated, 8 truncated,
 # 16 aperture data incomplete, 32 isophotal data incomplete, 64/128 memory overflow.
@@ -59,11 +59,9 @@ def clean_catalog(
         drop("saturated", on_saturation_plateau(catalog.flux_max, saturation_fraction))
     if keep.sum() > 1 and duplicate_radius_arcsec > 0:
         idx = np.flatnonzero(keep)
-        i1, i2 = close_pairs(ra[idx], dec[idx], duplicate_radius_arcsec)
-        i1, i2 = idx[i1], idx[i2]
         score = np.where(np.isfinite(err), err, np.inf)
         duplicate = np.zeros(n, dtype=bool)
-        duplicate[np.where(score[i2] < score[i1], i1, i2)] = True
+        duplicate[idx] = duplicates(ra[idx], dec[idx], score[idx], duplicate_radius_arcsec)
         drop("duplicate", duplicate)
     return catalog.select(keep), rejected
 

@@ -1,7 +1,9 @@
+import tracemalloc
+
 import numpy as np
 
 from calib import auto_match_radius, crossmatch
-from calib.match import apply_shift, auto_crossmatch, close_pairs, pairs_within
+from calib.match import apply_shift, auto_crossmatch, duplicates, pairs_within
 
 
 def random_sky(rng, n, ra0=150.0, dec0=2.0, size=1.0):
@@ -89,19 +91,19 @@ def test_auto_crossmatch_without_reference_stars():
     assert len(i1) == len(i2) == len(sep) == 0
 
 
-def test_close_pairs_are_the_lower_half_of_the_self_match():
-    rng = np.random.default_rng(4)
-    ra, dec = random_sky(rng, 2000, size=0.01)
-    i1, i2 = close_pairs(ra, dec, 5.0)
-    j1, j2, _ = pairs_within(ra, dec, ra, dec, 5.0)
+def _flag_worse_of_each_pair(ra, dec, score, radius):
+    """The definition of `duplicates`: of every pair within the radius, the worse is flagged."""
+    j1, j2, _ = pairs_within(ra, dec, ra, dec, radius)
     lower = j1 < j2
-    assert set(zip(i1, i2, strict=True)) == set(zip(j1[lower], j2[lower], strict=True))
+    j1, j2 = j1[lower], j2[lower]
+    flagged = np.zeros(len(ra), dtype=bool)
+    flagged[np.where(score[j2] < score[j1], j1, j2)] = True
+    return flagged
 
 
-def test_close_pairs_same_with_sweep_and_grid_fallback():
-    """Near doubles, exact doubles, a dense line of sources, and a crowded ring round the
-    pole (too many comparisons for the sweep, so the grid takes over) all give the pairs of
-    the self-match."""
+def test_duplicates_flag_the_worse_of_every_close_pair():
+    """Near doubles, exact doubles with equal scores, a dense line of sources and a crowded
+    ring round the pole give what the full list of pairs gives."""
     rng = np.random.default_rng(5)
     ra, dec = random_sky(rng, 3000, size=0.05)
     doubles = rng.choice(3000, 300, replace=False)
@@ -109,12 +111,23 @@ def test_close_pairs_same_with_sweep_and_grid_fallback():
     dec = np.concatenate([dec, dec[doubles] + rng.normal(0, 0.3, 300) / 3600, dec[:20]])
     strung = (np.linspace(10.0, 10.01, 2000), np.full(2000, 30.0))
     for ra_, dec_ in ((ra, dec), strung, (ra % 1.0, np.full(len(ra), 89.999))):
-        i1, i2 = close_pairs(ra_, dec_, 0.5)
-        assert np.all(i1 < i2)
-        j1, j2, _ = pairs_within(ra_, dec_, ra_, dec_, 0.5)
-        lower = j1 < j2
-        assert sorted(zip(i1, i2, strict=True)) == sorted(zip(j1[lower], j2[lower], strict=True))
-        assert len(i1) > 0
+        score = rng.choice([0.01, 0.02, 0.03], len(ra_))
+        for radius in (0.5, 5.0):
+            got = duplicates(ra_, dec_, score, radius)
+            assert got.any()
+            np.testing.assert_array_equal(got, _flag_worse_of_each_pair(ra_, dec_, score, radius))
+
+
+def test_duplicates_of_a_clump_stay_bounded():
+    """6,000 sources at one position: the pair list would be 18 million pairs (N^2 growth)."""
+    n = 6000
+    score = np.linspace(0.05, 0.01, n)
+    tracemalloc.start()
+    flagged = duplicates(np.full(n, 10.0), np.full(n, 20.0), score, 1.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert flagged.sum() == n - 1 and not flagged[-1]
+    assert peak < 20 * n * 8  # a few arrays of N, not N^2
 
 
 def test_equal_separations_go_to_the_lowest_index():
