@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     #: Requests each web process may hold waiting for job ends (`wait=`); beyond, they are
     #: answered at once. Keep it below gunicorn's threads per process, so one stays free.
     max_waiters: int = _env("MAX_WAITERS", 1, ge=0)
+    #: Address space a job may add while it runs (RLIMIT_AS in the worker child); 0: no limit.
+    job_memory_mb: int = _env("JOB_MEMORY_MB", 1024, ge=0)
+    #: Frames whose sources spread farther than this from their centre are refused.
+    max_frame_radius_deg: float = _env("MAX_FRAME_RADIUS_DEG", 5.0, gt=0, le=180)
     rate_limit: str = _env("RATE_LIMIT", "1200 per minute")
     session_cookie_secure: bool = _env("SESSION_COOKIE_SECURE", False)
 

@@ -301,7 +301,10 @@ def _load_rows(body: str, delimiter: str | None) -> np.ndarray:
     """Rows as a float table, or as strings when some column is not numeric (sexagesimal)."""
     if not body.strip():
         raise CatalogError("catalogue has a header but no sources")
-    kwargs = {"comments": "#", "ndmin": 2, "max_rows": MAX_ROWS + 1, "delimiter": delimiter}
+    # numpy allocates `max_rows` rows up front (2M x 14 columns: 224 MB for any frame), so the
+    # cap is passed only to a body that has enough lines to reach it.
+    max_rows = MAX_ROWS + 1 if body.count("\n") >= MAX_ROWS else None
+    kwargs = {"comments": "#", "ndmin": 2, "max_rows": max_rows, "delimiter": delimiter}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

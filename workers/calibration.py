@@ -20,22 +20,24 @@ from calib.image import SNIFF_BYTES, load_image, looks_like_image
 from calib.imaging import calibrate_image
 from calib.plot import render_calibration_plot
 from calib.schema import followup_values
-from config import settings
+from config import Settings, settings
 from db import job_states
 from db.models import Followup, JobState
 from db.session import session_scope
-from refcats.store import RefStore
+from refcats.store import RefStore, enclosing_cone
+from workers.budget import memory_budget
 from workers.job_log import job_context
 
 log = logging.getLogger(__name__)
 
 
 def warm_up() -> str:
-    """Pay a worker's one-off costs before its first job: open every survey of the reference
-    store (metadata, footprint indexes, a first Parquet read), then calibrate and plot a small
-    simulated frame (the parsers', the fit's and matplotlib's first-use costs: fonts, Agg
-    renderer). Without this the first plotted job after a start took seconds, the next a few
-    tenths. Returns a log line.
+    """Pay a worker's one-off costs before its first job, and before any job's memory budget
+    applies: open every survey of the reference store (metadata, footprint indexes, a first
+    Parquet read, which maps pyarrow's allocator: ~1.3 GB of address space, little resident),
+    then calibrate and plot a small simulated frame (the parsers', the fit's and matplotlib's
+    first-use costs: fonts, Agg renderer). Without this the first plotted job after a start
+    took seconds, the next a few tenths. Returns a log line.
     """
     import tempfile
 
@@ -97,26 +99,49 @@ def _run(job_id: str) -> str:
     if ended is not None:
         return _ended(*ended)
     log.info("event=job_started attempt=%d", attempt)
+    cfg = settings()
     t0 = time.perf_counter()
     try:
-        result, image = _calibrate(job_id, Path(path), target, params, filters)
-    except (CatalogError, CalibrationError) as e:
-        return _finish_failed(job_id, str(e), getattr(e, "detail", None))
-    except SoftTimeLimitExceeded:
-        return _finish_failed(
-            job_id,
-            f"calibration took longer than {settings().task_soft_time_limit} s",
-            "the catalogue may be too large; cut it to the sources you need",
-        )
-    except OperationalError:
-        raise
-    except Exception:
-        log.exception("event=job_error")
-        return _finish_failed(
-            job_id, "internal error while calibrating", "operators have been told"
-        )
+        with memory_budget(cfg.job_memory_mb):
+            result, image = _calibrate(job_id, Path(path), target, params, filters)
+    except Exception as e:
+        reason = _reason(e, cfg)
+        if reason is None:
+            raise  # the database is down: the task retries, nothing is lost
+        return _finish_failed(job_id, *reason)
     result["processing_time"] = round(time.perf_counter() - t0, 3)
     return _finish_succeeded(job_id, result, image)
+
+
+def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
+    """What to tell the observer about a failed calibration, or None to retry the task.
+
+    The parser wraps whatever stopped it in a CatalogError, so the chain of causes is searched
+    for a time limit or the memory budget first: they are the real reason.
+    """
+    chain = [e]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)
+    if any(isinstance(c, SoftTimeLimitExceeded) for c in chain):
+        return (
+            f"calibration took longer than {cfg.task_soft_time_limit} s",
+            "the catalogue may be too large; cut it to the sources you need",
+        )
+    if any(isinstance(c, MemoryError) for c in chain):
+        log.warning("event=job_over_memory_budget budget_mb=%d", cfg.job_memory_mb)
+        return (
+            f"calibration needed more than the {cfg.job_memory_mb} MB of memory a job may use",
+            "the catalogue may be too large or malformed; cut it to the sources you need",
+        )
+    if isinstance(e, (CatalogError, CalibrationError)):
+        return str(e), getattr(e, "detail", None)
+    if isinstance(e, OperationalError):
+        return None
+    if isinstance(e, ValueError):  # values the science code cannot use (e.g. Dec 100)
+        log.warning("event=job_bad_values error=%r", str(e))
+        return "the catalogue holds values that cannot be calibrated", str(e)[:300]
+    log.error("event=job_error", exc_info=e)
+    return "internal error while calibrating", "operators have been told"
 
 
 @cache
@@ -193,11 +218,25 @@ def _plot_path(job_id: str) -> Path:
 
 def _references(ra, dec) -> list[RefCatalog]:
     """Reference stars of every survey around the given source positions."""
+    _check_footprint(ra, dec, settings().max_frame_radius_deg)
     tables = _store().footprint(ra, dec)
     return [
         RefCatalog.from_columns(survey, {c: t.column(c).to_numpy() for c in t.column_names})
         for survey, t in tables.items()
     ]
+
+
+def _check_footprint(ra, dec, max_radius_deg: float) -> None:
+    """Refuse a frame wider than calserv calibrates before reading the reference store: two
+    sources at opposite poles would otherwise read a whole survey."""
+    _, _, radius = enclosing_cone(ra, dec)
+    if radius is not None and radius > max_radius_deg:
+        raise CalibrationError(
+            f"the sources spread {radius:.1f} degrees from the frame's centre, more than the "
+            f"{max_radius_deg:g} degrees calserv calibrates",
+            "check the catalogue's ALPHA/DELTA columns: a few sources far off the frame "
+            "(a bad astrometric solution) widen it",
+        )
 
 
 def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
