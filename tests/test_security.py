@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import secrets
 
 from sqlalchemy import select, text
 
@@ -76,6 +77,35 @@ def test_uploads_are_rate_limited_per_key(app, client, runner, monkeypatch):
     assert resp.get_json()["error"] == "too many requests"
     assert upload(client, other, "other-key").status_code == 202  # limits are per key
     assert client.get("/healthz").status_code == 200  # reads are not limited
+
+
+def test_bogus_keys_cannot_lock_out_an_observatory(app, client, runner, monkeypatch):
+    """Wrong keys sharing a real key's public prefix count against their sender's address, not
+    against the observatory: the attacker is limited, the observatory is not."""
+    monkeypatch.setitem(app.config, "RATE_LIMIT", "5 per minute")
+    key = new_key(runner, "Targeted Obs")
+    attacker = {"REMOTE_ADDR": f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.66"}
+    bogus = key[:8] + "." + "x" * 32
+    statuses = []
+    for i in range(8):
+        form = {"hashtag": bogus, "EventID": "ivo://security/1", "MJD": "60000"}
+        form |= {"outputFormat": "json", "comment": f"bogus-{i}"}
+        form["sexCat"] = (io.BytesIO(FRAME), "frame.cat")
+        resp = client.post("/upload", data=form, environ_base=attacker)
+        statuses.append(resp.status_code)
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429
+    assert upload(client, key, "real-1").status_code in (200, 202)
+    form = {"hashtag": key, "EventID": "ivo://security/1", "MJD": "60000", "comment": "real-2"}
+    form["sexCat"] = (io.BytesIO(FRAME), "frame.cat")
+    same_address = client.post("/upload", data=form, environ_base=attacker)
+    assert same_address.status_code in (200, 202)  # a valid key has its own bucket
+    logins = [
+        client.post("/login", data={"hashtag": bogus}, environ_base=attacker).status_code
+        for _ in range(6)
+    ]
+    assert logins == [401] * 5 + [429]  # failed logins count against the address too
+    real = client.post("/login", data={"hashtag": key}, environ_base=attacker)
+    assert real.status_code == 303
 
 
 def test_security_headers_on_every_answer(client):

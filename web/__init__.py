@@ -48,6 +48,9 @@ def create_app(
         UPLOAD_DIR=str(s.upload_dir),
         RATE_LIMIT=s.rate_limit,
         MAX_WAITERS=s.max_waiters,
+        # Buckets are named by observatory id: one namespace per deployment (its queue's name),
+        # so two instances sharing a Redis (e.g. test runs) never share a bucket.
+        RATELIMIT_KEY_PREFIX=s.queue,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=s.session_cookie_secure,

@@ -3,7 +3,7 @@ header) or the logged-in session."""
 
 from __future__ import annotations
 
-from flask import request, session
+from flask import g, request, session
 from sqlalchemy.orm import Session
 
 from web import keys
@@ -37,11 +37,19 @@ def presented_key() -> str | None:
     return None
 
 
+def hashtag_owner(s: Session) -> keys.KeyOwner | None:
+    """The observatory of the request's key (`presented_key`), or None; looked up once per
+    request (the rate limit asks before the view does)."""
+    if "hashtag_owner" not in g:
+        g.hashtag_owner = keys.lookup(s, presented_key())
+    return g.hashtag_owner
+
+
 def authenticate(s: Session) -> keys.KeyOwner:
     """The observatory of a script (its key) or of a logged-in browser (cookie + CSRF)."""
     key = presented_key()
     if key:
-        obs = keys.lookup(s, key)
+        obs = hashtag_owner(s)
     elif session.get(SESSION_KEY):
         require_csrf()  # only the cookie vouches for this request: it must come from our form
         obs = session_observatory(s)

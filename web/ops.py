@@ -3,7 +3,7 @@ reading small request bodies at once."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from redis import Redis
@@ -11,19 +11,30 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from db.session import engine
-from web.auth import presented_key
+from web.auth import SESSION_KEY, hashtag_owner, session_observatory
 from web.errors import ApiError
 from web.hygiene import has_control
-from web.keys import PREFIX_LEN
+from web.request_session import db
 
 
 def rate_key() -> str:
-    """Limit per observatory key (its public prefix), else per client address."""
+    """Limit per authenticated observatory, else per client address.
+
+    Only a valid key (or a logged-in session) earns its observatory's bucket: a request with a
+    wrong key, even one sharing a real key's public prefix, counts against its sender's address,
+    so nobody can exhaust another observatory's limit.
+    """
     try:
-        key = presented_key() or ""
-    except Exception:  # an unreadable body: fall back to the address; the view will refuse it
-        key = ""
-    return f"key:{key[:PREFIX_LEN]}" if key else f"ip:{get_remote_address()}"
+        obs = hashtag_owner(db())
+    except HTTPException:  # an unreadable body: the address; the view will refuse it
+        obs = None
+    if obs is not None:
+        return f"obs:{obs.id}"
+    if session.get(SESSION_KEY):
+        obs = session_observatory(db())
+        if obs is not None:
+            return f"obs:{obs.id}"
+    return f"ip:{get_remote_address()}"
 
 
 limiter = Limiter(key_func=rate_key)
