@@ -13,7 +13,7 @@ import secrets
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Observatory
@@ -28,12 +28,13 @@ class KeyOwner(NamedTuple):
     id: int
     name: str
     key_hash: str
+    session_generation: int = 0
 
 
 _OBS = Observatory.__table__
-_ACTIVE = select(_OBS.c.id, _OBS.c.name, _OBS.c.key_hash, _OBS.c.key_salt).where(
-    _OBS.c.revoked.is_(False)
-)
+_ACTIVE = select(
+    _OBS.c.id, _OBS.c.name, _OBS.c.key_hash, _OBS.c.key_salt, _OBS.c.session_generation
+).where(_OBS.c.revoked.is_(False))
 _BY_PREFIX = _ACTIVE.where(_OBS.c.key_prefix == bindparam("prefix"))
 _BY_ID = _ACTIVE.where(_OBS.c.id == bindparam("id"))
 
@@ -63,26 +64,45 @@ def lookup(session: Session, key: str | None) -> KeyOwner | None:
         return None
     key = key.strip()
     found = None
-    for obs_id, name, key_hash, salt in session.execute(_BY_PREFIX, {"prefix": key[:PREFIX_LEN]}):
+    for obs_id, name, key_hash, salt, generation in session.execute(
+        _BY_PREFIX, {"prefix": key[:PREFIX_LEN]}
+    ):
         if hmac.compare_digest(_digest(salt, key), key_hash):
-            found = KeyOwner(obs_id, name, key_hash)
+            found = KeyOwner(obs_id, name, key_hash, generation)
     return found
 
 
 def session_token(owner: KeyOwner) -> str:
-    """What a login cookie holds: the observatory id and a fingerprint of its current key.
+    """What a login cookie holds: the observatory id, a fingerprint of its current key and its
+    session generation.
 
-    Not the key itself (a signed cookie is readable); rotating or revoking the key ends the session.
+    Not the key itself (a signed cookie is readable); rotating or revoking the key ends the
+    session, and so does a logout (it raises the generation, see `end_sessions`).
     """
-    return f"{owner.id}:{owner.key_hash[:24]}"
+    return f"{owner.id}:{owner.key_hash[:24]}:{owner.session_generation}"
 
 
 def lookup_session(session: Session, token: str | None) -> KeyOwner | None:
     """The active observatory a login cookie's token belongs to, or None."""
-    obs_id, _, fingerprint = (token or "").partition(":")
+    obs_id, fingerprint, generation = ([*(token or "").split(":"), "", ""])[:3]
     if not obs_id.isdigit() or len(obs_id) > 9 or not fingerprint:  # 9 digits fit an integer
         return None
     row = session.execute(_BY_ID, {"id": int(obs_id)}).one_or_none()
     if row is None or not hmac.compare_digest(row.key_hash[:24], fingerprint):
         return None
-    return KeyOwner(row.id, row.name, row.key_hash)
+    if generation != str(row.session_generation):  # logged out since this cookie was issued
+        return None
+    return KeyOwner(row.id, row.name, row.key_hash, row.session_generation)
+
+
+_END_SESSIONS = (
+    update(_OBS)
+    .where(_OBS.c.id == bindparam("obs_id"))
+    .values(session_generation=_OBS.c.session_generation + 1)
+)
+
+
+def end_sessions(session: Session, owner: KeyOwner) -> None:
+    """Log every browser of the observatory out, on the server: copies of their cookies too."""
+    session.execute(_END_SESSIONS, {"obs_id": owner.id})
+    session.commit()

@@ -89,6 +89,9 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    obs = session_observatory(db())
+    if obs is not None:
+        keys.end_sessions(db(), obs)  # a copy of this cookie stops working too
     session.clear()
     if output_format() == "json":
         return jsonify(logged_out=True)

@@ -104,3 +104,23 @@ def test_newevent_by_session_cookie_alone_needs_the_token(csrf_client, observato
     page = csrf_client.get("/newevent").get_data(as_text=True)
     form["csrf_token"] = make.csrf_token_of(page)
     assert csrf_client.post("/newevent", data=form).status_code == 201
+
+
+def test_logout_ends_the_session_on_the_server(csrf_app, make):
+    """A copy of the cookie taken before the logout (a shared machine, a stolen cookie) stops
+    working once its owner logs out."""
+    _, key = make.observatory()
+    browser, thief = csrf_app.test_client(), csrf_app.test_client()
+    make.login(browser, key)
+    cookie = browser.get_cookie("session")
+    thief.set_cookie(cookie.key, cookie.value)
+    assert thief.get("/submit").status_code == 200  # the copy works while logged in
+
+    home = browser.get("/").get_data(as_text=True)
+    resp = browser.post("/logout", data={"csrf_token": make.csrf_token_of(home)})
+    assert resp.status_code == 303
+    assert thief.get("/submit").status_code == 303  # sent to the login page
+    assert "Log in" in thief.get("/").get_data(as_text=True)
+
+    make.login(browser, key)  # logging in again works, with a new cookie
+    assert "Log out" in browser.get("/").get_data(as_text=True)
