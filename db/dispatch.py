@@ -11,6 +11,7 @@ neither the web tier nor this module imports the workers package.
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from celery import Celery
@@ -31,20 +32,25 @@ celery_app.config_from_object("celeryconfig")
 CALIBRATE_TASK = "calserv.calibrate_job"
 
 
-def send(job_id: str, attempt: int, alert: str = "", observatory: str = "") -> bool:
+def send(
+    job_id: str, attempt: int, alert: str = "", observatory: str = "", resend: bool = False
+) -> bool:
     """Send a committed job to the workers; False (logged) when the broker is unreachable.
 
     The task id names the attempt, so Flower tells a re-run from the first run; the task's
     displayed arguments (`argsrepr`, what Flower and worker logs show) name the alert and the
-    observatory. The message itself carries only the job id: never a key.
+    observatory. The message itself carries only the job id: never a key. A re-send (the
+    sweeper's) gets a new id of its own: workers discard a revoked id for good (a revoke in
+    Flower), and the job would otherwise stay queued forever.
     """
+    task_id = f"{job_id}-{attempt}" + (f"-r{secrets.token_hex(3)}" if resend else "")
     shown = f"[{job_id!r}, alert={alert!r}, observatory={observatory!r}]"
     try:
         celery_app.send_task(
             CALIBRATE_TASK,
             args=[job_id],
             argsrepr=shown,
-            task_id=f"{job_id}-{attempt}",
+            task_id=task_id,
             retry=False,
         )
     except (BrokerError, RedisError, OSError) as e:
@@ -58,14 +64,15 @@ def sweep(stale_after: timedelta) -> list[str]:
     longer than `stale_after` (the `STALE_JOB_SECONDS` setting); returns the ids it sent.
 
     Runs every `SWEEP_INTERVAL` seconds from Celery beat and on demand (`flask --app web jobs
-    sweep`). Re-sending is safe: the worker locks the row and skips jobs that have finished.
+    sweep`). Re-sending is safe: the worker locks the row and skips jobs that have finished. Each
+    re-send has a task id of its own, so a job whose task was revoked (Flower) is run, not dropped.
     """
     now = datetime.now(UTC)
     sent = []
     with session_scope() as s:
         for job in job_states.lost(s, now, stale_after):
             log.warning("event=job_resent job=%s state=%s", job.id, job.state.value)
-            ok = send(job.id, job.attempts, job.alert.name, job.observatory.name)
+            ok = send(job.id, job.attempts, job.alert.name, job.observatory.name, resend=True)
             job_states.resend(job, now if ok else None)
             if ok:
                 sent.append(job.id)
