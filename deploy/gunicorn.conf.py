@@ -29,6 +29,11 @@ keepalive = 5
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Seed-era scripts send their key in the URL (`?hashtag=...`): redact it from every log line.
 logger_class = "web.redact.RedactingAccessLogger"
+# The control socket (`gunicornc`) of this instance, under its own var/: gunicorn's default,
+# ~/.gunicorn/gunicorn.ctl, is shared by every instance of the user, and a second instance
+# removes the first one's socket.
+_var = os.environ.get("CALSERV_VAR_DIR", Path(__file__).resolve().parents[1] / "var")
+control_socket = str(Path(_var) / "run" / "gunicorn.ctl")
 
 
 def post_worker_init(worker):

@@ -113,6 +113,7 @@ class Gunicorn:
                 f"127.0.0.1:{port}",
                 "--access-logfile",
                 str(TMP / f"{name}-access.log"),
+                "--no-control-socket",  # test servers need none; the conf's is under var/run
                 "web:create_app()",
             ],
             cwd=ROOT,
