@@ -44,8 +44,8 @@ def error_response(status: int, error: str, detail: str | None = None) -> Respon
     else:
         html = render_template("error.html", status=status, error=error, detail=detail)
         resp = Response(html, status, mimetype="text/html")
-    if status in (429, 503):
-        resp.headers["Retry-After"] = "5" if status == 503 else "30"
+    if status in (429, 503, 507):
+        resp.headers["Retry-After"] = {429: "30", 503: "5", 507: "60"}[status]
     return resp
 
 

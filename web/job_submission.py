@@ -10,8 +10,10 @@ a 422 at once); workers parse the rest, under time and memory limits.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import uuid
@@ -39,6 +41,7 @@ from web.jobs import JOB_FIELDS, MAX_WAIT_S, JobView, find_job
 from web.keys import KeyOwner
 from web.seedparams import seed_value
 
+log = logging.getLogger(__name__)
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 HEAD_BYTES = 64 << 10  # the part of a text catalogue whose header is checked
@@ -158,10 +161,29 @@ def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
     """Write the bytes under their sha256 (fsync'd, atomic rename) and record them once.
 
     Returns the upload's id and sha256. One statement for new bytes (INSERT ... RETURNING); bytes
-    seen before cost a second one to read the existing id.
+    seen before cost a second one to read the existing id. A full disk is a 507 (the client
+    retries later), with no partial file left behind.
     """
     root = Path(current_app.config["UPLOAD_DIR"])
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        sha, size, final = _write_atomically(root, f)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        log.error("event=upload_disk_full dir=%s error=%r", root, str(e))
+        raise ApiError(
+            507, "the upload disk is full", "nothing was stored; retry in a few minutes"
+        ) from None
+    values = {"sha256": sha, "size": size, "name": (f.filename or "")[:300], "path": str(final)}
+    upload_id = s.execute(_NEW_UPLOAD, values).scalar()
+    if upload_id is None:
+        upload_id = s.execute(_UPLOAD_ID, {"sha256": sha}).scalar_one()
+    return upload_id, sha
+
+
+def _write_atomically(root: Path, f: FileStorage) -> tuple[str, int, Path]:
+    """The bytes under their sha256, fsync'd, renamed into place; nothing left on any error."""
     digest = hashlib.sha256()
     size = 0
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".incoming-")
@@ -187,11 +209,7 @@ def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    values = {"sha256": sha, "size": size, "name": (f.filename or "")[:300], "path": str(final)}
-    upload_id = s.execute(_NEW_UPLOAD, values).scalar()
-    if upload_id is None:
-        upload_id = s.execute(_UPLOAD_ID, {"sha256": sha}).scalar_one()
-    return upload_id, sha
+    return sha, size, final
 
 
 def _fsync_dir(path: Path) -> None:
