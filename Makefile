@@ -34,9 +34,9 @@ demo: migrate
 run: demo
 	deploy/run.sh
 
+# The test database's URL (with the generated password) comes from config.local_database_url.
 test: services
 	@command -v chromium >/dev/null || CALSERV_TEST_BROWSER=1 deploy/bootstrap.sh
-	CALSERV_DATABASE_URL=postgresql+psycopg2://calserv@127.0.0.1:$(CALSERV_PG_PORT)/calserv_test \
 	CALSERV_REDIS_URL=redis://127.0.0.1:$(CALSERV_REDIS_PORT)/1 \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

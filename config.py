@@ -28,6 +28,15 @@ def _env(name: str, default: Any = None, **kw: Any) -> Any:
     return Field(default, validation_alias=alias, **kw)
 
 
+def local_database_url(name: str, var_dir: Path, pg_port: int) -> str:
+    """The URL of database `name` on the local PostgreSQL of deploy/services.sh, with the
+    password it generated (`<var_dir>/pg-password`), or without one when there is no such file."""
+    password_file = Path(var_dir) / "pg-password"
+    password = password_file.read_text().strip() if password_file.exists() else ""
+    login = f"calserv:{password}" if password else "calserv"
+    return f"postgresql+psycopg2://{login}@127.0.0.1:{pg_port}/{name}"
+
+
 class ConfigError(ValueError):
     """A setting has a value calserv cannot use; the message names its variable, on one line."""
 
@@ -46,8 +55,8 @@ class Settings(BaseSettings):
     redis_port: int = _env("REDIS_PORT", 6380)
     database_url: str = _env(
         "DATABASE_URL",
-        default_factory=lambda d: (
-            f"postgresql+psycopg2://calserv@127.0.0.1:{d.get('pg_port', 5433)}/calserv"
+        default_factory=lambda d: local_database_url(
+            "calserv", d.get("var_dir", ROOT / "var"), d.get("pg_port", 5433)
         ),
     )
     redis_url: str = _env(

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Start/stop the local PostgreSQL 15 and Redis that calserv uses, under $CALSERV_VAR_DIR (./var).
 # PostgreSQL refuses to run as root, so when we are root it runs as the unprivileged `postgres` user.
+# TCP logins need a password (scram-sha-256): the `calserv` role's is generated once into
+# $CALSERV_VAR_DIR/pg-password (mode 600), where config.py reads it to build the database URL.
+# Administration goes through the Unix socket in $CALSERV_VAR_DIR/run, which only the cluster's
+# owner (and root) may open. A cluster made by an older version (trust) is upgraded in place.
 # Usage: deploy/services.sh start|stop|status
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +15,7 @@ PG_BIN="${PG_BIN:-/usr/local/bin}"
 [ -x "$PG_BIN/pg_ctl" ] || PG_BIN="$(dirname "$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -1)")"
 PGDATA="$VAR/pg"
 RUN="$VAR/run"
+PG_PASSWORD_FILE="$VAR/pg-password"
 
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -31,22 +36,38 @@ pg_start() {
     mkdir -p "$PGDATA"
     [ "$(id -u)" = 0 ] && chown postgres "$PGDATA"
     chmod 700 "$PGDATA"
-    as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
+    as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth-host=scram-sha-256 --auth-local=trust \
+      -E UTF8 --no-locale >/dev/null
+  fi
+  if [ ! -s "$PG_PASSWORD_FILE" ]; then
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$PG_PASSWORD_FILE")
+  fi
+  chmod 600 "$PG_PASSWORD_FILE"
+  local upgraded=0
+  if grep -Eq '^host.*trust[[:space:]]*$' "$PGDATA/pg_hba.conf"; then  # a cluster from before
+    as_pg sed -i -E '/^host/s/trust[[:space:]]*$/scram-sha-256/' "$PGDATA/pg_hba.conf"
+    upgraded=1
   fi
   if as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     echo "postgres: already running on 127.0.0.1:$PG_PORT"
   else
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$VAR/log/postgres.log" -w -t 60 \
-      -o "-p $PG_PORT -k $RUN -c listen_addresses=127.0.0.1 -c fsync=${CALSERV_PG_FSYNC:-on}" start >/dev/null
+      -o "-p $PG_PORT -k $RUN -c listen_addresses=127.0.0.1 -c unix_socket_permissions=0700 -c fsync=${CALSERV_PG_FSYNC:-on}" start >/dev/null
     echo "postgres: started on 127.0.0.1:$PG_PORT"
   fi
-  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='calserv'" \
-    | grep -q 1 || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE ROLE calserv LOGIN"
+  local admin=(psql -h "$RUN" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1)
+  "${admin[@]}" -tAc "SELECT 1 FROM pg_roles WHERE rolname='calserv'" \
+    | grep -q 1 || "${admin[@]}" -qc "CREATE ROLE calserv LOGIN"
   # CREATEDB: each test session makes (and drops) a database of its own.
-  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "ALTER ROLE calserv CREATEDB"
+  # On stdin, not in argv: a command line is visible to every local user.
+  "${admin[@]}" -q <<<"ALTER ROLE calserv CREATEDB PASSWORD '$(cat "$PG_PASSWORD_FILE")'"
+  if [ "$upgraded" = 1 ]; then
+    "${admin[@]}" -tAc "SELECT pg_reload_conf()" >/dev/null
+    echo "postgres: TCP logins now need the password in $PG_PASSWORD_FILE (scram-sha-256)"
+  fi
   for db in ${CALSERV_DATABASES:-calserv calserv_test}; do
-    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" \
-      | grep -q 1 || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $db OWNER calserv"
+    "${admin[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" \
+      | grep -q 1 || "${admin[@]}" -qc "CREATE DATABASE $db OWNER calserv"
   done
 }
 

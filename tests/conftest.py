@@ -13,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from config import local_database_url
 from tests.helpers import DATA, ROOT, TMP, Gunicorn, WorkerProcess
 
 # Each test session gets its own database and queue, so concurrent runs never meet. The worker
 # and gunicorn subprocesses, and this process's settings (`config.settings()`), read these.
-_BASE_DB_URL = os.environ.get(
-    "CALSERV_DATABASE_URL", "postgresql+psycopg2://calserv@127.0.0.1:5433/calserv_test"
+# The base URL is the local cluster's (deploy/services.sh), with its generated password.
+_BASE_DB_URL = os.environ.get("CALSERV_DATABASE_URL") or local_database_url(
+    "calserv_test",
+    Path(os.environ.get("CALSERV_VAR_DIR", ROOT / "var")),
+    int(os.environ.get("CALSERV_PG_PORT", "5433")),
 )
 _TEST_DB = f"calserv_test_{os.getpid()}"
 os.environ.update(
