@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, _free_port
+from tests.helpers import ROOT, free_port
 
 
 def start(var_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "CALSERV_VAR_DIR": str(var_dir), "WEB_CONCURRENCY": "1"}
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")]
-    cmd += ["--bind", f"127.0.0.1:{_free_port()}", "web:create_app()"]
+    cmd += ["--bind", f"127.0.0.1:{free_port()}", "web:create_app()"]
     log = (var_dir / "gunicorn.log").open("wb")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 

@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from calib import CatalogError
 from config import settings
-from tests.conftest import DATA, WorkerProcess, add_alert, wait_job
+from tests.helpers import DATA, WorkerProcess, add_alert, wait_job
 from workers.calibration import _reason
 
 FRAME = (DATA / "gaia-demo" / "frame.cat").read_bytes()
@@ -38,7 +38,7 @@ def budget_worker(database, redis_client, refstore):
 @pytest.fixture()
 def to_budget_queue(monkeypatch):
     """Send this test's tasks to the budget worker's queue (the other worker keeps its own)."""
-    from workers import dispatch
+    from db import dispatch
 
     send_task = dispatch.celery_app.send_task
     monkeypatch.setattr(dispatch.celery_app, "send_task", functools.partial(send_task, queue=QUEUE))
@@ -110,7 +110,7 @@ def test_time_limit_reads_as_a_time_limit():
         except SoftTimeLimitExceeded as exc:
             raise CatalogError("catalogue could not be read", detail=repr(exc)) from exc
     except CatalogError as e:
-        error, _ = _reason("job", e, settings())
+        error, _ = _reason(e, settings())
     assert error == f"calibration took longer than {settings().task_soft_time_limit} s"
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import ROOT, _free_port
+from tests.helpers import ROOT, free_port
 
 
 @pytest.fixture()
@@ -30,8 +30,8 @@ def instance():
     env = {
         **os.environ,
         "CALSERV_VAR_DIR": str(var),
-        "CALSERV_PG_PORT": str(_free_port()),
-        "CALSERV_REDIS_PORT": str(_free_port()),
+        "CALSERV_PG_PORT": str(free_port()),
+        "CALSERV_REDIS_PORT": str(free_port()),
         "CALSERV_DATABASES": "calserv",
     }
     env.pop("CALSERV_DATABASE_URL", None)

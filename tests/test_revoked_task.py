@@ -8,10 +8,11 @@ import io
 import secrets
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 
-from tests.conftest import DATA, WorkerProcess, add_alert, wait_job
+from tests.helpers import DATA, WorkerProcess, add_alert, wait_job
 from workers.celery_app import app as celery_app
 
 FRAME = (DATA / "gaia-demo" / "frame.cat").read_bytes()
@@ -27,7 +28,7 @@ def revoke_worker(database, redis_client, refstore):
 
 @pytest.fixture()
 def to_revoke_queue(monkeypatch):
-    from workers import dispatch
+    from db import dispatch
 
     send_task = dispatch.celery_app.send_task
     monkeypatch.setattr(dispatch.celery_app, "send_task", functools.partial(send_task, queue=QUEUE))
@@ -62,9 +63,8 @@ def test_revoked_task_is_resent_under_a_new_id(
     wait_for_log(revoke_worker, f"Discarding revoked task: calserv.calibrate_job[{job_id}-0]")
     assert client.get(f"/jobs/{job_id}?outputFormat=json").get_json()["status"] == "queued"
 
-    monkeypatch.setenv("CALSERV_STALE_JOB_SECONDS", "0")  # the sweeper finds it at once
-    from workers.sweeper import sweep
+    from db.dispatch import sweep
 
-    assert sweep() >= 1
+    assert job_id in sweep(stale_after=timedelta(0))  # stale at once, as after STALE_JOB_SECONDS
     job = wait_job(client, job_id, timeout=60)
     assert job["status"] == "succeeded", job

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import DATA, add_alert
-from web.db import session_scope
-from web.models import Job
+from db.models import Job
+from db.session import session_scope
+from tests.helpers import DATA, add_alert
 
 FRAME = (DATA / "gaia-demo" / "frame.cat").read_bytes()
 

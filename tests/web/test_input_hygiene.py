@@ -8,9 +8,9 @@ import io
 
 import pytest
 
-from tests.conftest import DATA, add_alert
-from web.db import session_scope
-from web.models import Followup
+from db.models import Followup
+from db.session import session_scope
+from tests.helpers import DATA, add_alert
 
 FRAME = (DATA / "gaia-demo" / "frame.cat").read_bytes()
 
