@@ -14,6 +14,8 @@ from web.errors import ApiError
 
 #: C0 controls, DEL, C1 controls and the Unicode line/paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: In header values, which WSGI decodes as latin-1: UTF-8 bytes read as C1 there, so only C0.
+_CONTROL_IN_HEADER = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 #: A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -21,6 +23,11 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def has_control(value: str) -> bool:
     return _CONTROL.search(value) is not None
+
+
+def header_has_control(value: str) -> bool:
+    """A control character other than TAB in a header value (as WSGI gives it)."""
+    return _CONTROL_IN_HEADER.search(value) is not None
 
 
 def single_line(field: str, value: str) -> str:

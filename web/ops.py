@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from db.session import engine
 from web.auth import SESSION_KEY, hashtag_owner, session_observatory
 from web.errors import ApiError
-from web.hygiene import has_control
+from web.hygiene import has_control, header_has_control
 from web.request_session import db
 
 
@@ -94,7 +94,7 @@ def refuse_control_characters() -> None:
     named so, and such a value would reach a query or a response header as-is."""
     if has_control(request.path):
         raise ApiError(400, "malformed path", "the path contains a control character")
-    if any(has_control(v.replace("\t", " ")) for _, v in request.headers.items()):
+    if any(header_has_control(v) for _, v in request.headers.items()):
         raise ApiError(400, "malformed header", "a header contains a control character")
 
 
