@@ -152,7 +152,6 @@ def test_healthz_fast_while_16_clients_fetch_light_curves(prod_server, busy_aler
     assert max(times) < HEALTHZ_LIMIT_S, times
 
 
-@pytest.mark.xfail(reason="needs the cap on concurrent wait= requests of issue #19", strict=True)
 def test_healthz_fast_while_8_uploads_wait(prod_server, observatory, app):
     from tests.helpers import add_alert
 
