@@ -42,7 +42,8 @@ DOCS_CSP = (
 UNDOCUMENTED = {"static", "openapi.asset"}
 
 ERRORS = {
-    400: "malformed request: a NUL character, a missing sexCat, a missing CSRF token (forms)",
+    400: "malformed request: a control character in the path, a header or a field, a missing "
+    "sexCat, a missing CSRF token (forms)",
     401: "missing, unknown or revoked key (or not logged in)",
     404: "unknown job, alert or page",
     409: "the alert exists already",
@@ -50,6 +51,7 @@ ERRORS = {
     422: "a parameter is missing, malformed or out of range (the error says which)",
     429: "over the rate limit; retry after Retry-After seconds",
     503: "a service is restarting; retry after Retry-After seconds",
+    507: "the upload disk is full, nothing was stored; retry after Retry-After seconds",
 }
 TEXT_BODY = {"type": "string"}
 
@@ -103,7 +105,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("uploads.upload", "post"): _op(
         "Queue the calibration of a SExtractor catalogue or a FITS image",
         {200: _JOB, 202: _JOB},
-        _WRITE,
+        (*_WRITE, 507),
         tag="calibration",
         query=s.UploadParams,
         form=s.UploadForm,
