@@ -38,7 +38,14 @@ from .crowding import (
 )
 from .errors import CalibrationError
 from .geometry import FrameGeometry, frame_geometry
-from .match import MatchRadius, apply_shift, auto_crossmatch, crossmatch, pairs_within
+from .match import (
+    MatchRadius,
+    apply_shift,
+    auto_crossmatch,
+    crossmatch,
+    pairs_within,
+    unit_vectors,
+)
 from .photerr import fit_error_model
 from .reference import RefCatalog
 from .stats import median, median_and_robust_std
@@ -261,6 +268,7 @@ def calibrate(
         raise CalibrationError("no reference catalogue covers the field")
     geometry = frame_geometry(cleaned)
     log.append(_describe_geometry(geometry))
+    _require_target_on_frame(geometry, target_ra, target_dec)
     crowd_radius = CROWDING_FWHM * geometry.fwhm_arcsec
 
     candidates = []
@@ -367,6 +375,24 @@ def calibrate(
 
 def _describe(catalog: SourceCatalog) -> str:
     return ", ".join(f"{role}={name}" for role, name in catalog.columns.items())
+
+
+def _require_target_on_frame(g: FrameGeometry, ra: float, dec: float) -> None:
+    """`CalibrationError` when the alert lies off the frame: an upper limit there would be a
+    wrong point on its light curve (a wrong EventID, or a frame of another field).
+
+    Detected sources rarely reach the frame's very edge, so the box that holds them is widened
+    by a tenth of its size and two FWHM before the alert counts as outside.
+    """
+    margin = 0.1 * max(g.half_x, g.half_y) + 2.0 * g.fwhm_arcsec
+    if not g.inside(np.array([ra]), np.array([dec]), margin_arcsec=-margin)[0]:
+        centre, alert = unit_vectors(np.array([g.ra0, ra]), np.array([g.dec0, dec]))
+        distance = math.degrees(math.acos(float(np.clip(centre @ alert, -1.0, 1.0))))
+        raise CalibrationError(
+            f"the alert ({ra:.5f}, {dec:+.5f}) is {distance * 60:.1f} arcmin from the frame's "
+            f"centre, outside the frame ({2 * g.half_x / 60:.1f} x {2 * g.half_y / 60:.1f} "
+            "arcmin): check EventID, or the frame's WCS"
+        )
 
 
 def _describe_geometry(g: FrameGeometry) -> str:

@@ -8,7 +8,6 @@ password in the environment only.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, TMP, add_alert, free_port, procfile_command, wait_job
+from tests.helpers import DATA, ROOT, TMP, add_alert, free_port, procfile_command, wait_job
 
 PASSWORD = secrets.token_urlsafe(12)
 AUTH = "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
@@ -69,14 +68,14 @@ def test_flower_wants_the_password_from_the_environment(flower):
 
 def test_a_failed_job_is_failure_in_flower_with_its_reason(app, client, observatory, flower):
     name = f"FlowerAlert{secrets.token_hex(3)}"
-    add_alert(app, f"ivo://flower/{name}", name, 120.0, 45.0)
-    nomag = f"#   1 ALPHA_J2000  RA [deg]\n#   2 DELTA_J2000  Dec [deg]\n120.0 45.{name}\n"
+    add_alert(app, f"ivo://flower/{name}", name, 0.0, 0.0)  # no frame near it: the job fails
     form = {
         "hashtag": observatory["hashtag"],
         "EventID": name,
         "dryRun": "1",
+        "noPlot": "1",
         "outputFormat": "json",
-        "sexCat": (io.BytesIO(nomag.encode()), "nomag.cat"),
+        "sexCat": ((DATA / "gaia-demo" / "frame.cat").open("rb"), "frame.cat"),
     }
     job_id = client.post("/upload", data=form, content_type="multipart/form-data").json["job_id"]
     job = wait_job(client, job_id)

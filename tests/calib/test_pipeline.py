@@ -19,6 +19,19 @@ def test_gaia_demo(gaia_demo, name):
     assert result.limiting_mag > result.mag
 
 
+@pytest.mark.parametrize("offset_deg", [(0.0, 2.0), (2.9, 0.0), (-120.0, -45.0)])
+def test_alert_off_the_frame_is_an_error_not_a_limit(gaia_demo, offset_deg):
+    """The demo frame spans 3 degrees: an alert beyond its edge cannot have a limit there."""
+    folder, ref, truth = gaia_demo
+    cat = read_catalog((folder / "frame.cat").read_bytes())
+    ra, dec = truth["target_ra"] + offset_deg[0], truth["target_dec"] + offset_deg[1]
+    with pytest.raises(CalibrationError, match="outside the frame"):
+        calibrate(cat, [ref], ra, dec)
+    # Just inside the detected sources' box, the same frame still measures (a limit here).
+    inside = calibrate(cat, [ref], truth["target_ra"], truth["target_dec"] + 1.3)
+    assert inside.limiting_mag is not None
+
+
 @pytest.mark.parametrize("name", ["frame.cat", "frame.ldac"])
 def test_synth_deep_picks_r(synth_deep, name):
     folder, ref, truth = synth_deep
