@@ -36,7 +36,7 @@ run: demo
 
 # The test database's URL (with the generated password) comes from config.local_database_url.
 test: services
-	@command -v chromium >/dev/null || CALSERV_TEST_BROWSER=1 deploy/bootstrap.sh
+	@(command -v chromium >/dev/null && [ -f node_modules/axe-core/axe.min.js ]) || CALSERV_TEST_BROWSER=1 deploy/bootstrap.sh
 	CALSERV_REDIS_URL=redis://127.0.0.1:$(CALSERV_REDIS_PORT)/1 \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -229,7 +229,9 @@ def requests_seen(log: str) -> dict[str, list[float]]:
 
 
 # -- wait= ------------------------------------------------------------------------------------
-def wait_latency(stack: Stack, key: str, ivorn: str, frames: Path, tag: str, n: int, engine):
+def wait_latency(
+    stack: Stack, key: str, ivorn: str, frames: Path, tag: str, n: int, engine, first_mjd: float
+):
     from sqlalchemy import text
 
     http = urllib3.PoolManager()
@@ -247,6 +249,9 @@ def wait_latency(stack: Stack, key: str, ivorn: str, frames: Path, tag: str, n: 
                 "noPlot": "1",
                 "outputFormat": "json",
                 "comment": f"{tag} {i}",
+                # another observation per run: the same frame with only another comment would
+                # return the job of the previous run
+                "MJD": f"{first_mjd + i / 1000:.3f}",
                 "wait": "30",
                 "sexCat": (f.name, f.read_bytes()),
             },
@@ -420,13 +425,13 @@ def main(argv: list[str] | None = None) -> int:
         waits = {}
         wait_dir = make_frames(tmp, "wait", args.wait_n, 2690, 99)
         waits["idle"] = wait_latency(
-            stack, key, ivorn, wait_dir, f"{tag} idle", args.wait_n, engine
+            stack, key, ivorn, wait_dir, f"{tag} idle", args.wait_n, engine, 50000.0
         )
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
         try:
             time.sleep(1.0)
             waits["two CPU hogs"] = wait_latency(
-                stack, key, ivorn, wait_dir, f"{tag} hogs", args.wait_n, engine
+                stack, key, ivorn, wait_dir, f"{tag} hogs", args.wait_n, engine, 51000.0
             )
         finally:
             for h in hogs:

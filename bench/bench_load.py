@@ -13,8 +13,9 @@ present, else built into the temporary directory), gunicorn as in the Procfile (
 (``deploy/low-priority.sh``, as in the Procfile).
 Everything it started is stopped and the database dropped at the end.
 
-The burst: ``--n`` uploads of the Gaia demo frame for one alert (distinct uploads through a
-different ``comment`` field, or ``--distinct-bytes`` to append a comment line to each catalogue),
+The burst: ``--n`` uploads of the Gaia demo frame for one alert (distinct observations through a
+different ``MJD``, as a comment alone does not make a new job; or ``--distinct-bytes`` to append a
+comment line to each catalogue),
 dryRun=1, noPlot=1, sent with ``--jobs`` threads through `calserv_client.Client`, then every job
 polled until it ends. Every loop is bounded in count and by ``--timeout``; only 127.0.0.1 is
 contacted. Prints a table (and writes it with the raw numbers to bench/results/load-*.json):
@@ -375,6 +376,7 @@ def burst(
             dry_run=True,
             no_plot=True,
             comment=f"bench {run_id} warm-up {i}",
+            mjd=40000.0 + i / 1000,  # another observation each: the comment alone is not
             data=base,
         )
         client.status(job["job_id"])
@@ -395,6 +397,7 @@ def burst(
             dry_run=True,
             no_plot=True,
             comment=f"bench {run_id} {i}",
+            mjd=50000.0 + i / 1000,
             data=data,
             filename=f"bench{i}.cat",
         )

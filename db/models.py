@@ -77,6 +77,14 @@ class Alert(Base):
     published: Mapped[str | None] = mapped_column(String(40))
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # --- migration 0004 (issue #16): discovery date (Gaia list); points_version is bumped by a
+    # trigger on followups and keys the light-curve caches
+    discovered: Mapped[str | None] = mapped_column(String(40))
+    points_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    points_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # --- end migration 0004
 
     followups: Mapped[list[Followup]] = relationship(back_populates="alert")
 
@@ -156,6 +164,12 @@ class Followup(Base):
     warnings: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # --- migration 0004 (issue #16): withdrawn or superseded points leave light curves and lists
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_by: Mapped[int | None] = mapped_column(
+        ForeignKey("followups.id", ondelete="SET NULL", name="fk_followups_superseded_by")
+    )
+    # --- end migration 0004
 
     job: Mapped[Job] = relationship(back_populates="followup")
     alert: Mapped[Alert] = relationship(back_populates="followups")

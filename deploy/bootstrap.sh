@@ -17,6 +17,10 @@ command -v source-extractor >/dev/null || need+=(source-extractor)
 if [ "${CALSERV_TEST_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then
   need+=(chromium)
 fi
+# npm installs axe-core (package.json), which the browser tests run on every page.
+if [ "${CALSERV_TEST_BROWSER:-0}" = 1 ] && ! command -v npm >/dev/null; then
+  need+=(npm)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "bootstrap: please install ${need[*]} (needs root)" >&2
@@ -36,4 +40,7 @@ if [ "${CALSERV_DEV:-0}" = 1 ]; then
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e ./client
 else
   .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+fi
+if [ "${CALSERV_TEST_BROWSER:-0}" = 1 ] && [ ! -f node_modules/axe-core/axe.min.js ]; then
+  npm ci --no-audit --no-fund --silent
 fi

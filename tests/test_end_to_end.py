@@ -115,7 +115,10 @@ def test_identical_reupload_returns_the_same_job(client, worker, observatory, ga
     first = upload(client, observatory["hashtag"], GAIA / "frame.cat", comment="dup").get_json()
     second = upload(client, observatory["hashtag"], GAIA / "frame.cat", comment="dup")
     assert second.get_json()["job_id"] == first["job_id"]
-    other = upload(client, observatory["hashtag"], GAIA / "frame.cat", comment="other")
+    # a comment is presentation: the same observation is the same job
+    same = upload(client, observatory["hashtag"], GAIA / "frame.cat", comment="other")
+    assert same.get_json()["job_id"] == first["job_id"]
+    other = upload(client, observatory["hashtag"], GAIA / "frame.cat", MJD="59000.75")
     assert other.get_json()["job_id"] != first["job_id"]
     with session_scope() as s:
         n = s.scalars(select(Job).where(Job.id == first["job_id"])).all()
@@ -181,7 +184,7 @@ def test_seed_curl_submit_then_poll(live_server, observatory, gaia_alert):
         "-F",
         f"hashtag={observatory['hashtag']}",
         "-F",
-        "MJD=59000.5",
+        "MJD=59001.5",
         "-F",
         "expTime=60",
         "-F",

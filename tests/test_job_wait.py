@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -35,6 +36,8 @@ def gaia_alert(app) -> str:
 
 
 def _upload(url: str, hashtag: str, ivorn: str, comment: str, wait: int | None = None):
+    """One observation per `comment`: its MJD comes from it (a comment alone is presentation and
+    would return the same job)."""
     fields = {
         "hashtag": hashtag,
         "EventID": ivorn,
@@ -42,6 +45,7 @@ def _upload(url: str, hashtag: str, ivorn: str, comment: str, wait: int | None =
         "noPlot": "1",
         "outputFormat": "json",
         "comment": comment,
+        "MJD": f"{60000 + zlib.crc32(comment.encode()) % 100_000 / 1000:.3f}",
         "sexCat": ("frame.cat", (GAIA / "frame.cat").read_bytes()),
     }
     if wait is not None:

@@ -44,6 +44,7 @@ def test_metrics_count_uploads_across_workers_and_jobs_by_state(
             ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
              f"Authorization: Token {observatory['hashtag']}", "-F", f"sexCat=@{FRAME}",
              "-F", f"EventID={name}", "-F", "dryRun=1", "-F", "noPlot=1", "-F", f"comment={i}",
+             "-F", f"MJD={60000 + i}.5",  # another observation each (a comment is presentation)
              f"{live_server}/upload"],
             capture_output=True, text=True, timeout=60,
         ).stdout  # fmt: skip

@@ -35,15 +35,21 @@ def _post(client, url: str, form: dict, headers: dict | None = None):
 SEED = {"EventID": EVENT, "MJD": "60001.25", "expTime": "30", "matchDist": "2", "noPlot": "1"}
 
 
+def fresh_mjd() -> str:
+    """Another observation for each test run: a new comment alone would return the same job."""
+    return f"{50000 + secrets.randbelow(10**9) / 10**4:.4f}"
+
+
 def test_query_string_upload_gives_the_same_job_as_the_body_form(client, observatory, alert):
-    comment = f"query {secrets.token_hex(3)}"  # a new job for this test run
-    seed = {**SEED, "comment": comment, "hashtag": observatory["hashtag"]}
+    comment = f"query {secrets.token_hex(3)}"
+    mjd = fresh_mjd()  # a new job for this test run
+    seed = {**SEED, "MJD": mjd, "comment": comment, "hashtag": observatory["hashtag"]}
     by_url = _post(client, "/upload?" + urlencode({**seed, "outputFormat": "json"}), {})
     assert by_url.status_code == 202, by_url.get_data(as_text=True)
     by_body = _post(client, "/cgi/upload", {**seed, "outputFormat": "json"})
     assert by_body.status_code in (200, 202), by_body.get_data(as_text=True)
     assert by_body.get_json()["job_id"] == by_url.get_json()["job_id"]
-    assert by_url.get_json()["mjd"] == 60001.25
+    assert by_url.get_json()["mjd"] == float(mjd)
     with session_scope() as s:
         params = s.get(Job, by_url.get_json()["job_id"]).params
     assert params["comment"] == comment and params["exptime"] == 30.0
@@ -52,15 +58,16 @@ def test_query_string_upload_gives_the_same_job_as_the_body_form(client, observa
 
 def test_the_body_wins_over_the_query_string(client, observatory, alert):
     url = "/upload?" + urlencode({"MJD": "1", "hashtag": "not-a-key", "comment": "url"})
-    form = {**SEED, "hashtag": observatory["hashtag"], "comment": f"body {secrets.token_hex(3)}"}
+    mjd = fresh_mjd()
+    form = {**SEED, "MJD": mjd, "hashtag": observatory["hashtag"], "comment": "body"}
     resp = _post(client, url, {**form, "outputFormat": "json"})
     assert resp.status_code == 202, resp.get_data(as_text=True)
-    assert resp.get_json()["mjd"] == 60001.25
+    assert resp.get_json()["mjd"] == float(mjd)
 
 
 @pytest.mark.parametrize("scheme", ["Token", "Bearer", "token"])
 def test_authorization_header_carries_the_key(client, observatory, alert, scheme):
-    form = {**SEED, "comment": f"header {secrets.token_hex(3)}", "outputFormat": "json"}
+    form = {**SEED, "MJD": fresh_mjd(), "comment": "header", "outputFormat": "json"}
     headers = {"Authorization": f"{scheme} {observatory['hashtag']}"}
     assert _post(client, "/upload", form, headers).status_code == 202
     bad = _post(client, "/upload", form, {"Authorization": f"{scheme} abcdefgh.wrong"})
@@ -85,7 +92,7 @@ def test_newevent_reads_the_query_string_and_the_token_header(client, observator
 def test_a_key_in_the_url_never_reaches_a_log(live_server, observatory, alert):
     """The seed's curl call with everything in the URL, against the real gunicorn."""
     key = observatory["hashtag"]
-    seed = {**SEED, "hashtag": key, "comment": f"live {secrets.token_hex(3)}"}
+    seed = {**SEED, "MJD": fresh_mjd(), "hashtag": key, "comment": f"live {secrets.token_hex(3)}"}
     url = f"{live_server}/upload?" + urlencode({**seed, "outputFormat": "json"})
     out = subprocess.run(
         ["curl", "-s", "-w", "\n%{http_code}", "-F", f"sexCat=@{FRAME}", url],

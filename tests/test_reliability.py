@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import zlib
 from datetime import timedelta
 
 import pytest
@@ -41,10 +42,12 @@ def big_frame(tmp_path_factory):
 
 
 def post_frame(client, hashtag: str, comment: str, frame=FRAME):
+    """One observation per `comment`: its MJD is derived from it (a comment alone is
+    presentation and would return the same job)."""
     form = {
         "EventID": "ivo://faults/1",
         "hashtag": hashtag,
-        "MJD": "60000.1",
+        "MJD": f"{60000 + zlib.crc32(comment.encode()) % 100_000 / 1000:.3f}",
         "noPlot": "1",
         "outputFormat": "json",
         "comment": comment,

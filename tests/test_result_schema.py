@@ -51,7 +51,8 @@ def test_followup_row_and_light_curve_round_trip():
     assert row["is_limit"] is False and row["zeropoint_order"] == 2
     back = schema.followup_result(row)
     assert back == {key: result[key] for key in schema.FOLLOWUP_COLUMNS.values()}
-    point = schema.lightcurve_row(back, mjd=60000.0, observatory="A", followup_id=7)
+    context = {"mjd": 60000.0, "date_obs": "2023-02-25T00:00:00.000Z"}
+    point = schema.lightcurve_row(back, **context, observatory="A", followup_id=7)
     assert set(schema.LIGHTCURVE_JSON_COLUMNS) <= set(point)
     assert point["magerr"] == 0.05 and point["caliberr"] == 0.02
     assert point["target_flags"] == ["blended"]

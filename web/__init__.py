@@ -6,10 +6,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import bokeh
 from flask import Flask
 
 from config import Settings
 from config import settings as _process_settings
+from web.version import VERSION
 
 
 def create_app(
@@ -59,6 +61,9 @@ def create_app(
         HASHTAG_PEPPER=s.hashtag_pepper,
         REFCAT_DIR=str(s.refcat_dir),
         STALE_JOB_SECONDS=s.stale_job_seconds,
+        PLOT_DIR=str(s.plot_dir),
+        # A form left open all night must still post: the token lives as long as the session.
+        WTF_CSRF_TIME_LIMIT=None,
     )
     if overrides:
         app.config.update(overrides)
@@ -67,6 +72,8 @@ def create_app(
     )
     redact.install()  # a key sent in a URL must never reach a log line
     request_session.init_app(app)
+    app.jinja_env.globals["calserv_version"] = VERSION
+    app.jinja_env.globals["bokeh_version"] = bokeh.__version__
     errors.register(app)
     # Before the other hooks: its request timer covers them too.
     metrics.init_app(app, s.database_url, s.redis_url, s.queue)

@@ -57,6 +57,7 @@ class GaiaAlert:
     classification: str | None
     published: str | None
     comment: str | None
+    discovered: str | None = None
 
     @property
     def ivorn(self) -> str:
@@ -110,6 +111,7 @@ def parse_gaia_alerts(text: str) -> Iterator[GaiaAlert]:
             alert_mag=_float(mag, "AlertMag", line) if mag else None,
             classification=rec.get("Class") or None,
             published=(rec.get("Published") or rec.get("Date") or None),
+            discovered=rec.get("Date") or None,
             comment=rec.get("Comment") or None,
         )
 
@@ -134,6 +136,7 @@ def upsert_alerts(s: Session, alerts: list[GaiaAlert]) -> ImportReport:
             "alert_mag": g.alert_mag,
             "classification": g.classification[:200] if g.classification else None,
             "published": g.published[:40] if g.published else None,
+            "discovered": g.discovered[:40] if g.discovered else None,
             "comment": g.comment,
         }
         row = known.get(g.name)

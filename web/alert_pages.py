@@ -1,20 +1,50 @@
-"""Browsing alerts: `/alerts` (paged, searchable), `/alerts/<name>` with its light curve, and the
-light curve itself as JSON, CSV (`/alerts/<name>/lightcurve`) or a PNG plot."""
+"""Browsing alerts: `/alerts` (paged, searchable, sortable), `/alerts/<key>` with its light curve,
+and the light curve itself as JSON, CSV (`/alerts/<key>/lightcurve`), a PNG plot and an
+interactive (Bokeh) plot.
+
+`<key>` is the alert's name when that is URL-safe, else `<id>-<slug>` (see :func:`alert_key`);
+old `/alerts/<name>` links keep working for plain names. Rendered plots are cached per version of
+the alert's points (bumped by a database trigger on every change), so a reader costs one indexed
+read and, when the plot is unchanged, a 304.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, render_template, request, url_for
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import bokeh
+from astropy.coordinates import Angle
+from bokeh.util.paths import bokehjs_path
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Row
 
 from calib.schema import LIGHTCURVE_COLUMNS, LIGHTCURVE_JSON_COLUMNS
-from db.models import Alert, Followup
-from web.alert_registry import find_alert, is_web_url
+from db.models import Alert, Followup, Observatory
+from web.alert_registry import alert_key, find_alert_by_key, is_web_url
+from web.dates import date_obs
 from web.errors import ApiError
-from web.lightcurve import lightcurve_rows, plot_png
-from web.listing import csv_response, flag_arg, list_response, paging
+from web.lightcurve import CURRENT, lightcurve_rows, plot_png
+from web.lightcurve_bokeh import bokeh_item
+from web.listing import csv_response, flag_arg, list_response, paging, sort_arg
 from web.negotiation import output_format
+from web.ops import CSP_FOR_BOKEH
 from web.request_session import db
+from web.version import VERSION
 
 bp = Blueprint("alert_pages", __name__)
 
@@ -23,12 +53,16 @@ ALERT_COLUMNS = (
     "ivorn",
     "ra",
     "dec",
+    "ra_hms",
+    "dec_dms",
     "alert_mag",
     "classification",
+    "discovered",
     "published",
     "url",
     "npoints",
     "last_mjd",
+    "last_date_obs",
     "url_page",
 )
 
@@ -38,54 +72,106 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def sexagesimal(ra: float, dec: float) -> tuple[str, str]:
+    """(`hh:mm:ss.ss`, `±dd:mm:ss.s`) of J2000 degrees."""
+    return (
+        Angle(ra, unit="deg").to_string(unit="hourangle", sep=":", precision=2, pad=True),
+        Angle(dec, unit="deg").to_string(
+            unit="deg", sep=":", precision=1, pad=True, alwayssign=True
+        ),
+    )
+
+
 def alert_dict(a: Alert | Row, npoints: int = 0, last_mjd: float | None = None) -> dict:
+    ra_hms, dec_dms = sexagesimal(a.ra, a.dec)
+    key = alert_key(a.id, a.name)
     return {
         "name": a.name,
         "ivorn": a.ivorn,
         "ra": a.ra,
         "dec": a.dec,
+        "ra_hms": ra_hms,
+        "dec_dms": dec_dms,
         "alert_mag": a.alert_mag,
         "classification": a.classification,
+        "discovered": a.discovered,
         "published": a.published,
         "comment": a.comment,
         "url": a.url if is_web_url(a.url) else None,  # rows stored before URLs were checked
         "npoints": npoints,
         "last_mjd": last_mjd,
-        "url_page": url_for("alert_pages.show", name=a.name, _external=True),
+        "last_date_obs": date_obs(last_mjd),
+        "key": key,
+        "url_page": url_for("alert_pages.show", key=key, _external=True),
     }
+
+
+_STATS = (
+    select(
+        Followup.alert_id,
+        func.count(Followup.id).label("npoints"),
+        func.max(Followup.mjd).label("last_mjd"),
+    )
+    .where(CURRENT)
+    .group_by(Followup.alert_id)
+    .subquery()
+)
+#: `sort=` of /alerts: column name → SQL expression (`-name` sorts descending).
+ALERT_SORTS = {
+    "name": Alert.name,
+    "ra": Alert.ra,
+    "dec": Alert.dec,
+    "alert_mag": Alert.alert_mag,
+    "discovered": Alert.discovered,
+    "npoints": func.coalesce(_STATS.c.npoints, 0),
+    "last_mjd": _STATS.c.last_mjd,
+}
+
+
+#: `/alerts?band=&survey=&observatory=`: substrings matched against the alerts' current points.
+POINT_FILTERS = {
+    "band": Followup.filter,
+    "survey": Followup.survey,
+    "observatory": Observatory.name,
+}
 
 
 @bp.get("/alerts")
 def index():
-    """Alerts, most recently observed first; `q` searches name and IVORN, `observed_only=1`."""
+    """Alerts, most recently observed first; `q` searches name and IVORN, `observed_only=1`,
+    `band`, `survey`, `observatory` keep those with a matching point, `sort=<column>` or
+    `sort=-<column>` orders them."""
     pg = paging()
     q = request.args.get("q", "").strip()[:300]
     observed_only = flag_arg("observed_only")
-    stats = (
-        select(
-            Followup.alert_id,
-            func.count(Followup.id).label("npoints"),
-            func.max(Followup.mjd).label("last_mjd"),
-        )
-        .group_by(Followup.alert_id)
-        .subquery()
+    order = sort_arg(ALERT_SORTS, ("-last_mjd", "-name"))
+    npoints = func.coalesce(_STATS.c.npoints, 0)
+    query = select(Alert, npoints, _STATS.c.last_mjd).outerjoin(
+        _STATS, _STATS.c.alert_id == Alert.id
     )
-    npoints = func.coalesce(stats.c.npoints, 0)
-    query = select(Alert, npoints, stats.c.last_mjd).outerjoin(stats, stats.c.alert_id == Alert.id)
     if q:
         pattern = _like(q)
         query = query.where(
             or_(Alert.name.ilike(pattern, escape="\\"), Alert.ivorn.ilike(pattern, escape="\\"))
         )
     if observed_only:
-        query = query.where(stats.c.npoints > 0)
+        query = query.where(_STATS.c.npoints > 0)
+    filters = {}
+    for arg, column in POINT_FILTERS.items():
+        text = request.args.get(arg, "").strip()[:200]
+        filters[arg] = text
+        if text:  # alerts with a current point whose band, survey or observatory matches
+            query = query.where(
+                select(Followup.id)
+                .join(Observatory, Observatory.id == Followup.observatory_id)
+                .where(Followup.alert_id == Alert.id, CURRENT)
+                .where(column.ilike(_like(text), escape="\\"))
+                .exists()
+            )
     s = db()
     total = s.scalar(select(func.count()).select_from(query.subquery()))
-    rows = s.execute(
-        query.order_by(stats.c.last_mjd.desc().nulls_last(), Alert.name.desc())
-        .offset(pg.offset)
-        .limit(pg.per_page)
-    )
+    pg.check(total)
+    rows = s.execute(query.order_by(*order.clauses).offset(pg.offset).limit(pg.per_page))
     items = [alert_dict(a, n, last) for a, n, last in rows]
     return list_response(
         items,
@@ -96,33 +182,89 @@ def index():
         "alerts.csv",
         q=q,
         observed_only=observed_only,
+        filters=filters,
+        sort=order,
     )
 
 
-def _alert(name: str) -> Row:
-    alert = find_alert(db(), name)
+def _alert(key: str) -> Row:
+    alert = find_alert_by_key(db(), key)
     if alert is None:
-        raise ApiError(404, f"unknown alert {name[:100]!r}", "see /alerts for the known alerts")
+        raise ApiError(404, f"unknown alert {key[:100]!r}", "see /alerts for the known alerts")
     return alert
 
 
-@bp.get("/alerts/<name>/lightcurve.png")
-def lightcurve_png(name: str):
-    alert = _alert(name)
-    png = plot_png(lightcurve_rows(db(), alert.id), f"{alert.name}")
-    resp = Response(png, mimetype="image/png")
-    resp.headers["Cache-Control"] = "no-cache"
-    resp.add_etag()
-    return resp.make_conditional(request)
+def _conditional(alert: Row, body_of, mimetype: str) -> Response:
+    """`body_of()` answered with the ETag and Last-Modified of the alert's points version; a
+    matching If-None-Match / If-Modified-Since is a 304 without building the body."""
+    resp = Response(mimetype=mimetype)
+    resp.set_etag(f"lc-{alert.id}-{alert.points_version}-{VERSION}")
+    resp.last_modified = alert.points_changed_at
+    resp.headers["Cache-Control"] = "no-cache"  # revalidate: points may change at any time
+    resp.make_conditional(request)
+    if resp.status_code != 304:
+        resp.set_data(body_of())
+    return resp
 
 
-@bp.get("/alerts/<name>/lightcurve")
-def lightcurve(name: str):
+def _cached(alert: Row, suffix: str, render: Callable[[], bytes]) -> bytes:
+    """`render()` of this version of the alert's points, made once per version and shared by all
+    web workers through a file (the alert's older versions are removed). Readers arriving while
+    it is being made wait on a file lock for it instead of making it again each."""
+    root = Path(current_app.config["PLOT_DIR"]) / "lightcurves"
+    path = root / f"{alert.id}-{alert.points_version}-{VERSION}.{suffix}"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".lock-{alert.id}.{suffix}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if path.exists():  # made by another reader while this one waited
+            return path.read_bytes()
+        body = render()
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".new-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(body)
+        os.replace(tmp, path)
+        for old in root.glob(f"{alert.id}-*.{suffix}"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    return body
+
+
+@bp.get("/alerts/<key>/lightcurve.png")
+def lightcurve_png(key: str):
+    alert = _alert(key)
+
+    def png() -> bytes:
+        return plot_png(lightcurve_rows(db(), alert.id), alert.name)
+
+    return _conditional(alert, lambda: _cached(alert, "png", png), "image/png")
+
+
+@bp.get("/alerts/<key>/lightcurve.bokeh.json")
+def lightcurve_bokeh(key: str):
+    """The interactive plot as a Bokeh `json_item`, embedded by /static/lightcurve.js."""
+    alert = _alert(key)
+
+    def item() -> bytes:
+        rows = lightcurve_rows(db(), alert.id)
+        for r in rows:
+            r["job_url"] = url_for("jobs.show", job_id=r["job_id"])
+        return json.dumps(bokeh_item(rows, alert.name)).encode()
+
+    return _conditional(alert, lambda: _cached(alert, "json", item), "application/json")
+
+
+@bp.get("/alerts/<key>/lightcurve")
+def lightcurve(key: str):
     """The light curve as `format=json` (default for scripts) or `format=csv`."""
-    alert = _alert(name)
+    alert = _alert(key)
     rows = lightcurve_rows(db(), alert.id)
     if output_format() == "csv":
-        return csv_response(rows, LIGHTCURVE_COLUMNS, f"{alert.name}-lightcurve.csv")
+        name = f"{alert_key(alert.id, alert.name)}-lightcurve.csv"
+        return csv_response(rows, LIGHTCURVE_COLUMNS, name)
     items = [{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows]
     return jsonify(
         alert=alert.name,
@@ -133,9 +275,9 @@ def lightcurve(name: str):
     )
 
 
-@bp.get("/alerts/<name>")
-def show(name: str):
-    alert = _alert(name)
+@bp.get("/alerts/<key>")
+def show(key: str):
+    alert = _alert(key)
     rows = lightcurve_rows(db(), alert.id)
     last = max((r["mjd"] for r in rows), default=None)
     data = alert_dict(alert, len(rows), last)
@@ -143,4 +285,15 @@ def show(name: str):
         return jsonify(
             **data, lightcurve=[{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows]
         )
-    return render_template("alert.html", alert=data, rows=rows)
+    resp = Response(render_template("alert.html", alert=data, rows=rows), mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = CSP_FOR_BOKEH
+    return resp
+
+
+@bp.get("/static/bokeh/<version>/<filename>")
+def bokehjs(version: str, filename: str):
+    """BokehJS from the installed bokeh wheel (no CDN); the version in the URL makes it
+    cacheable for a year."""
+    if version != bokeh.__version__:
+        raise ApiError(404, "unknown BokehJS version", f"this server has {bokeh.__version__}")
+    return send_from_directory(Path(bokehjs_path()) / "js", filename, max_age=365 * 86400)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, url_for
@@ -25,7 +27,11 @@ bp = Blueprint("alerts", __name__)
 
 _ALERTS = Alert.__table__
 _BY_IVORN_OR_NAME = select(_ALERTS).where(
-    or_(_ALERTS.c.ivorn == bindparam("event"), func.lower(_ALERTS.c.name) == bindparam("lower"))
+    or_(
+        _ALERTS.c.ivorn == bindparam("event"),
+        # lower() on both sides: Python's and the database's case folding differ beyond ASCII
+        func.lower(_ALERTS.c.name) == func.lower(bindparam("event")),
+    )
 )
 
 
@@ -35,7 +41,7 @@ def find_alert(s: Session, event: str) -> Row | None:
     A Core row, not the ORM entity: every upload looks its alert up, read-only.
     """
     event = event.strip()[:300]
-    return s.execute(_BY_IVORN_OR_NAME, {"event": event, "lower": event.lower()}).first()
+    return s.execute(_BY_IVORN_OR_NAME, {"event": event}).first()
 
 
 def is_web_url(url: str | None) -> bool:
@@ -48,6 +54,33 @@ def is_web_url(url: str | None) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+#: Names that are their own page key: URL-safe, and not of the `<id>-<slug>` form.
+_PLAIN_NAME = re.compile(r"(?!\d+-)[A-Za-z0-9][A-Za-z0-9._~+-]*")
+_ID_SLUG = re.compile(r"(\d+)-([a-z0-9-]*)")
+
+
+def slug(name: str) -> str:
+    """`name` in lower-case ASCII letters, digits and dashes (`"SN 2024/abc"` → `sn-2024-abc`)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+
+
+def alert_key(alert_id: int, name: str) -> str:
+    """The alert's address under /alerts/: its name when that is URL-safe (`Gaia16aye`), else
+    `<id>-<slug>` (`17-sn-2024-abc`), which works for any name ('/', '$', quotes, unicode)."""
+    return name if _PLAIN_NAME.fullmatch(name) else f"{alert_id}-{slug(name)}"
+
+
+def find_alert_by_key(s: Session, key: str) -> Row | None:
+    """The alert at /alerts/<key>: an `<id>-<slug>` key, else a name or IVORN (old links)."""
+    m = _ID_SLUG.fullmatch(key)
+    if m:
+        alert = s.execute(select(_ALERTS).where(_ALERTS.c.id == int(m.group(1)))).first()
+        if alert is not None and slug(alert.name) == m.group(2):
+            return alert
+    return find_alert(s, key)
 
 
 def validate_alert(ivorn: str, name: str, ra: float, dec: float, url: str | None = None) -> None:
@@ -109,7 +142,7 @@ def newevent():
     except ApiError as e:
         db().rollback()
         return _newevent_page(e, e.status)
-    return redirect(url_for("alert_pages.show", name=alert.name), 303)
+    return redirect(url_for("alert_pages.show", key=alert_key(alert.id, alert.name)), 303)
 
 
 def _insert_from_form() -> Alert:

@@ -124,6 +124,8 @@ Job = Schema.from_dict(
         "ivorn": fields.String(required=True),
         "observatory": fields.String(required=True),
         "mjd": _num("MJD of mid-exposure", required=True),
+        "date_obs": _str("the MJD as ISO 8601 UTC", required=True),
+        "url_page": fields.String(required=True, metadata={"description": "the alert's page"}),
         "dry_run": fields.Boolean(required=True, allow_none=True),
         "created_at": _str("ISO 8601", required=True),
         "finished_at": _str("ISO 8601", required=True),
@@ -168,6 +170,7 @@ class NewAlert(Schema):
 
 _LIGHTCURVE_OWN = {
     "mjd": fields.Float(required=True),
+    "date_obs": fields.String(required=True, metadata={"description": "the MJD as ISO 8601 UTC"}),
     "magerr": fields.Float(required=True, metadata={"description": "-1 for an upper limit"}),
     "caliberr": _num("the zero point's uncertainty", required=True),
     "observatory": fields.String(required=True),
@@ -195,13 +198,18 @@ class Alert(Schema):
     ivorn = fields.String(required=True)
     ra = fields.Float(required=True)
     dec = fields.Float(required=True)
+    ra_hms = fields.String(required=True, metadata={"description": "RA as hh:mm:ss.ss"})
+    dec_dms = fields.String(required=True, metadata={"description": "Dec as ±dd:mm:ss.s"})
     alert_mag = _num(required=True)
     classification = _str(required=True)
+    discovered = _str("discovery date (Gaia alerts list)", required=True)
     published = _str(required=True)
     comment = _str(required=True)
-    url = _str(required=True)
+    url = _str("an http(s) page about the alert", required=True)
     npoints = fields.Integer(required=True)
     last_mjd = _num(required=True)
+    last_date_obs = _str("last_mjd as ISO 8601 UTC", required=True)
+    key = fields.String(required=True, metadata={"description": "the alert's key in /alerts/<key>"})
     url_page = fields.String(required=True)
 
 
@@ -226,12 +234,14 @@ Followup = Schema.from_dict(
         "ivorn": fields.String(required=True),
         "observatory": fields.String(required=True),
         "mjd": fields.Float(required=True),
+        "date_obs": fields.String(required=True, metadata={"description": "ISO 8601 UTC"}),
         "exptime": _num(required=True),
         **{key: _result(key) for key in FOLLOWUP_COLUMNS.values()},
         "comment": _str(required=True),
         "job_id": fields.String(required=True),
         "job_url": fields.String(required=True),
         "plot_url": _str(required=True),
+        "url_page": fields.String(required=True, metadata={"description": "the alert's page"}),
         "lightcurve_url": fields.String(required=True),
     },
     name="Followup",
@@ -255,13 +265,20 @@ class Paging(Format):
 class AlertQuery(Paging):
     q = fields.String(metadata={"description": "searches name and IVORN"})
     observed_only = fields.String(validate=OneOf(_FLAGS))
+    band = fields.String(metadata={"description": "substring of a current point's filter"})
+    survey = fields.String(metadata={"description": "substring of a current point's survey"})
+    observatory = fields.String(metadata={"description": "substring of a point's observatory"})
+    sort = fields.String(metadata={"description": "a column, `-column` for descending"})
 
 
 class FollowupQuery(Paging):
     alert = fields.String(metadata={"description": "name or IVORN"})
-    observatory = fields.String()
+    observatory = fields.String(metadata={"description": "substring"})
+    band = fields.String(metadata={"description": "substring of the filter"})
+    survey = fields.String(metadata={"description": "substring"})
     mjd_min = fields.Float()
     mjd_max = fields.Float()
+    sort = fields.String(metadata={"description": "a column, `-column` for descending"})
 
 
 class Login(Schema):

@@ -12,12 +12,14 @@ from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
 
-#: Views that scripts post with a hashtag (`/upload`, `/newevent`), and the bulk job-status read
-#: (it changes nothing and needs no login): exempt from the automatic check.
+#: Views that scripts call with a hashtag (`/upload`, `/newevent`, `DELETE /followup/<id>`), and
+#: the bulk job-status read (it changes nothing and needs no login): exempt from the automatic
+#: check.
 SCRIPT_VIEWS = (
     "web.upload_api.upload",
     "web.alert_registry.newevent",
     "web.job_status.bulk_status",
+    "web.followups.delete",
 )
 
 

@@ -1,15 +1,28 @@
-"""`GET /followup`: the calibrated follow-up observations of all alerts, newest first, paged and
-filterable by alert, observatory and MJD range; HTML, JSON or CSV."""
+"""`GET /followup`: the calibrated follow-up observations of all alerts, newest first, paged,
+sortable and filterable (alert, observatory, band, survey, MJD range); HTML, JSON or CSV.
+
+`DELETE /followup/<id>` withdraws a point: only its own observatory may (its hashtag as a form
+field, `?hashtag=` or `Authorization: Token <hashtag>`, or its logged-in browser, which posts
+`/followup/<id>/withdraw`). A withdrawn point leaves light curves and lists but stays in the
+database for audit.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, request, url_for
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, redirect, request, url_for
 from sqlalchemy import func, or_, select
 
 from calib.schema import FIELDS, FOLLOWUP_COLUMNS, followup_result
 from db.models import Alert, Followup, Job, Observatory
+from web.alert_registry import alert_key
+from web.auth import authenticate
+from web.dates import date_obs
 from web.errors import ApiError
-from web.listing import float_arg, list_response, paging
+from web.lightcurve import CURRENT
+from web.listing import float_arg, list_response, paging, sort_arg
+from web.login import login_required
 from web.request_session import db
 
 bp = Blueprint("followups", __name__)
@@ -21,67 +34,124 @@ COLUMNS = (
     "ivorn",
     "observatory",
     "mjd",
+    "date_obs",
     "exptime",
     *(key for key in FOLLOWUP_COLUMNS.values() if FIELDS[key].type is not list),
     "comment",
     "job_id",
     "job_url",
     "plot_url",
+    "url_page",
 )
+
+#: `sort=` of /followup: column name → SQL expression (`-mjd` sorts descending).
+SORTS = {
+    "mjd": Followup.mjd,
+    "alert": Alert.name,
+    "observatory": Observatory.name,
+    "filter": Followup.filter,
+    "survey": Followup.survey,
+    "mag": Followup.mag,
+    "exptime": Followup.exptime,
+    "followup_id": Followup.id,
+}
+#: Substring filters: query argument → column.
+TEXT_FILTERS = {"observatory": Observatory.name, "band": Followup.filter, "survey": Followup.survey}
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def followup_dict(f: Followup, alert: Alert, obs_name: str, has_plot: bool) -> dict:
+    page = url_for("alert_pages.show", key=alert_key(alert.id, alert.name), _external=True)
     return {
         "followup_id": f.id,
         "alert": alert.name,
         "ivorn": alert.ivorn,
         "observatory": obs_name,
         "mjd": f.mjd,
+        "date_obs": date_obs(f.mjd),
         "exptime": f.exptime,
         **followup_result(f),
         "comment": f.comment,
         "job_id": f.job_id,
         "job_url": url_for("jobs.show", job_id=f.job_id, _external=True),
         "plot_url": url_for("jobs.plot", job_id=f.job_id, _external=True) if has_plot else None,
-        "lightcurve_url": url_for("alert_pages.show", name=alert.name, _external=True),
+        "url_page": page,
+        "lightcurve_url": page,
     }
 
 
 @bp.get("/followup")
 def index():
-    """`alert` (name or IVORN), `observatory` (name), `mjd_min`, `mjd_max`, `page`, `per_page`."""
+    """`alert` (name or IVORN), `observatory`, `band`, `survey` (substrings), `mjd_min`,
+    `mjd_max`, `sort` (`mjd`, `-mjd`, `alert`, ...), `page`, `per_page`."""
     pg = paging()
     mjd_min, mjd_max = float_arg("mjd_min"), float_arg("mjd_max")
     if mjd_min is not None and mjd_max is not None and mjd_min > mjd_max:
         raise ApiError(422, "mjd_min is after mjd_max", "give mjd_min <= mjd_max")
+    order = sort_arg(SORTS, ("-mjd", "-followup_id"))
     alert = request.args.get("alert", "").strip()[:300]
-    observatory = request.args.get("observatory", "").strip()[:200]
     query = (
         select(Followup, Alert, Observatory.name, Job.image_path.is_not(None))
         .join(Alert, Alert.id == Followup.alert_id)
         .join(Observatory, Observatory.id == Followup.observatory_id)
         .join(Job, Job.id == Followup.job_id)
+        .where(CURRENT)
     )
     if alert:
-        query = query.where(or_(Alert.ivorn == alert, func.lower(Alert.name) == alert.lower()))
-    if observatory:
-        query = query.where(func.lower(Observatory.name) == observatory.lower())
+        query = query.where(or_(Alert.ivorn == alert, func.lower(Alert.name) == func.lower(alert)))
+    filters = {"alert": alert}
+    for arg, column in TEXT_FILTERS.items():
+        text = request.args.get(arg, "").strip()[:200]
+        filters[arg] = text
+        if text:
+            query = query.where(column.ilike(_like(text), escape="\\"))
     if mjd_min is not None:
         query = query.where(Followup.mjd >= mjd_min)
     if mjd_max is not None:
         query = query.where(Followup.mjd <= mjd_max)
     s = db()
     total = s.scalar(select(func.count()).select_from(query.subquery()))
-    rows = s.execute(
-        query.order_by(Followup.mjd.desc(), Followup.id.desc()).offset(pg.offset).limit(pg.per_page)
-    )
+    pg.check(total)
+    rows = s.execute(query.order_by(*order.clauses).offset(pg.offset).limit(pg.per_page))
     items = [followup_dict(f, a, o, bool(p)) for f, a, o, p in rows]
-    filters = {
-        "alert": alert,
-        "observatory": observatory,
-        "mjd_min": request.args.get("mjd_min", ""),
-        "mjd_max": request.args.get("mjd_max", ""),
-    }
+    filters["mjd_min"] = request.args.get("mjd_min", "")
+    filters["mjd_max"] = request.args.get("mjd_max", "")
     return list_response(
-        items, total, pg, "followup.html", COLUMNS, "followup.csv", filters=filters
+        items, total, pg, "followup.html", COLUMNS, "followup.csv", filters=filters, sort=order
     )
+
+
+def withdraw(followup_id: str) -> Followup:
+    """Withdraw the point for its own observatory (401/403/404 otherwise); idempotent."""
+    s = db()
+    obs = authenticate(s)
+    f = None
+    if followup_id.isascii() and followup_id.isdigit() and len(followup_id) < 10:
+        f = s.get(Followup, int(followup_id), with_for_update=True)
+    if f is None:
+        raise ApiError(404, f"unknown follow-up point {followup_id[:20]!r}", "see /followup")
+    if f.observatory_id != obs.id:
+        raise ApiError(403, "not your observation", "only the observatory that sent it may")
+    if f.withdrawn_at is None:
+        f.withdrawn_at = datetime.now(UTC)
+    s.commit()
+    return f
+
+
+@bp.delete("/followup/<followup_id>")
+def delete(followup_id: str):
+    withdraw(followup_id)
+    return Response(status=204)
+
+
+@bp.post("/followup/<followup_id>/withdraw")
+@login_required
+def withdraw_form(obs, followup_id: str):
+    """The Withdraw button of a logged-in observatory (CSRF-checked): back to the alert page."""
+    f = withdraw(followup_id)
+    alert = db().get(Alert, f.alert_id)
+    return redirect(url_for("alert_pages.show", key=alert_key(alert.id, alert.name)), 303)

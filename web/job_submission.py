@@ -34,7 +34,9 @@ from calib.pipeline import parse_force_filter
 from db import job_states
 from db.dispatch import send
 from db.models import Job, JobState, Upload
+from db.observations import job_identity, make_current
 from web.alert_registry import find_alert
+from web.dates import mjd_of
 from web.errors import ApiError, parse_bounded
 from web.hygiene import free_text
 from web.jobs import JOB_FIELDS, MAX_WAIT_S, JobView, find_job
@@ -107,7 +109,19 @@ def parse_wait() -> int:
     return int(number("wait", 0, MAX_WAIT_S) or 0)
 
 
-def parse_params() -> UploadParams:
+def _mjd(required: bool, dates: bool) -> float | None:
+    """`MJD`; with `dates` (the browser form) also a JD or an ISO 8601 date, read as its MJD."""
+    raw = request.form.get("MJD", "").strip()
+    if not dates or not raw:
+        return number("MJD", 0.0, 200000.0, required=required)
+    try:
+        value = mjd_of(raw)
+    except ValueError as e:
+        raise ApiError(422, "MJD must be an MJD, a JD or an ISO 8601 date", str(e)) from None
+    return parse_bounded("MJD", repr(value), float, 0.0, 200000.0)
+
+
+def parse_params(dates: bool = False) -> UploadParams:
     dry_run = _flag("dryRun", False)
     match_dist = number("matchDist", 0.0, 60.0)
     force = seed_value("forceFilter", "").strip()
@@ -120,7 +134,7 @@ def parse_params() -> UploadParams:
         raise ApiError(422, "comment too long", "keep comments under 2000 characters")
     return UploadParams(
         match_dist=match_dist or None,
-        mjd=number("MJD", 0.0, 200000.0, required=not dry_run),
+        mjd=_mjd(required=not dry_run, dates=dates),
         exptime=number("expTime", 0.0, 1e6),
         comment=comment or None,
         dry_run=dry_run,
@@ -250,8 +264,10 @@ def _check_content(head: bytes, size: int) -> None:
 
 
 def idempotency_key(obs: KeyOwner, alert: Row, sha256: str, params: UploadParams) -> str:
+    """The job's identity: the observation (observatory, alert, catalogue, MJD) and the options
+    that change its point; presentation options (noPlot, comment) are left out."""
     payload = json.dumps(
-        {"obs": obs.id, "alert": alert.id, "sha": sha256, "params": asdict(params)},
+        {"obs": obs.id, "alert": alert.id, "sha": sha256, "params": job_identity(params)},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -307,6 +323,9 @@ def create_job(
         s.commit()
         _send(s, job.id, 0, alert.name, obs.name)
         job = find_job(s, job.id)
+    elif job.followup_id is not None:  # its point may have been superseded or withdrawn since
+        make_current(s, job.followup_id)
+        s.commit()
     return job
 
 

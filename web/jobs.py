@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -29,6 +29,8 @@ from db.job_events import RECHECK_S, job_ends
 from db.job_states import FINISHED
 from db.models import Alert, Followup, Job, JobState, Observatory
 from db.session import engine
+from web.alert_registry import alert_key
+from web.dates import date_obs
 from web.errors import ApiError
 from web.negotiation import wants_json
 
@@ -53,6 +55,7 @@ JOB_FIELDS = (
     "attempts",
     "created_at",
     "finished_at",
+    "alert_id",
 )
 #: What a job's JSON shows (:class:`JobView`), as plain columns: job polls are the busiest
 #: request, and this Core statement costs a quarter of the CPU of loading the ORM entities
@@ -84,6 +87,7 @@ class JobView(NamedTuple):
     attempts: int
     created_at: datetime | None
     finished_at: datetime | None
+    alert_id: int
     alert: str
     ivorn: str
     observatory: str
@@ -115,9 +119,13 @@ def job_json(job: JobView) -> dict:
         "ivorn": job.ivorn,
         "observatory": job.observatory,
         "mjd": job.params.get("mjd"),
+        "date_obs": date_obs(job.params.get("mjd")),
+        "url_page": url_for(
+            "alert_pages.show", key=alert_key(job.alert_id, job.alert), _external=True
+        ),
         "dry_run": job.params.get("dry_run"),
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "created_at": job.created_at.astimezone(UTC).isoformat() if job.created_at else None,
+        "finished_at": job.finished_at.astimezone(UTC).isoformat() if job.finished_at else None,
         "attempts": job.attempts,
     }
     out.update({k: result.get(k) for k in RESULT_KEYS})

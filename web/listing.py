@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Response, jsonify, render_template, request
 
-from web.errors import parse_bounded
+from web.errors import ApiError, parse_bounded
 from web.hygiene import csv_cell
 from web.negotiation import output_format
 
@@ -30,6 +31,45 @@ class Paging:
 
     def pages(self, total: int) -> int:
         return max(1, -(-total // self.per_page))
+
+    def check(self, total: int) -> None:
+        """404 for a page past the last one (page 1 of an empty list exists)."""
+        if self.page > self.pages(total):
+            raise ApiError(
+                404, f"no page {self.page}", f"there are {self.pages(total)} pages of {total}"
+            )
+
+
+@dataclass(frozen=True)
+class Sort:
+    """The order a list is shown in: `key` as given in `?sort=` (`mjd`, `-mjd`), and the SQL."""
+
+    key: str
+    clauses: tuple
+
+    @property
+    def column(self) -> str:
+        return self.key.lstrip("-")
+
+    @property
+    def descending(self) -> bool:
+        return self.key.startswith("-")
+
+
+def sort_arg(columns: Mapping[str, Any], default: Sequence[str]) -> Sort:
+    """`?sort=<column>` or `?sort=-<column>` (descending) over `columns` (name → SQL column),
+    then `default` as tie-breakers; 422 naming the sortable columns for anything else."""
+    raw = request.args.get("sort", "").strip()
+    keys = [raw, *default] if raw else list(default)
+    clauses = []
+    for key in keys:
+        expr = columns.get(key.lstrip("-"))
+        if expr is None:
+            raise ApiError(
+                422, f"cannot sort by {key[:40]!r}", f"sort by one of {', '.join(columns)}"
+            )
+        clauses.append(expr.desc().nulls_last() if key.startswith("-") else expr.asc().nulls_last())
+    return Sort(key=keys[0], clauses=tuple(clauses))
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:

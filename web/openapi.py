@@ -39,13 +39,14 @@ DOCS_CSP = (
     "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
-UNDOCUMENTED = {"static", "openapi.asset"}
+UNDOCUMENTED = {"static", "openapi.asset", "alert_pages.bokehjs"}
 
 ERRORS = {
     400: "malformed request: a control character in the path, a header or a field, a missing "
     "sexCat, a missing CSRF token (forms)",
     401: "missing, unknown or revoked key (or not logged in)",
-    404: "unknown job, alert or page",
+    403: "the follow-up point belongs to another observatory",
+    404: "unknown job, alert, follow-up point or page (also a page past the last one)",
     409: "the alert exists already",
     413: "the upload is larger than MAX_UPLOAD_BYTES",
     422: "a parameter is missing, malformed or out of range (the error says which)",
@@ -162,7 +163,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("alert_pages.index", "get"): _op(
         "Alerts, most recently observed first",
         {200: _answer("a page of alerts", "AlertList", HTML, CSV)},
-        (422,),
+        (404, 422),
         tag="alerts",
         query=s.AlertQuery,
     ),
@@ -186,12 +187,33 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         (404,),
         tag="alerts",
     ),
+    ("alert_pages.lightcurve_bokeh", "get"): _op(
+        "An alert's interactive light curve (a Bokeh json_item, embedded by the alert page)",
+        {200: _answer("the plot", {"type": "object"}), 304: {"description": "not modified"}},
+        (404,),
+        tag="alerts",
+    ),
     ("followups.index", "get"): _op(
         "Calibrated follow-up observations, newest first",
         {200: _answer("a page of follow-ups", "FollowupList", HTML, CSV)},
-        (422,),
+        (404, 422),
         tag="alerts",
         query=s.FollowupQuery,
+    ),
+    ("followups.delete", "delete"): _op(
+        "Withdraw a follow-up point (its own observatory only); it stays stored for audit",
+        {204: {"description": "withdrawn (also when it already was)"}},
+        (401, 403, 404, 429),
+        tag="alerts",
+        query=s.Format,
+        secured=True,
+    ),
+    ("followups.withdraw_form", "post"): _op(
+        "The Withdraw button of a logged-in observatory (CSRF-checked)",
+        {303: _redirect("to the alert's page, or to /login")},
+        (401, 403, 404, 413),
+        tag="browser",
+        query=s.Format,
     ),
     ("ops.healthz", "get"): _op(
         "Whether Postgres and Redis answer",

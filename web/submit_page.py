@@ -10,6 +10,7 @@ from db.models import Alert, Followup, Observatory
 from web.errors import ApiError
 from web.job_submission import catalogue_file, create_job, parse_params, resolve_alert
 from web.keys import KeyOwner
+from web.lightcurve import CURRENT
 from web.login import login_required
 from web.request_session import db
 
@@ -23,7 +24,7 @@ def home():
     s = db()
     counts = {
         "alerts": s.scalar(select(func.count(Alert.id))),
-        "followups": s.scalar(select(func.count(Followup.id))),
+        "followups": s.scalar(select(func.count(Followup.id)).where(CURRENT)),
         "observatories": s.scalar(select(func.count(Observatory.id))),
     }
     return render_template("home.html", counts=counts)
@@ -69,7 +70,7 @@ def submit(obs: KeyOwner):
     s = db()
     try:
         alert = resolve_alert(s, "add it first on the New alert page")
-        job = create_job(s, obs, alert, parse_params(), catalogue_file())
+        job = create_job(s, obs, alert, parse_params(dates=True), catalogue_file())
     except ApiError as e:
         s.rollback()
         return _form_page(e, e.status)

@@ -23,6 +23,7 @@ from calib.schema import followup_values
 from config import Settings, settings
 from db import job_states
 from db.models import Followup, JobState
+from db.observations import make_current
 from db.session import session_scope
 from refcats.store import RefStore, enclosing_cone
 from workers.budget import memory_budget
@@ -247,17 +248,18 @@ def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
         job_states.succeed(job, result, image)
         params = job.params
         if not params.get("dry_run"):
-            s.add(
-                Followup(
-                    job_id=job.id,
-                    alert_id=job.alert_id,
-                    observatory_id=job.observatory_id,
-                    mjd=params["mjd"],
-                    exptime=params.get("exptime"),
-                    comment=params.get("comment"),
-                    **followup_values(result),
-                )
+            point = Followup(
+                job_id=job.id,
+                alert_id=job.alert_id,
+                observatory_id=job.observatory_id,
+                mjd=params["mjd"],
+                exptime=params.get("exptime"),
+                comment=params.get("comment"),
+                **followup_values(result),
             )
+            s.add(point)
+            s.flush()
+            make_current(s, point.id)  # it replaces earlier points of the same observation
     log.info(
         "event=job_succeeded survey=%s filter=%s mag=%.3f limit=%s seconds=%.3f",
         result["survey"],

@@ -29,16 +29,19 @@ def _jobs_of(ivorn: str) -> int:
         )
 
 
-def _night(tmp_path, truth: dict, tag: str, n_cat: int = 2) -> tuple:
-    """A directory of distinct uploads: frame.cat copies and frame.ldac, plus a manifest."""
+def _night(tmp_path, truth: dict, tag: str, n_cat: int = 2, first_mjd: float = 60999.85) -> tuple:
+    """A directory of distinct observations (by MJD: a comment alone does not make a new job):
+    frame.cat copies and frame.ldac, plus a manifest. frame.ldac takes its MJD from its header
+    when `first_mjd` is the default, else the next MJD after the copies'."""
     night = tmp_path / "night"
     night.mkdir()
     rows = ["file,event,mjd,exptime,filter,comment"]
     for i in range(n_cat):
         shutil.copy(GAIA / "frame.cat", night / f"frame{i}.cat")
-        rows.append(f"frame{i}.cat,{truth['ivorn']},{60999.85 + i / 1000},60,G,{tag} copy {i}")
+        rows.append(f"frame{i}.cat,{truth['ivorn']},{first_mjd + i / 1000},60,G,{tag} copy {i}")
     shutil.copy(GAIA / "frame.ldac", night / "frame.ldac")
-    rows.append(f"frame.ldac,{truth['name']},,,,{tag} ldac")  # MJD from the LDAC header
+    ldac_mjd = "" if first_mjd == 60999.85 else f"{first_mjd + n_cat / 1000}"
+    rows.append(f"frame.ldac,{truth['name']},{ldac_mjd},,,{tag} ldac")  # "": from the header
     (night / "night.csv").write_text("\n".join(rows) + "\n")
     return night, night / "night.csv"
 
@@ -95,7 +98,7 @@ def test_batch_of_a_night_all_succeed_within_003_mag(live_server, gaia_truth, ke
 
 
 def test_resume_after_submitting_polls_the_same_jobs(live_server, gaia_truth, key_env, tmp_path):
-    _, manifest = _night(tmp_path, gaia_truth, "resume")
+    _, manifest = _night(tmp_path, gaia_truth, "resume", first_mjd=61100.5)
     state = tmp_path / "state.json"
     before = _jobs_of(gaia_truth["ivorn"])
     common = ["--manifest", str(manifest), "--url", live_server, "--state", str(state), "--json"]
@@ -118,7 +121,7 @@ def test_resume_after_submitting_polls_the_same_jobs(live_server, gaia_truth, ke
 def test_sigint_mid_batch_then_rerun_finishes_without_duplicates(
     live_server, gaia_truth, key_env, tmp_path
 ):
-    _, manifest = _night(tmp_path, gaia_truth, "sigint", n_cat=4)
+    _, manifest = _night(tmp_path, gaia_truth, "sigint", n_cat=4, first_mjd=61200.5)
     state = tmp_path / "state.json"
     before = _jobs_of(gaia_truth["ivorn"])
     args = [

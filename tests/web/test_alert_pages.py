@@ -93,13 +93,24 @@ def test_unknown_alert_is_404_in_both_formats(client):
 
 def test_lightcurve_json(client, observed):
     data = client.get(f"/alerts/{observed['name']}/lightcurve?format=json").get_json()
-    public = ["mjd", "mag", "magerr", "caliberr", "filter", "survey", "observatory", "followup_id"]
+    public = [
+        "mjd",
+        "date_obs",
+        "mag",
+        "magerr",
+        "caliberr",
+        "filter",
+        "survey",
+        "observatory",
+        "followup_id",
+    ]
     cols = [*public, "limit", "zeropoint_order", "target_flags", "warnings"]
     assert data["columns"] == cols
     assert [sorted(p) for p in data["items"]] == [sorted(cols)] * 3
     v, g, r = data["items"]
     assert v == {
         "mjd": 60001.5,
+        "date_obs": "2023-02-26T12:00:00.000Z",
         "mag": 15.2,
         "magerr": 0.04,
         "caliberr": 0.02,
@@ -122,6 +133,7 @@ def test_lightcurve_csv(client, observed):
     rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
     assert list(rows[0]) == [
         "mjd",
+        "date_obs",
         "mag",
         "magerr",
         "caliberr",
@@ -148,6 +160,9 @@ def test_lightcurve_png(client, observed, make):
 
 def test_plot_has_inverted_magnitudes_and_a_style_per_filter_and_observatory(observed):
     """Look inside the figure rather than at pixels."""
+    from matplotlib.legend import Legend
+    from matplotlib.quiver import Quiver
+
     from web import lightcurve
 
     rows = [
@@ -171,7 +186,21 @@ def test_plot_has_inverted_magnitudes_and_a_style_per_filter_and_observatory(obs
     ax = captured["fig"].axes[0]
     bottom, top = ax.get_ylim()
     assert bottom > top  # brighter is up
-    assert bottom >= 18.0 + lightcurve.LIMIT_ARROW_MAG  # the limit's arrow is in view
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["R", "V", "A", "B", "upper limit"]
-    assert len(ax.texts) == 1  # one arrow annotation for the one limit
+    (arrows,) = [c for c in ax.collections if isinstance(c, Quiver)]
+    ((_, y),) = arrows.XY  # one arrow for the one limit
+    assert top < y < y + arrows.V[0] <= bottom  # in view, pointing fainter (down)
+    legends = [a for a in ax.get_children() if isinstance(a, Legend)]
+    labels = {lg.get_title().get_text(): [t.get_text() for t in lg.get_texts()] for lg in legends}
+    assert labels == {"filter": ["R", "V"], "observatory": ["A", "B", "upper limit"]}
+
+
+def test_a_deep_limit_does_not_squeeze_the_detections():
+    from web.lightcurve import LIMIT_REACH, mag_range
+
+    rows = [
+        {"mjd": 1.0, "mag": 15.0, "magerr": 0.02},
+        {"mjd": 2.0, "mag": 15.4, "magerr": 0.02},
+        {"mjd": 3.0, "mag": 23.0, "magerr": -1.0},
+    ]
+    bright, faint = mag_range(rows)
+    assert bright < 15.0 and 15.4 < faint <= 15.4 + 0.3 + LIMIT_REACH + 0.2

@@ -45,7 +45,10 @@ def test_form_errors_come_back_on_the_form(client, observatory, make):
     html = resp.get_data(as_text=True)
     assert "unknown alert" in html and 'value="NoSuchAlert"' in html
     resp = client.post("/submit", data=form(GAIA / "frame.cat", EventID=make.alert(), MJD="x"))
-    assert resp.status_code == 422 and "MJD must be a number" in resp.get_data(as_text=True)
+    assert (
+        resp.status_code == 422
+        and "MJD must be an MJD, a JD or an ISO 8601 date" in resp.get_data(as_text=True)
+    )
 
 
 def test_browsing_to_the_script_endpoint_shows_the_form(client):
