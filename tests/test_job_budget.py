@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 import secrets
+import zlib
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -51,12 +52,15 @@ def budget_alert(app) -> str:
 
 
 def upload(client, hashtag: str, data: bytes, comment: str) -> dict:
+    """One observation per `comment` (its MJD comes from it: a comment alone is presentation and
+    would return the job of the same frame)."""
     form = {
         "hashtag": hashtag,
         "EventID": "BudgetAlert",
         "dryRun": "1",
         "noPlot": "1",
         "comment": comment,
+        "MJD": f"{60000 + zlib.crc32(comment.encode()) % 100_000 / 1000:.3f}",
         "outputFormat": "json",
         "sexCat": (io.BytesIO(data), "frame.cat"),
     }

@@ -161,7 +161,7 @@ def test_healthz_fast_while_8_uploads_wait(prod_server, observatory, app):
         form = {
             "hashtag": observatory["hashtag"],
             "EventID": "StallWait",
-            "MJD": "60000",
+            "MJD": f"{60000 + i}",  # eight observations (a comment alone would be the same job)
             "wait": "60",
             "comment": f"waiter {i} {secrets.token_hex(3)}",
             "outputFormat": "json",
