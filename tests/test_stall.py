@@ -129,11 +129,6 @@ def healthz_times(url: str, n: int = 10) -> list[float]:
     return times
 
 
-@pytest.mark.xfail(
-    reason="until the light-curve PNG cache of issue #16 lands (each request renders 805 "
-    "points), this passes or fails with the machine's load; then drop the mark",
-    strict=False,
-)
 def test_healthz_fast_while_16_clients_fetch_light_curves(prod_server, busy_alert):
     stop = threading.Event()
 

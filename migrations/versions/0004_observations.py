@@ -10,7 +10,7 @@
   ETag / Last-Modified without reading the points.
 
 Revision ID: 0004
-Revises: 0005 (numbered 0004 by its issue; it follows 0005_sessions on main)
+Revises: 0003
 Create Date: 2026-11-30
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0005"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
