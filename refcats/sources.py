@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from refcats.layout import RefcatError
 
@@ -22,6 +23,7 @@ CSV_SUFFIXES = {".csv", ".ecsv", ".tsv", ".txt", ".dat", ".psv"}
 FITS_SUFFIXES = {".fits", ".fit", ".fts"}
 PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
 CSV_BLOCK_BYTES = 4 << 20
+PARQUET_BUFFER_BYTES = 1 << 20
 NULL_VALUES = ["", "null", "NULL", "NaN", "nan", "N/A", "NA", "\\N"]
 
 
@@ -184,10 +186,13 @@ def _fits_chunks(src: Source, columns: list[str], chunk_rows: int, _types) -> It
 
 
 def _parquet_chunks(src: Source, columns: list[str], chunk_rows: int, _types) -> Iterator[pa.Table]:
-    dataset = pads.dataset(src.path, format="parquet")
-    batches = dataset.to_batches(
-        columns=columns, batch_size=chunk_rows, batch_readahead=1, fragment_readahead=1
-    )
-    for batch in batches:
-        if batch.num_rows:
-            yield pa.Table.from_batches([batch])
+    # File by file, one row group at a time through a small read buffer: the dataset scanner
+    # and pre-buffered reads hold far more (measured: RSS growing with the file, 6.8 GB for a
+    # 5.7 GB file), this stays at about one row group whatever the size.
+    files = pads.dataset(src.path, format="parquet").files if src.path.is_dir() else [src.path]
+    for file in files:
+        reader = pq.ParquetFile(file, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+        with reader:
+            for batch in reader.iter_batches(batch_size=chunk_rows, columns=columns):
+                if batch.num_rows:
+                    yield pa.Table.from_batches([batch])
