@@ -149,3 +149,26 @@ def test_built_survey_is_removed_with_its_versions(tmp_path):
     assert not list((tmp_path / "st").glob(".S@v*")) and not (tmp_path / "st" / "S").exists()
     result = CliRunner().invoke(refcat, ["remove", "S", "--root", str(tmp_path / "st")])
     assert result.exit_code == 1 and "no reference survey 'S'" in result.output
+
+
+def test_republished_remote_catalogue_is_fetched_anew(tmp_path, viz_collection, synth_ref):
+    """Cached partitions belong to one version: a new properties text (a republished
+    catalogue) means new cache entries, never a mixture of old and new files."""
+    from tests.refcats.servers import HttpServer
+
+    served = tmp_path / "served"
+    shutil.copytree(viz_collection, served / "viz")
+    server = HttpServer(served)
+    try:
+        save(tmp_path / "st", Registration("VIZ", f"{server.url}/viz", {"R": ("Rmag", "e_Rmag")}))
+        disk = PartitionCache(tmp_path / "cache", 1 << 30)
+        first = RefStore(tmp_path / "st", disk_cache=disk).cone("VIZ", 150.1, 2.2, 0.2)
+        fetched = disk.fetches
+        props = served / "viz" / "viz" / "properties"
+        props.write_text(props.read_text() + "hats_creation_date=2030-01-01T00:00UTC\n")
+        (served / "viz" / "viz" / "hats.properties").write_text(props.read_text())
+        again = RefStore(tmp_path / "st", disk_cache=disk).cone("VIZ", 150.1, 2.2, 0.2)
+    finally:
+        server.stop()
+    assert disk.fetches == 2 * fetched > 0
+    assert again.sort_by("ra").equals(first.sort_by("ra"))
