@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     hashtag_pepper: str = _env("HASHTAG_PEPPER", DEV_HASHTAG_PEPPER)
     max_upload_bytes: int = _env("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, gt=0)
     refcat_cache_bytes: int = _env("REFCAT_CACHE_BYTES", 512 * 1024 * 1024, ge=0)
+    #: remote reference surveys: where their partition files are cached, and the byte budget
+    refcat_disk_cache_dir: Path = _env(
+        "REFCAT_DISK_CACHE_DIR", default_factory=lambda d: Path(d["refcat_dir"]) / ".cache"
+    )
+    refcat_disk_cache_bytes: int = _env("REFCAT_DISK_CACHE_BYTES", 20 * 1024**3, ge=0)
     task_soft_time_limit: int = _env("TASK_SOFT_TIME_LIMIT", 120, gt=0)
     task_time_limit: int = _env("TASK_TIME_LIMIT", 180, gt=0)
     visibility_timeout: int = _env("VISIBILITY_TIMEOUT", 300, gt=0)

@@ -3,21 +3,28 @@
 Memory stays bounded (about ``chunk_rows`` rows plus one partition at a time) for inputs far
 larger than RAM:
 
-1. *read*: stream the input in chunks, validate and normalise each (``_healpix_29, [source_id],
-   ra, dec, <band>, <band>_err``), append it to a temporary Arrow file and count stars per
-   order-10 HEALPix pixel;
-2. *plan*: split HEALPix pixels top-down until each holds ≤ ``partition_rows`` stars;
-3. *spill*: route the rows of each chunk to per-partition temporary files;
-4. *write*: sort each partition by ``_healpix_29`` and write its Parquet file;
-5. *margins*: copy, for each partition, the stars of neighbouring partitions lying within
-   ``margin_arcsec`` of its edge into the margin catalogue ``margin/``.
+1. *read* (`_read_rows`): stream the input in chunks, validate and normalise each
+   (``_healpix_29, [source_id], ra, dec, <band>, <band>_err[, pmra, pmdec]``), append it to a
+   temporary Arrow file and count stars per order-10 HEALPix pixel;
+2. *plan* (`plan_partitions`): split HEALPix pixels top-down until each holds ≤
+   ``partition_rows`` stars;
+3. *spill* (`_spill_rows`): route the rows of each chunk to per-partition temporary files;
+4. *write* (`_write_partitions`): sort each partition by ``_healpix_29`` and write its Parquet
+   file;
+5. *margins* (`_write_margins`): copy, for each partition, the stars of neighbouring partitions
+   lying within ``margin_arcsec`` of its edge into the margin catalogue.
+
+The result is a HATS collection (see `refcats.layout`): ``collection.properties``, the object
+catalogue ``SURVEY/`` and the margin catalogue ``SURVEY_<w>arcs/`` side by side, which
+``hats`` validates strictly and ``lsdb.open_catalog`` opens with its margin.
 
 Everything is built in ``ROOT/.tmp-SURVEY-xxxx``; nothing is visible until it is complete.
 Publication is atomic: ``ROOT/SURVEY`` is a symlink to a version directory
 (``ROOT/.SURVEY@v<time>``) and is replaced with ``rename(2)``, so readers see either the old or
-the new survey, never a mixture. The previous version is kept (a reader may still hold it)
-and older ones are deleted. A failed ingest deletes its temporary directory and leaves the
-published version untouched. Ingests of one survey are serialised with a lock file.
+the new survey, never a mixture. The previous version is kept for rollback (and for a reader
+that may still hold it); older ones are deleted. A failed ingest deletes its temporary
+directory and leaves the published version untouched. Ingests of one survey are serialised
+with a lock file.
 
 Input policy: rows whose RA or Dec is NaN/null are *dropped* and counted (a star without a
 position is unusable, and merged catalogues do contain a few); coordinates that are present
@@ -31,12 +38,12 @@ import datetime as dt
 import fcntl
 import logging
 import os
-import re
 import secrets
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import healpy as hp
@@ -48,17 +55,21 @@ from tqdm import tqdm
 
 from refcats import sky
 from refcats.layout import (
+    COLLECTION_PROPERTIES,
     DATASET,
     HEALPIX_29,
-    MARGIN,
+    PARTITION_INFO,
+    PROPERTIES,
+    Pixel,
     RefcatError,
     SurveyInfo,
-    partition_path,
+    format_partition_info,
+    format_properties,
     row_group_bounds,
     row_groups_for,
-    write_partition_info,
-    write_properties,
 )
+from refcats.presets import Preset
+from refcats.registry import check_band_name, check_survey_name
 from refcats.sources import Source, open_source
 
 log = logging.getLogger(__name__)
@@ -67,20 +78,21 @@ HIST_ORDER = 10  # order of the density histogram = highest partition order
 COVERAGE_ORDER = 7  # sky_fraction = fraction of order-7 cells (~0.21 deg²) holding a star
 ROW_GROUP_ROWS = 16_384  # small row groups let cone queries read only what they touch
 DEFAULT_MARGIN_ARCSEC = 1200.0
-SURVEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+\-.]*$")
-BAND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-RESERVED = {"ra", "dec", "source_id", HEALPIX_29}
+RESERVED = {"ra", "dec", "source_id", "pmra", "pmdec", HEALPIX_29}
 
 
 def ingest(
     root: Path,
     survey: str,
-    source: Path,
+    source: Path | Sequence[Path],
     bands: Sequence[str] | None = None,
     *,
     ra_col: str = "ra",
     dec_col: str = "dec",
     band_columns: Mapping[str, tuple[str, str | None]] | None = None,
+    pm_columns: tuple[str, str] | None = None,
+    epoch: float | None = None,
+    preset: Preset | None = None,
     chunk_rows: int = 1_000_000,
     progress: bool = False,
     partition_rows: int = 500_000,
@@ -92,13 +104,18 @@ def ingest(
     ----------
     root : store root directory (created if missing)
     survey : survey name, e.g. ``"APASS"``; letters, digits, ``_+-.``
-    source : CSV, FITS (first table HDU) or Parquet file (or Parquet dataset directory)
+    source : CSV, FITS (first table HDU) or Parquet file (or Parquet dataset directory), or a
+        list of such files holding the same columns
     bands : band names; band ``X`` is read from columns ``X`` and ``X_err`` (magnitudes)
         unless mapped by ``band_columns``. ``None``: the bands of ``band_columns``, else every
         column ``X`` that has an ``X_err`` partner.
     ra_col, dec_col : columns holding ICRS RA and Dec in degrees
     band_columns : ``{band: (mag_column, err_column or None)}``; a ``None`` error column
         stores NaN errors
+    pm_columns, epoch : proper-motion columns (mas/yr, RA one including cos Dec) and the Julian
+        epoch of the positions; stored so that queries can move stars to a frame's epoch
+    preset : a published survey format (`refcats.presets`): fixes the columns, units,
+        sentinels, quality cuts and epoch, replacing the column arguments above
     chunk_rows : rows read per chunk (bounds memory)
     progress : show tqdm progress bars
     partition_rows : maximum stars per partition (adaptive HEALPix split)
@@ -113,24 +130,42 @@ def ingest(
     RefcatError
         bad name, missing column, non-numeric or out-of-range coordinates, empty input.
     """
-    if not SURVEY_NAME.match(survey or "") or survey.endswith("_margin"):
-        raise RefcatError(
-            f"bad survey name {survey!r}: use letters, digits and _+-. (not ending in _margin)"
-        )
+    check_survey_name(survey)
     if partition_rows < 1 or chunk_rows < 1:
         raise RefcatError("partition_rows and chunk_rows must be positive")
-    src = open_source(Path(source))
-    spec = _resolve_columns(src, bands, ra_col, dec_col, band_columns)
-    return _build(
-        Path(root),
-        survey,
-        lambda: _normalised_chunks(src, spec, chunk_rows),
-        spec,
-        total=src.nrows,
-        progress=progress,
-        partition_rows=partition_rows,
-        margin_arcsec=margin_arcsec,
-    )
+    paths = [Path(source)] if isinstance(source, str | Path) else [Path(s) for s in source]
+    if not paths:
+        raise RefcatError("no input file")
+    opts = _Options(survey, progress, partition_rows, margin_arcsec, epoch, {})
+    sources = [open_source(path, preset.csv if preset else None) for path in paths]
+    total = None if any(s.nrows is None for s in sources) else sum(s.nrows for s in sources)
+    if preset is not None:
+        for src in sources:
+            preset.check_columns(src)
+        spec = _Spec("ra", "dec", "source_id" if preset.has_source_id else None,
+                     {b: (b, f"{b}_err") for b in preset.bands},
+                     ("pmra", "pmdec") if preset.epoch is not None else None)  # fmt: skip
+        opts = replace(opts, epoch=preset.epoch, extra_properties={"calserv_preset": preset.name})
+
+        def chunks() -> Iterator[tuple[pa.Table, int]]:
+            for src in sources:
+                for chunk in src.chunks(preset.columns, chunk_rows, preset.csv_types()):
+                    yield _normalise(preset.convert(chunk), spec, src)
+
+        return _build(Path(root), chunks, spec, total, opts)
+    spec = _resolve_columns(sources[0], bands, ra_col, dec_col, band_columns, pm_columns)
+    for src in sources[1:]:  # every file must hold the columns found in the first
+        missing = [c for c in spec.source_columns if c not in src.columns]
+        if missing:
+            raise RefcatError(f"{src.path.name}: missing column(s) {', '.join(missing)}")
+    if spec.motion and epoch is None:
+        raise RefcatError("proper-motion columns need the epoch of the positions (--epoch)")
+
+    def plain_chunks() -> Iterator[tuple[pa.Table, int]]:
+        for src in sources:
+            yield from _normalised_chunks(src, spec, chunk_rows)
+
+    return _build(Path(root), plain_chunks, spec, total, opts)
 
 
 def ingest_table(
@@ -145,24 +180,16 @@ def ingest_table(
     extra_properties: Mapping[str, object] | None = None,
 ) -> SurveyInfo:
     """Ingest an in-memory table with columns ``ra, dec, <band>, <band>_err[, source_id]``."""
+    check_survey_name(survey)
     src = Source(Path(f"<{survey} table>"), "table", table.column_names, table.num_rows)
-    spec = _resolve_columns(src, bands, "ra", "dec", None)
+    spec = _resolve_columns(src, bands, "ra", "dec", None, None)
 
     def chunks() -> Iterator[tuple[pa.Table, int]]:
         for batch in table.to_batches(max_chunksize=1_000_000):
             yield _normalise(pa.Table.from_batches([batch]), spec, src)
 
-    return _build(
-        Path(root),
-        survey,
-        chunks,
-        spec,
-        total=table.num_rows,
-        progress=progress,
-        partition_rows=partition_rows,
-        margin_arcsec=margin_arcsec,
-        extra_properties=extra_properties,
-    )
+    opts = _Options(survey, progress, partition_rows, margin_arcsec, None, extra_properties or {})
+    return _build(Path(root), chunks, spec, table.num_rows, opts)
 
 
 # --------------------------------------------------------------------------- input columns
@@ -171,14 +198,24 @@ def ingest_table(
 class _Spec:
     """Which source column feeds which output column."""
 
-    def __init__(self, ra: str, dec: str, source_id: str | None, bands: dict[str, tuple]):
+    def __init__(
+        self,
+        ra: str,
+        dec: str,
+        source_id: str | None,
+        bands: dict[str, tuple],
+        motion: tuple[str, str] | None = None,
+    ):
         self.ra, self.dec, self.source_id, self.bands = ra, dec, source_id, bands
+        self.motion = motion
         fields = [pa.field(HEALPIX_29, pa.int64())]
         if source_id:
             fields.append(pa.field("source_id", pa.int64()))
         fields += [pa.field("ra", pa.float64()), pa.field("dec", pa.float64())]
         for band in bands:
             fields += [pa.field(band, pa.float32()), pa.field(f"{band}_err", pa.float32())]
+        if motion:
+            fields += [pa.field("pmra", pa.float32()), pa.field("pmdec", pa.float32())]
         self.schema = pa.schema(fields)
 
     @property
@@ -186,6 +223,7 @@ class _Spec:
         cols = [self.ra, self.dec] + ([self.source_id] if self.source_id else [])
         for mag, err in self.bands.values():
             cols += [mag] + ([err] if err else [])
+        cols += list(self.motion or ())
         return list(dict.fromkeys(cols))
 
     @property
@@ -196,7 +234,7 @@ class _Spec:
         return types
 
 
-def _resolve_columns(src, bands, ra_col, dec_col, band_columns) -> _Spec:
+def _resolve_columns(src, bands, ra_col, dec_col, band_columns, pm_columns) -> _Spec:
     available = list(src.columns)
     lower = {c.lower(): c for c in available}
 
@@ -207,7 +245,7 @@ def _resolve_columns(src, bands, ra_col, dec_col, band_columns) -> _Spec:
         shown = ", ".join(available[:60]) + (" ..." if len(available) > 60 else "")
         return f"available columns: {shown}"
 
-    missing = [c for c in (ra_col, dec_col) if find(c) is None]
+    missing = [c for c in (ra_col, dec_col, *(pm_columns or ())) if find(c) is None]
     band_columns = dict(band_columns or {})
     if bands is None:
         if band_columns:
@@ -226,11 +264,7 @@ def _resolve_columns(src, bands, ra_col, dec_col, band_columns) -> _Spec:
     bands = list(dict.fromkeys(list(bands) + list(band_columns)))
     mapping: dict[str, tuple[str, str | None]] = {}
     for band in bands:
-        if not BAND_NAME.match(band) or band.lower() in RESERVED or band.endswith("_err"):
-            raise RefcatError(
-                f"bad band name {band!r}: use letters, digits and _, not ra/dec/source_id, "
-                "not ending in _err"
-            )
+        check_band_name(band)
         mag_name, err_name = band_columns.get(band, (band, f"{band}_err"))
         mag = find(mag_name)
         err = find(err_name) if err_name else None
@@ -249,7 +283,8 @@ def _resolve_columns(src, bands, ra_col, dec_col, band_columns) -> _Spec:
             f"{src.path.name}: missing column(s) {', '.join(repr(m) for m in missing)}{hint}; "
             f"{listing()}"
         )
-    return _Spec(find(ra_col), find(dec_col), find("source_id"), mapping)
+    motion = (find(pm_columns[0]), find(pm_columns[1])) if pm_columns else None
+    return _Spec(find(ra_col), find(dec_col), find("source_id"), mapping, motion)
 
 
 def _normalised_chunks(src: Source, spec: _Spec, chunk_rows: int):
@@ -307,73 +342,110 @@ def _normalise(chunk: pa.Table, spec: _Spec, src) -> tuple[pa.Table, int]:
             arrays[f"{band}_err"] = values if all_rows else values[keep]
         else:
             arrays[f"{band}_err"] = np.full(len(ra), np.nan, dtype=np.float32)
+    for name, column in zip(("pmra", "pmdec"), spec.motion or (), strict=False):
+        values = _numeric(chunk, column, np.float32, src)
+        arrays[name] = values if all_rows else values[keep]
     return pa.table(arrays, schema=spec.schema), dropped
 
 
 # --------------------------------------------------------------------------- build
 
 
-def _build(
-    root: Path,
-    survey: str,
-    chunks,
-    spec: _Spec,
-    *,
-    total: int | None,
-    progress: bool,
-    partition_rows: int,
-    margin_arcsec: float,
-    extra_properties: Mapping[str, object] | None = None,
-) -> SurveyInfo:
+@dataclass(frozen=True)
+class _Options:
+    """What shapes a build besides its rows."""
+
+    survey: str
+    progress: bool
+    partition_rows: int
+    margin_arcsec: float
+    epoch: float | None
+    extra_properties: Mapping[str, object]
+
+
+@dataclass
+class _ReadResult:
+    """Stage 1 output: the normalised rows on disk and their counts."""
+
+    rows_file: Path
+    hist: np.ndarray  # stars per order-HIST_ORDER pixel
+    nrows: int
+    dropped: int
+    pm_max: float  # fastest total proper motion, mas/yr (0 without proper motions)
+
+
+def _build(root: Path, chunks, spec: _Spec, total: int | None, opts: _Options) -> SurveyInfo:
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with _survey_lock(root, survey):
-        for stale in root.glob(f".tmp-{survey}-*"):  # left by a crashed ingest
+    with _survey_lock(root, opts.survey):
+        for stale in root.glob(f".tmp-{opts.survey}-*"):  # left by a crashed ingest
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = root / f".tmp-{survey}-{secrets.token_hex(4)}"
+        tmp = root / f".tmp-{opts.survey}-{secrets.token_hex(4)}"
         tmp.mkdir()
         try:
-            info = _build_into(
-                tmp,
-                survey,
-                chunks,
-                spec,
-                total,
-                progress,
-                partition_rows,
-                margin_arcsec,
-                extra_properties or {},
-            )
-            version = _publish(root, survey, tmp)
+            info = _build_collection(tmp, chunks, spec, total, opts)
+            version = _publish(root, opts.survey, tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     log.info(
         "ingested %s: %d stars in %d partitions in %.1f s",
-        survey,
+        opts.survey,
         info.nrows,
         info.npartitions,
         time.perf_counter() - started,
     )
-    return SurveyInfo(**{**info.__dict__, "path": version})
+    return replace(info, path=str(version))
 
 
 def _bar(progress: bool, desc: str, total=None, unit="rows"):
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=not progress)
 
 
-def _build_into(tmp, survey, chunks, spec, total, progress, partition_rows, margin_arcsec, extra):
+def _build_collection(tmp: Path, chunks, spec: _Spec, total, opts: _Options) -> SurveyInfo:
+    """Build the whole collection in ``tmp``: the five stages of the module docstring."""
     work = tmp / "_work"
     work.mkdir()
-    rows_file = work / "rows.arrow"
+    catalog = tmp / opts.survey
+    read = _read_rows(work, chunks, spec, total, opts)
+    parts = plan_partitions(read.hist, opts.partition_rows)
+    sky_fraction = _sky_fraction(read.hist)
+    read.hist = None
+    spill = _spill_rows(read.rows_file, parts, spec, work / "spill", opts)
+    _write_partitions(catalog, parts, spill, spec.schema, opts)
+    margin_name = None
+    if opts.margin_arcsec > 0:
+        margin_name = f"{opts.survey}_{round(opts.margin_arcsec)}arcs"
+        _write_margins(tmp / margin_name, catalog, parts, spec.schema, opts)
+    shutil.rmtree(work)
+    _write_catalog_properties(catalog, parts, spec, read, sky_fraction, opts)
+    _write_collection_properties(tmp, opts.survey, margin_name)
+    orders = [pixel.order for pixel, _ in parts]
+    return SurveyInfo(
+        name=opts.survey,
+        bands=tuple(spec.bands),
+        nrows=read.nrows,
+        min_order=min(orders),
+        max_order=max(orders),
+        npartitions=len(parts),
+        sky_fraction=sky_fraction,
+        path=str(tmp),
+        margin_arcsec=float(opts.margin_arcsec),
+        dropped_rows=read.dropped,
+        epoch=opts.epoch if spec.motion else None,
+    )
 
-    # 1. read, validate, normalise, count
+
+def _read_rows(work: Path, chunks, spec: _Spec, total, opts: _Options) -> _ReadResult:
+    """Stage 1: stream, validate and normalise the input; count stars per pixel."""
+    rows_file = work / "rows.arrow"
     hist = np.zeros(12 << (2 * HIST_ORDER), dtype=np.int64)
     nrows = dropped = 0
+    pm_max = 0.0
     with (
         pa.OSFile(str(rows_file), "wb") as sink,
         pa.ipc.new_file(sink, spec.schema) as writer,
-        _bar(progress, f"{survey}: reading", total) as bar,
+        _bar(opts.progress, f"{opts.survey}: reading", total) as bar,
     ):
         for table, ndrop in chunks():
             dropped += ndrop
@@ -385,29 +457,34 @@ def _build_into(tmp, survey, chunks, spec, total, progress, partition_rows, marg
             pixels, counts = np.unique(fine, return_counts=True)
             hist[pixels] += counts
             nrows += table.num_rows
+            if spec.motion:
+                pm = np.hypot(table["pmra"].to_numpy(), table["pmdec"].to_numpy())
+                pm_max = max(pm_max, float(np.nanmax(pm, initial=0.0)))
     if nrows == 0:
         reason = f"all {dropped} rows have NaN coordinates" if dropped else "it has no rows"
-        raise RefcatError(f"nothing to ingest into {survey}: {reason}")
+        raise RefcatError(f"nothing to ingest into {opts.survey}: {reason}")
     if dropped:
-        log.warning("%s: dropped %d rows with NaN/null coordinates", survey, dropped)
+        log.warning("%s: dropped %d rows with NaN/null coordinates", opts.survey, dropped)
+    return _ReadResult(rows_file, hist, nrows, dropped, pm_max)
 
-    # 2. plan partitions
-    parts = plan_partitions(hist, partition_rows)
+
+def _sky_fraction(hist: np.ndarray) -> float:
+    """Fraction of order-COVERAGE_ORDER cells holding a star."""
     coverage = hist.reshape(12 << (2 * COVERAGE_ORDER), -1).sum(axis=1)
-    sky_fraction = float(np.count_nonzero(coverage)) / coverage.size
-    del hist, coverage
-    pool = pa.default_memory_pool()
-    starts = np.array([p << sky.shift(k) for k, p, _ in parts], dtype=np.int64)
+    return float(np.count_nonzero(coverage)) / coverage.size
+
+
+def _spill_rows(rows_file: Path, parts, spec: _Spec, spill: Path, opts: _Options) -> Path:
+    """Stage 3: route the rows of each batch to per-partition temporary files."""
+    spill.mkdir()
+    starts = np.array([pixel.start for pixel, _ in parts], dtype=np.int64)
     order_idx = np.argsort(starts)
     starts_sorted = starts[order_idx]
-
-    # 3. spill rows to per-partition files
-    spill = work / "spill"
-    spill.mkdir()
+    nrows = sum(count for _, count in parts)
     # plain reads, not memory maps: mapped pages would count in the process RSS
     with (
         pa.OSFile(str(rows_file)) as source,
-        _bar(progress, f"{survey}: partitioning", nrows) as bar,
+        _bar(opts.progress, f"{opts.survey}: partitioning", nrows) as bar,
     ):
         reader = pa.ipc.open_file(source)
         for ibatch in range(reader.num_record_batches):
@@ -419,48 +496,47 @@ def _build_into(tmp, survey, chunks, spec, total, progress, partition_rows, marg
             cuts = np.flatnonzero(np.diff(sorted_which)) + 1
             batch = batch.take(pa.array(perm))
             for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, perm.size], strict=True):
-                idx = int(sorted_which[lo])
-                path = spill / f"{idx}-{ibatch}.arrow"
+                path = spill / f"{int(sorted_which[lo])}-{ibatch}.arrow"
                 with pa.OSFile(str(path), "wb") as out, pa.ipc.new_file(out, spec.schema) as w:
                     w.write_batch(batch.slice(lo, hi - lo))
             bar.update(batch.num_rows)
     rows_file.unlink()
-    pool.release_unused()
+    pa.default_memory_pool().release_unused()
+    return spill
 
-    # 4. sort and write partitions
+
+def _write_partitions(catalog: Path, parts, spill: Path, schema: pa.Schema, opts: _Options):
+    """Stage 4: sort each partition by ``_healpix_29`` and write its Parquet file."""
+    pool = pa.default_memory_pool()
     collector: list = []
-    with _bar(progress, f"{survey}: writing", len(parts), "partitions") as bar:
-        for idx, (order, npix, _) in enumerate(parts):
+    with _bar(opts.progress, f"{opts.survey}: writing", len(parts), "partitions") as bar:
+        for idx, (pixel, _) in enumerate(parts):
             files = sorted(spill.glob(f"{idx}-*.arrow"))
-            tables = [_read_arrow(f) for f in files]
-            table = pa.concat_tables(tables)
+            table = pa.concat_tables([_read_arrow(f) for f in files])
             table = table.take(pa.array(np.argsort(table.column(HEALPIX_29).to_numpy())))
-            _write_partition(tmp, order, npix, table, collector)
-            del tables, table
+            _write_partition(catalog, pixel, table, collector)
+            del table
             for f in files:
                 f.unlink()
             pool.release_unused()
             bar.update(1)
-    _write_dataset_metadata(tmp, spec.schema, collector)
+    _write_dataset_metadata(catalog, schema, collector)
+    (catalog / PARTITION_INFO).write_text(format_partition_info([p for p, _ in parts]))
 
-    # 5. margins
-    margin_rows = 0
-    if margin_arcsec > 0:
-        margin_rows = _write_margins(tmp, survey, parts, spec.schema, margin_arcsec, progress)
-    shutil.rmtree(work)
 
-    orders = [k for k, _, _ in parts]
-    size_kib = sum(f.stat().st_size for f in (tmp / DATASET).rglob("*.parquet")) // 1024
+def _write_catalog_properties(catalog, parts, spec, read: _ReadResult, sky_fraction, opts):
+    orders = [pixel.order for pixel, _ in parts]
+    size_kib = sum(f.stat().st_size for f in (catalog / DATASET).rglob("*.parquet")) // 1024
     props = {
-        "obs_collection": survey,
+        "obs_collection": opts.survey,
         "dataproduct_type": "object",
-        "hats_nrows": nrows,
+        "hats_nrows": read.nrows,
         "hats_col_ra": "ra",
         "hats_col_dec": "dec",
         "hats_col_healpix": HEALPIX_29,
         "hats_col_healpix_order": 29,
         "hats_order": max(orders),
-        "hats_max_rows": partition_rows,
+        "hats_max_rows": opts.partition_rows,
         "hats_npix_suffix": ".parquet",
         "hats_estsize": size_kib,
         "moc_sky_fraction": f"{sky_fraction:.6f}",
@@ -470,26 +546,23 @@ def _build_into(tmp, survey, chunks, spec, total, progress, partition_rows, marg
         "calserv_bands": ",".join(spec.bands),
         "calserv_npartitions": len(parts),
         "calserv_min_order": min(orders),
-        "calserv_dropped_rows": dropped,
+        "calserv_dropped_rows": read.dropped,
     }
-    if margin_arcsec > 0:
-        props["calserv_margin"] = MARGIN
-        props["calserv_margin_rows"] = margin_rows
-    props.update(extra)
-    write_properties(tmp / "properties", props)
-    write_partition_info(tmp, [(k, p) for k, p, _ in parts])
-    return SurveyInfo(
-        name=survey,
-        bands=tuple(spec.bands),
-        nrows=nrows,
-        min_order=min(orders),
-        max_order=max(orders),
-        npartitions=len(parts),
-        sky_fraction=sky_fraction,
-        path=tmp,
-        margin_arcsec=float(margin_arcsec),
-        dropped_rows=dropped,
-    )
+    if spec.motion and opts.epoch is not None:
+        props["calserv_epoch"] = opts.epoch
+        props["calserv_pm_max"] = f"{read.pm_max:.1f}"
+    props.update(opts.extra_properties)
+    (catalog / PROPERTIES).write_text(format_properties(props), encoding="utf-8")
+
+
+def _write_collection_properties(collection: Path, survey: str, margin: str | None) -> None:
+    props: dict[str, object] = {"obs_collection": survey, "hats_primary_table_url": survey}
+    if margin:
+        props["all_margins"] = margin
+        props["default_margin"] = margin
+    props["hats_builder"] = "calserv refcats"
+    text = format_properties(props, title="HATS Collection")
+    (collection / COLLECTION_PROPERTIES).write_text(text, encoding="utf-8")
 
 
 def _read_arrow(path: Path) -> pa.Table:
@@ -497,21 +570,21 @@ def _read_arrow(path: Path) -> pa.Table:
         return pa.ipc.open_file(fh).read_all()
 
 
-def plan_partitions(hist: np.ndarray, max_rows: int) -> list[tuple[int, int, int]]:
-    """Adaptive HATS partitioning of an order-``HIST_ORDER`` count map.
+def plan_partitions(hist: np.ndarray, max_rows: int) -> list[tuple[Pixel, int]]:
+    """Stage 2, adaptive HATS partitioning of an order-``HIST_ORDER`` count map.
 
     Splits HEALPix pixels top-down (from order 0) while they hold more than ``max_rows`` stars;
-    returns ``(order, npix, count)`` of the non-empty leaves, sorted by (order, npix).
+    returns ``(pixel, count)`` of the non-empty leaves, sorted by pixel (order, npix).
     """
     hist_order = (hist.size // 12).bit_length() // 2  # hist.size = 12 * 4**order
-    leaves: list[tuple[int, int, int]] = []
+    leaves: list[tuple[Pixel, int]] = []
     candidates = np.arange(12, dtype=np.int64)
     for order in range(hist_order + 1):
         counts = hist.reshape(12 << (2 * order), -1).sum(axis=1)[candidates]
         final = (counts <= max_rows) | (order == hist_order)
         nonempty = final & (counts > 0)
         leaves += [
-            (order, int(p), int(c))
+            (Pixel(order, int(p)), int(c))
             for p, c in zip(candidates[nonempty], counts[nonempty], strict=True)
         ]
         split = candidates[~final]
@@ -521,8 +594,8 @@ def plan_partitions(hist: np.ndarray, max_rows: int) -> list[tuple[int, int, int
     return sorted(leaves)
 
 
-def _write_partition(catalog: Path, order: int, npix: int, table: pa.Table, collector) -> None:
-    path = partition_path(catalog, order, npix)
+def _write_partition(catalog: Path, pixel: Pixel, table: pa.Table, collector) -> None:
+    path = catalog / pixel.relative_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     file_collector: list = []
     pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, metadata_collector=file_collector)
@@ -532,6 +605,7 @@ def _write_partition(catalog: Path, order: int, npix: int, table: pa.Table, coll
 
 
 def _write_dataset_metadata(catalog: Path, schema: pa.Schema, collector: list) -> None:
+    (catalog / DATASET).mkdir(parents=True, exist_ok=True)
     pq.write_metadata(schema, catalog / DATASET / "_common_metadata")
     if collector:
         pq.write_metadata(schema, catalog / DATASET / "_metadata", metadata_collector=collector)
@@ -540,8 +614,8 @@ def _write_dataset_metadata(catalog: Path, schema: pa.Schema, collector: list) -
 # --------------------------------------------------------------------------- margins
 
 
-def margin_ranges(order: int, npix: int, margin_arcsec: float) -> np.ndarray:
-    """Order-29 ranges covering every point within ``margin_arcsec`` outside pixel (order, npix).
+def margin_ranges(pixel: Pixel, margin_arcsec: float) -> np.ndarray:
+    """Order-29 ranges covering every point within ``margin_arcsec`` outside ``pixel``.
 
     Samples the pixel boundary, takes the inclusive ``query_disc`` of each sample with radius
     margin + 0.6 × sample spacing (so no point within the margin is missed) at an order whose
@@ -549,33 +623,32 @@ def margin_ranges(order: int, npix: int, margin_arcsec: float) -> np.ndarray:
     stars up to about one such pixel farther out.
     """
     margin = np.radians(margin_arcsec / 3600.0)
-    fine = max(order, min(sky.query_order(margin_arcsec / 3600.0 * 1.5), 13))
-    edge = hp.nside2resol(1 << order)  # ~ pixel side, radians
+    fine = max(pixel.order, min(sky.query_order(margin_arcsec / 3600.0 * 1.5), 13))
+    edge = hp.nside2resol(1 << pixel.order)  # ~ pixel side, radians
     step = int(np.clip(np.ceil(edge / (margin / 2)), 2, 1024))
-    vecs = hp.boundaries(1 << order, npix, step=step, nest=True).T
+    vecs = hp.boundaries(1 << pixel.order, pixel.npix, step=step, nest=True).T
     spacing = np.max(np.arccos(np.clip(np.sum(vecs * np.roll(vecs, 1, axis=0), axis=1), -1, 1)))
     radius = margin + 0.6 * spacing
     nside = 1 << fine
     pixels = np.unique(
         np.concatenate([hp.query_disc(nside, v, radius, inclusive=True, nest=True) for v in vecs])
     )
-    lo = npix << sky.shift(order)
-    return sky.subtract_range(sky.pixel_ranges(fine, pixels), lo, (npix + 1) << sky.shift(order))
+    return sky.subtract_range(sky.pixel_ranges(fine, pixels), pixel.start, pixel.end)
 
 
-def _write_margins(tmp, survey, parts, schema, margin_arcsec, progress) -> int:
-    mdir = tmp / MARGIN
-    starts = np.array([p << sky.shift(k) for k, p, _ in parts], dtype=np.int64)
-    ends = np.array([(p + 1) << sky.shift(k) for k, p, _ in parts], dtype=np.int64)
-    paths = [partition_path(tmp, k, p) for k, p, _ in parts]
+def _write_margins(mdir: Path, catalog: Path, parts, schema, opts: _Options) -> None:
+    """Stage 5: for each partition, the stars of its neighbours within the margin width."""
+    starts = np.array([pixel.start for pixel, _ in parts], dtype=np.int64)
+    ends = np.array([pixel.end for pixel, _ in parts], dtype=np.int64)
+    paths = [catalog / pixel.relative_path() for pixel, _ in parts]
     metas = [pq.read_metadata(path) for path in paths]
     bounds = [row_group_bounds(md) for md in metas]
     collector: list = []
-    written: list[tuple[int, int]] = []
+    written: list[Pixel] = []
     total = 0
-    with _bar(progress, f"{survey}: margins", len(parts), "partitions") as bar:
-        for order, npix, _ in parts:
-            ranges = margin_ranges(order, npix, margin_arcsec)
+    with _bar(opts.progress, f"{opts.survey}: margins", len(parts), "partitions") as bar:
+        for pixel, _ in parts:
+            ranges = margin_ranges(pixel, opts.margin_arcsec)
             pieces = []
             if ranges.size == 0:  # the pixel is the whole sky at this order: nothing outside
                 bar.update(1)
@@ -594,33 +667,29 @@ def _write_margins(tmp, survey, parts, schema, margin_arcsec, progress) -> int:
             if pieces:
                 table = pa.concat_tables(pieces)
                 table = table.take(pa.array(np.argsort(table.column(HEALPIX_29).to_numpy())))
-                _write_partition(mdir, order, npix, table, collector)
-                written.append((order, npix))
+                _write_partition(mdir, pixel, table, collector)
+                written.append(pixel)
                 total += table.num_rows
             pieces = table = None
             pa.default_memory_pool().release_unused()
             bar.update(1)
-    (mdir / DATASET).mkdir(parents=True, exist_ok=True)
     _write_dataset_metadata(mdir, schema, collector)
-    write_partition_info(mdir, written)
-    write_properties(
-        mdir / "properties",
-        {
-            "obs_collection": f"{survey}_margin",
-            "dataproduct_type": "margin",
-            "hats_nrows": total,
-            "hats_col_ra": "ra",
-            "hats_col_dec": "dec",
-            "hats_col_healpix": HEALPIX_29,
-            "hats_col_healpix_order": 29,
-            "hats_primary_table_url": "..",
-            "hats_margin_threshold": float(margin_arcsec),
-            "hats_order": max((k for k, _ in written), default=0),
-            "hats_npix_suffix": ".parquet",
-            "hats_builder": "calserv refcats",
-        },
-    )
-    return total
+    (mdir / PARTITION_INFO).write_text(format_partition_info(written))
+    props = {
+        "obs_collection": mdir.name,
+        "dataproduct_type": "margin",
+        "hats_nrows": total,
+        "hats_col_ra": "ra",
+        "hats_col_dec": "dec",
+        "hats_col_healpix": HEALPIX_29,
+        "hats_col_healpix_order": 29,
+        "hats_primary_table_url": opts.survey,
+        "hats_margin_threshold": float(opts.margin_arcsec),
+        "hats_order": max((p.order for p in written), default=0),
+        "hats_npix_suffix": ".parquet",
+        "hats_builder": "calserv refcats",
+    }
+    (mdir / PROPERTIES).write_text(format_properties(props), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- publish
@@ -634,6 +703,22 @@ def _survey_lock(root: Path, survey: str):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def delete_survey(root: Path, survey: str) -> bool:
+    """Delete built survey ``survey`` (its link and every version); False if there is none."""
+    check_survey_name(survey)
+    link = root / survey
+    if not (link.is_symlink() or link.is_dir()):
+        return False
+    with _survey_lock(root, survey):
+        if link.is_symlink():
+            link.unlink()
+        else:
+            shutil.rmtree(link)
+        for old in root.glob(f".{survey}@v*"):
+            shutil.rmtree(old, ignore_errors=True)
+    return True
 
 
 def _publish(root: Path, survey: str, built: Path) -> Path:

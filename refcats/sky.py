@@ -107,3 +107,23 @@ def angular_distance_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
     )
     a = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
+
+
+def propagate(ra_deg, dec_deg, pmra_masyr, pmdec_masyr, years: float):
+    """Positions moved by ``years`` of proper motion (``pmra`` includes cos(dec), as Gaia's).
+
+    A linear step on the sphere, exact to far below a crossmatch radius for decades of motion
+    away from the poles; stars without a proper motion (NaN) stay where they are.
+    """
+    ra = np.asarray(ra_deg, dtype=np.float64)
+    dec = np.asarray(dec_deg, dtype=np.float64)
+    pmra = np.nan_to_num(np.asarray(pmra_masyr, dtype=np.float64))
+    pmdec = np.nan_to_num(np.asarray(pmdec_masyr, dtype=np.float64))
+    vec = hp.ang2vec(ra, dec, lonlat=True).reshape(-1, 3)
+    r, d = np.radians(ra), np.radians(dec)
+    east = np.stack([-np.sin(r), np.cos(r), np.zeros_like(r)], axis=-1)
+    north = np.stack([-np.sin(d) * np.cos(r), -np.sin(d) * np.sin(r), np.cos(d)], axis=-1)
+    step = np.radians(years / 3.6e6)
+    moved = vec + step * (pmra[:, None] * east + pmdec[:, None] * north)
+    new_ra, new_dec = hp.vec2ang(moved / np.linalg.norm(moved, axis=1)[:, None], lonlat=True)
+    return np.asarray(new_ra) % 360.0, np.asarray(new_dec)

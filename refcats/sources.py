@@ -15,13 +15,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from refcats.layout import RefcatError
 
-CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".dat"}
+CSV_SUFFIXES = {".csv", ".ecsv", ".tsv", ".txt", ".dat", ".psv"}
 FITS_SUFFIXES = {".fits", ".fit", ".fts"}
 PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
 CSV_BLOCK_BYTES = 4 << 20
+PARQUET_BUFFER_BYTES = 1 << 20
+NULL_VALUES = ["", "null", "NULL", "NaN", "nan", "N/A", "NA", "\\N"]
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a published text catalogue is written: delimiter, column names when the file has
+    no header line, and its null markers."""
+
+    delimiter: str = ","
+    column_names: tuple[str, ...] | None = None
+    null_values: tuple[str, ...] = tuple(NULL_VALUES)
 
 
 @dataclass
@@ -32,6 +45,8 @@ class Source:
     kind: str  # "csv" | "fits" | "parquet"
     columns: list[str]
     nrows: int | None
+    csv: CsvFormat = CsvFormat()
+    skip_rows: int = 0  # leading comment lines (ECSV headers of Gaia archive files)
 
     def chunks(
         self, columns: Sequence[str], chunk_rows: int, types: dict[str, pa.DataType] | None = None
@@ -67,8 +82,38 @@ def _kind(path: Path) -> str:
     return "csv"
 
 
-def open_source(path: Path) -> Source:
-    """Inspect ``path`` (format from the suffix, else from the first bytes)."""
+def _comment_lines(path: Path) -> int:
+    """Number of leading ``#`` lines (ECSV metadata) of a possibly compressed text file."""
+    with pa.input_stream(str(path), compression="detect") as fh:
+        head = fh.read(1 << 20)
+    count = 0
+    for line in head.split(b"\n"):
+        if not line.startswith(b"#"):
+            break
+        count += 1
+    return count
+
+
+def _csv_options(src: Source, block_size: int, columns=None, types=None):
+    fmt = src.csv
+    read = pacsv.ReadOptions(
+        block_size=block_size,
+        skip_rows=src.skip_rows,
+        column_names=list(fmt.column_names) if fmt.column_names else None,
+    )
+    parse = pacsv.ParseOptions(delimiter=fmt.delimiter)
+    convert = pacsv.ConvertOptions(
+        include_columns=columns,
+        column_types=types or {},
+        null_values=list(fmt.null_values),
+        strings_can_be_null=True,
+    )
+    return dict(read_options=read, parse_options=parse, convert_options=convert)
+
+
+def open_source(path: Path, csv: CsvFormat | None = None) -> Source:
+    """Inspect ``path`` (format from the suffix, else from the first bytes); ``csv`` describes
+    a text catalogue that is not a plain CSV with a header line."""
     path = Path(path)
     if not path.exists():
         raise RefcatError(f"{path}: no such file")
@@ -76,11 +121,12 @@ def open_source(path: Path) -> Source:
         raise RefcatError(f"{path.name}: the file is empty")
     kind = _kind(path)
     try:
-        if kind == "csv":
-            reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 20))
-            columns = reader.schema.names
+        if kind == "csv" or csv is not None:
+            src = Source(path, "csv", [], None, csv or CsvFormat(), _comment_lines(path))
+            reader = pacsv.open_csv(path, **_csv_options(src, 1 << 20))
+            src.columns = reader.schema.names
             reader.close()
-            return Source(path, kind, columns, None)
+            return src
         if kind == "parquet":
             dataset = pads.dataset(path, format="parquet")
             return Source(path, kind, dataset.schema.names, dataset.count_rows())
@@ -95,11 +141,7 @@ def open_source(path: Path) -> Source:
 def _csv_chunks(src: Source, columns: list[str], chunk_rows: int, types) -> Iterator[pa.Table]:
     # Small blocks: the streaming reader keeps ~32 blocks in flight (read-ahead and parallel
     # parsing), so 4 MB blocks cost ~130 MB; batches are regrouped into chunks of chunk_rows.
-    reader = pacsv.open_csv(
-        src.path,
-        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-        convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types),
-    )
+    reader = pacsv.open_csv(src.path, **_csv_options(src, CSV_BLOCK_BYTES, columns, types))
     with reader:
         pending: list[pa.RecordBatch] = []
         rows = 0
@@ -144,10 +186,13 @@ def _fits_chunks(src: Source, columns: list[str], chunk_rows: int, _types) -> It
 
 
 def _parquet_chunks(src: Source, columns: list[str], chunk_rows: int, _types) -> Iterator[pa.Table]:
-    dataset = pads.dataset(src.path, format="parquet")
-    batches = dataset.to_batches(
-        columns=columns, batch_size=chunk_rows, batch_readahead=1, fragment_readahead=1
-    )
-    for batch in batches:
-        if batch.num_rows:
-            yield pa.Table.from_batches([batch])
+    # File by file, one row group at a time through a small read buffer: the dataset scanner
+    # and pre-buffered reads hold far more (measured: RSS growing with the file, 6.8 GB for a
+    # 5.7 GB file), this stays at about one row group whatever the size.
+    files = pads.dataset(src.path, format="parquet").files if src.path.is_dir() else [src.path]
+    for file in files:
+        reader = pq.ParquetFile(file, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+        with reader:
+            for batch in reader.iter_batches(batch_size=chunk_rows, columns=columns):
+                if batch.num_rows:
+                    yield pa.Table.from_batches([batch])

@@ -21,12 +21,6 @@ import pyarrow.parquet as pq
 BANDS = ("B", "V", "R", "I")
 
 
-def cone_area_deg2(radius_deg: float | None) -> float:
-    """Area of a spherical cap of ``radius_deg`` (whole sky for None) in deg²."""
-    r = np.radians(180.0 if radius_deg is None else min(radius_deg, 180.0))
-    return float(2 * np.pi * (1 - np.cos(r)) * (180 / np.pi) ** 2)
-
-
 def synth_table(
     nrows: int,
     *,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -25,11 +26,13 @@ from db import job_states
 from db.models import Followup, JobState
 from db.observations import make_current
 from db.session import session_scope
+from refcats.location import PartitionCache
 from refcats.store import RefStore, enclosing_cone
 from workers.budget import memory_budget
 from workers.job_log import job_context
 
 log = logging.getLogger(__name__)
+MJD_J2000 = 51544.5  # MJD of J2000.0 (2000 Jan 1.5 TT)
 
 
 def warm_up() -> str:
@@ -149,7 +152,8 @@ def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
 def _store() -> RefStore:
     """The process's reference store: its row-group cache is shared by the jobs it runs."""
     cfg = settings()
-    return RefStore(cfg.refcat_dir, cfg.refcat_cache_bytes)
+    disk = PartitionCache(cfg.refcat_disk_cache_dir, cfg.refcat_disk_cache_bytes)
+    return RefStore(cfg.refcat_dir, cfg.refcat_cache_bytes, disk)
 
 
 def _calibrate(
@@ -160,20 +164,22 @@ def _calibrate(
     if looks_like_image(head):
         return _calibrate_image(job_id, path, target, params, filters)
     catalog = read_catalog(path.read_bytes())
-    result = calibrate(
-        catalog,
-        _references(catalog.ra, catalog.dec),
-        target[0],
-        target[1],
-        match_dist_arcsec=params.get("match_dist"),
-        force_filter=params.get("force_filter"),
-        allowed_filters=filters or None,
-    )
+    references = _References(params.get("mjd"))
+    with references.named_on_failure():
+        result = calibrate(
+            catalog,
+            references(catalog.ra, catalog.dec),
+            target[0],
+            target[1],
+            match_dist_arcsec=params.get("match_dist"),
+            force_filter=params.get("force_filter"),
+            allowed_filters=filters or None,
+        )
     image = None
     if not params.get("no_plot"):
         image = str(_plot_path(job_id))
         render_calibration_plot(result, image)
-    return result.to_dict(), image
+    return references.add_warnings(result.to_dict()), image
 
 
 def _calibrate_image(
@@ -182,16 +188,18 @@ def _calibrate_image(
     """A FITS image: extraction, WCS check, calibration and forced photometry (`calib.imaging`);
     the calibration plot and the cutout around the alert are written side by side."""
     frame = load_image(path.read_bytes())  # the bytes are freed once decoded
-    cal = calibrate_image(
-        frame,
-        _references,
-        target[0],
-        target[1],
-        match_dist_arcsec=params.get("match_dist"),
-        force_filter=params.get("force_filter"),
-        allowed_filters=filters or None,
-    )
-    result = cal.to_dict()
+    references = _References(params.get("mjd"))
+    with references.named_on_failure():
+        cal = calibrate_image(
+            frame,
+            references,
+            target[0],
+            target[1],
+            match_dist_arcsec=params.get("match_dist"),
+            force_filter=params.get("force_filter"),
+            allowed_filters=filters or None,
+        )
+    result = references.add_warnings(cal.to_dict())
     image = None
     if not params.get("no_plot"):
         plot = _plot_path(job_id)
@@ -217,14 +225,37 @@ def _plot_path(job_id: str) -> Path:
     return plot_dir / f"{job_id}.png"
 
 
-def _references(ra, dec) -> list[RefCatalog]:
-    """Reference stars of every survey around the given source positions."""
-    _check_footprint(ra, dec, settings().max_frame_radius_deg)
-    tables = _store().footprint(ra, dec)
-    return [
-        RefCatalog.from_columns(survey, {c: t.column(c).to_numpy() for c in t.column_names})
-        for survey, t in tables.items()
-    ]
+class _References:
+    """Reference stars of every survey around source positions, moved to the frame's epoch
+    (its MJD) where a survey has proper motions. A survey that cannot be read is skipped and
+    kept in ``warnings``: the job's result names it, and so does its failure reason when no
+    survey was left to calibrate with."""
+
+    def __init__(self, mjd: float | None):
+        self.epoch = 2000.0 + (mjd - MJD_J2000) / 365.25 if mjd else None  # Julian years
+        self.warnings: list[str] = []
+
+    def __call__(self, ra, dec) -> list[RefCatalog]:
+        _check_footprint(ra, dec, settings().max_frame_radius_deg)
+        found = _store().footprint(ra, dec, epoch=self.epoch)
+        self.warnings += [w for w in found.warnings if w not in self.warnings]
+        return [
+            RefCatalog.from_columns(survey, {c: t.column(c).to_numpy() for c in t.column_names})
+            for survey, t in found.tables.items()
+        ]
+
+    @contextmanager
+    def named_on_failure(self):
+        try:
+            yield
+        except CalibrationError as e:
+            if self.warnings:  # an unreadable survey may be why nothing calibrated
+                e.detail = "; ".join(filter(None, [e.detail, *self.warnings]))
+            raise
+
+    def add_warnings(self, result: dict) -> dict:
+        result["warnings"] = [*(result.get("warnings") or []), *self.warnings]
+        return result
 
 
 def _check_footprint(ra, dec, max_radius_deg: float) -> None:

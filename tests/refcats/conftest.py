@@ -44,3 +44,42 @@ def sky_store(tmp_path_factory, sky_data) -> Path:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+SYNTH_REF = Path(__file__).resolve().parents[1] / "data" / "synth-deep" / "ref.csv"
+
+
+@pytest.fixture(scope="session")
+def synth_ref() -> pa.Table:
+    """The reference stars of the synth-deep sample frame (calserv column names)."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.read_csv(SYNTH_REF)
+
+
+@pytest.fixture(scope="session")
+def viz_collection(tmp_path_factory, synth_ref) -> Path:
+    """synth-deep's reference stars as a hats-import collection with VizieR column names,
+    one directory per partition (npix_suffix "/") and a 60" margin."""
+    from tests.refcats.servers import hats_import_collection
+
+    return hats_import_collection(synth_ref, tmp_path_factory.mktemp("hats-import"))
+
+
+@pytest.fixture(scope="session")
+def http_server(viz_collection):
+    from tests.refcats.servers import HttpServer
+
+    server = HttpServer(viz_collection.parent)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(viz_collection):
+    from tests.refcats.servers import S3Server
+
+    server = S3Server()
+    server.upload(viz_collection, "viz")
+    yield server
+    server.stop()

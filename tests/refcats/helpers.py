@@ -1,7 +1,10 @@
 """Helpers of the reference-store tests: brute-force answers to compare the store with."""
 
+from pathlib import Path
+
 import pyarrow as pa
 
+from refcats.layout import Pixel, parse_partition_info, parse_properties
 from refcats.sky import angular_distance_deg
 
 
@@ -13,3 +16,11 @@ def brute_cone(table: pa.Table, ra: float, dec: float, radius: float) -> set[int
 
 def ids(table: pa.Table) -> set[int]:
     return set(table.column("source_id").to_numpy().tolist())
+
+
+def pixels(collection) -> list[Pixel]:
+    """Partitions of the object catalogue of a survey built by calserv (a collection)."""
+    collection = Path(collection)
+    props = parse_properties((collection / "collection.properties").read_text())
+    catalog = collection / props["hats_primary_table_url"]
+    return parse_partition_info((catalog / "partition_info.csv").read_text())

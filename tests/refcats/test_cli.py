@@ -26,8 +26,10 @@ def test_ingest_and_list(tmp_path):
     result = runner.invoke(refcat, ["list", "--root", root])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["survey", "bands", "rows", "partitions", "orders", "sky", "%"]
-    assert lines[1].split()[:3] == ["APASS", "R,I,V,B", "2000"]
+    assert lines[0].split() == [
+        "survey", "status", "bands", "rows", "partitions", "orders", "sky", "%", "location",
+    ]  # fmt: skip
+    assert lines[1].split()[:4] == ["APASS", "ok", "R,I,V,B", "2000"]
 
 
 def test_errors_are_click_exceptions(tmp_path):
@@ -53,6 +55,6 @@ def test_build_demo_uses_configured_root(tmp_path, monkeypatch):
     result = runner.invoke(refcat, ["build-demo"])
     assert result.exit_code == 0, result.output
     assert "GaiaDR3: 482176 stars" in result.output
-    assert (tmp_path / "cfg" / "GaiaDR3" / "properties").is_file()
+    assert (tmp_path / "cfg" / "GaiaDR3" / "GaiaDR3" / "properties").is_file()
     result = runner.invoke(refcat, ["list"])
     assert "GaiaDR3" in result.output and "482176" in result.output

@@ -11,10 +11,10 @@ from astropy.table import Table
 
 from refcats import ingest as ingest_mod
 from refcats.ingest import ingest, plan_partitions
-from refcats.layout import RefcatError, partition_path, read_partition_info, read_properties
+from refcats.layout import RefcatError, parse_properties
 from refcats.store import RefStore
 from refcats.synth import synth_table
-from tests.refcats.helpers import brute_cone, ids
+from tests.refcats.helpers import brute_cone, ids, pixels
 
 VIZIER_NAMES = {"source_id": "source_id", "ra": "RAJ2000", "dec": "DEJ2000",
                 "V": "Vmag", "V_err": "e_Vmag", "B": "Bmag", "B_err": "e_Bmag"}  # fmt: skip
@@ -62,18 +62,20 @@ def test_ingest_formats_with_mapped_columns(tmp_path, fmt):
     info = ingest(root, "VIZ", src, ["V", "B"], chunk_rows=1000, partition_rows=800, **MAPPED)
     assert info.npartitions > 4
     check_survey(root, "VIZ", table, ["V", "B"])
-    props = read_properties(root / "VIZ" / "properties")
+    props = parse_properties((root / "VIZ" / "VIZ" / "properties").read_text())
     assert props["dataproduct_type"] == "object" and props["hats_col_ra"] == "ra"
     assert props["calserv_bands"] == "V,B" and int(props["hats_nrows"]) == table.num_rows
-    margin = read_properties(root / "VIZ" / "margin" / "properties")
+    coll = parse_properties((root / "VIZ" / "collection.properties").read_text())
+    assert coll["hats_primary_table_url"] == "VIZ" and coll["default_margin"] == "VIZ_1200arcs"
+    margin = parse_properties((root / "VIZ" / "VIZ_1200arcs" / "properties").read_text())
     assert margin["dataproduct_type"] == "margin" and float(margin["hats_margin_threshold"]) > 0
     # HATS layout: Norder=k/Dir=D/Npix=n.parquet, rows sorted by _healpix_29
-    for order, npix in read_partition_info(root / "VIZ"):
-        part = pq.read_table(partition_path(root / "VIZ", order, npix))
+    for pixel in pixels(root / "VIZ"):
+        part = pq.read_table(root / "VIZ" / "VIZ" / pixel.relative_path())
         hp29 = part["_healpix_29"].to_numpy()
         assert np.all(np.diff(hp29) >= 0)
-        assert np.all(hp29 >> (2 * (29 - order)) == npix)
-    assert (root / "VIZ" / "dataset" / "_common_metadata").is_file()
+        assert np.all(hp29 >> (2 * (29 - pixel.order)) == pixel.npix)
+    assert (root / "VIZ" / "VIZ" / "dataset" / "_common_metadata").is_file()
 
 
 def test_default_columns_and_inferred_bands(tmp_path):
@@ -226,11 +228,10 @@ def test_chunked_spill_equals_single_chunk(tmp_path):
                partition_rows=700, **MAPPED)  # fmt: skip
     b = ingest(tmp_path / "b", "C", tmp_path / "c.parquet", ["V"], chunk_rows=333,
                partition_rows=700, **MAPPED)  # fmt: skip
-    assert read_partition_info(a.path) == read_partition_info(b.path)
-    for k, p in read_partition_info(a.path):
-        assert pq.read_table(partition_path(a.path, k, p)).equals(
-            pq.read_table(partition_path(b.path, k, p))
-        )
+    assert pixels(a.path) == pixels(b.path)
+    for pixel in pixels(a.path):
+        rel = f"C/{pixel.relative_path()}"
+        assert pq.read_table(f"{a.path}/{rel}").equals(pq.read_table(f"{b.path}/{rel}"))
 
 
 def test_plan_partitions_respects_threshold():
@@ -239,11 +240,11 @@ def test_plan_partitions_respects_threshold():
     np.add.at(hist, rng.integers(0, 1 << 18, 200_000), 1)  # dense in base pixel 0
     np.add.at(hist, rng.integers(0, 12 << 20, 5_000), 1)
     parts = plan_partitions(hist, 10_000)
-    assert sum(c for _, _, c in parts) == hist.sum()
-    assert max(c for _, _, c in parts) <= 10_000
+    assert sum(c for _, c in parts) == hist.sum()
+    assert max(c for _, c in parts) <= 10_000
     covered = np.zeros(hist.size, bool)
-    for k, p, _ in parts:
-        s = 2 * (10 - k)
-        assert not covered[p << s : (p + 1) << s].any()
-        covered[p << s : (p + 1) << s] = True
+    for pixel, _ in parts:
+        s = 2 * (10 - pixel.order)
+        assert not covered[pixel.npix << s : (pixel.npix + 1) << s].any()
+        covered[pixel.npix << s : (pixel.npix + 1) << s] = True
     assert not hist[~covered].any()

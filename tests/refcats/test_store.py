@@ -5,9 +5,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from refcats.layout import RefcatError, read_partition_info
+from refcats.layout import RefcatError
 from refcats.store import RefStore, RowGroupCache, _Group, enclosing_cone
-from tests.refcats.helpers import brute_cone, ids
+from tests.refcats.helpers import brute_cone, ids, pixels
 
 EDGE_CASES = [
     (0.0, 0.0, 1.0),  # on RA = 0
@@ -30,7 +30,7 @@ def test_store_lists_survey(sky_store, sky_data):
     sky = info["SKY"]
     assert sky.nrows == sky_data.num_rows
     assert sky.bands == ("B", "V", "R", "I")
-    assert sky.npartitions == len(read_partition_info(sky.path)) > 30
+    assert sky.npartitions == len(pixels(sky.path)) > 30
     assert sky.max_order > sky.min_order
     assert sky.margin_arcsec == 600.0 and info["SKYNM"].margin_arcsec == 0.0
     assert 0.05 < sky.sky_fraction <= 1.0  # order-7 cells holding a star
@@ -63,8 +63,8 @@ def test_random_cones_match_brute_force(sky_store, sky_data, rng):
 def test_cones_on_partition_corners(sky_store, sky_data):
     """Cones centred on partition vertices and edges, inside and beyond the margin width."""
     store = RefStore(sky_store)
-    parts = read_partition_info(store.info("SKY").path)
-    dense = [(k, p) for k, p in parts if k >= 3][:25]
+    parts = pixels(store.info("SKY").path)
+    dense = [(p.order, p.npix) for p in parts if p.order >= 3][:25]
     assert dense
     for k, p in dense:
         vecs = hp.boundaries(1 << k, p, step=2, nest=True).T
@@ -101,7 +101,9 @@ def test_footprint_across_ra_zero(sky_store, sky_data, rng):
     store = RefStore(sky_store)
     ra = (rng.uniform(-0.4, 0.4, 300)) % 360.0
     dec = rng.uniform(-0.3, 0.3, 300)
-    got = store.footprint(ra, dec, pad_arcsec=30.0)
+    found = store.footprint(ra, dec, pad_arcsec=30.0)
+    assert found.warnings == []
+    got = found.tables
     assert set(got) == {"SKY", "SKYNM"}
     ra0, dec0, radius = enclosing_cone(ra, dec)
     assert abs(((ra0 + 180) % 360) - 180) < 0.05 and abs(dec0) < 0.05
@@ -121,12 +123,12 @@ def test_footprint_at_pole_and_nowhere(sky_store, sky_data):
     store = RefStore(sky_store)
     ra = np.linspace(0, 350, 36)
     dec = np.full(36, 89.5)
-    got = store.footprint(ra, dec, pad_arcsec=0)
+    got = store.footprint(ra, dec, pad_arcsec=0).tables
     _, dec0, radius = enclosing_cone(ra, dec)
     assert dec0 == pytest.approx(90.0) and radius == pytest.approx(0.5, abs=1e-6)
     assert ids(got["SKY"]) == brute_cone(sky_data, 0.0, 90.0, 0.5)
-    assert store.footprint(np.array([]), np.array([])) == {}
-    assert store.footprint(np.array([np.nan]), np.array([1.0])) == {}
+    assert store.footprint(np.array([]), np.array([])).tables == {}
+    assert store.footprint(np.array([np.nan]), np.array([1.0])).tables == {}
 
 
 def test_lru_cache_respects_byte_budget(sky_store, sky_data, rng):
