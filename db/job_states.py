@@ -1,8 +1,10 @@
 """The job state machine: queued → running → succeeded | failed, and back to queued.
 
 Every change of a job row's state is one of these functions, whoever makes it (the upload, the
-worker, the sweeper). A job is claimed with a row lock, so a redelivered task resumes its job and a
-job that has finished is never written twice.
+worker, the sweeper). Every change is guarded by the row's lock and state (a locked read, or an
+UPDATE whose WHERE names the states it leaves), so a redelivered task resumes its job and a job
+that has finished is never written twice. The worker's start and end are one statement each
+(:func:`claim`, :func:`succeed`): its two round trips per job.
 """
 
 from __future__ import annotations
