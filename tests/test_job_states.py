@@ -166,3 +166,17 @@ def test_a_dry_run_succeeds_without_a_point(job_id, listener):
     assert _followups(job_id) == 0
     with session_scope() as s:
         assert s.get(Job, job_id).image_path == "/plots/x.png"
+
+
+def test_a_job_claim_missed_is_told_apart_under_the_lock(job_id):
+    """The worker's fallback when `claim` returns None: a job that has become startable since
+    (a failed job queued again) is started under the lock; an ended one gives its state."""
+    from workers.calibration import JobFailed, _unclaimed
+
+    claimed = _unclaimed(job_id)
+    assert claimed.attempt == 1 and claimed.path == str(FRAME)
+    assert _unclaimed("no-such-job") == "missing"
+    with session_scope() as s:
+        job_states.fail(s.get(Job, job_id), "bad frame")
+    with pytest.raises(JobFailed, match="bad frame"):
+        _unclaimed(job_id)
