@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import psycopg2
-from sqlalchemy import make_url, text
+from sqlalchemy import ColumnElement, func, make_url, text
 from sqlalchemy.orm import Session
 
 from config import settings
@@ -43,8 +43,17 @@ DEFAULT_JOB_S = 1.0
 def publish_job_end(s: Session, job_id: str, seconds: float | None) -> None:
     """Announce, on the commit of `s`, that the job ended after running `seconds` (None: it
     never ran, and says nothing about job times)."""
-    payload = job_id if seconds is None else f"{job_id} {seconds:.4f}"
-    s.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+    s.execute(_NOTIFY, {"channel": CHANNEL, "payload": job_end_payload(job_id, seconds)})
+
+
+def job_end_payload(job_id: str, seconds: float | None) -> str:
+    """The notification's text: the job id, then its run time when it has one."""
+    return job_id if seconds is None else f"{job_id} {seconds:.4f}"
+
+
+def notify_job_end(payload: ColumnElement[str]) -> ColumnElement:
+    """`pg_notify` of a job end as an SQL expression, for a statement that ends the job itself."""
+    return func.pg_notify(CHANNEL, payload)
 
 
 class JobEnds:

@@ -1,19 +1,23 @@
 """The job state machine: queued → running → succeeded | failed, and back to queued.
 
 Every change of a job row's state is one of these functions, whoever makes it (the upload, the
-worker, the sweeper). A job is claimed with a row lock, so a redelivered task resumes its job and a
-job that has finished is never written twice.
+worker, the sweeper). Every change is guarded by the row's lock and state (a locked read, or an
+UPDATE whose WHERE names the states it leaves), so a redelivered task resumes its job and a job
+that has finished is never written twice. The worker's start and end are one statement each
+(:func:`claim`, :func:`succeed`): its two round trips per job.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, object_session
 
-from db.job_events import publish_job_end
-from db.models import Job, JobState
+from db.job_events import job_end_payload, notify_job_end, publish_job_end
+from db.models import Alert, Followup, Job, JobState, Observatory, Upload
 
 FINISHED = (JobState.succeeded, JobState.failed)
 #: A job whose worker died this many times (OOM, SIGKILL) is a poison message: fail it with a
@@ -32,23 +36,131 @@ _REQUEUE_FAILED = (
 )
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs of a job it has just started (the row, its upload, alert and
+    observatory)."""
+
+    attempt: int
+    params: dict
+    path: str
+    target: tuple[float, float]
+    filters: list[str]
+
+
+_UPLOADS, _ALERTS, _OBS = Upload.__table__, Alert.__table__, Observatory.__table__
+#: queued (or running: a redelivered task) → running, and everything the job needs, in one
+#: statement: the UPDATE locks the row and re-checks its state once a concurrent writer commits,
+#: so two deliveries never both start the same attempt and a finished job is never started.
+_CLAIM = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("job_id"),
+        _JOBS.c.state.not_in(FINISHED),
+        _JOBS.c.attempts < MAX_ATTEMPTS,
+        _JOBS.c.upload_id == _UPLOADS.c.id,
+        _JOBS.c.alert_id == _ALERTS.c.id,
+        _JOBS.c.observatory_id == _OBS.c.id,
+    )
+    .values(state=JobState.running, started_at=func.now(), attempts=_JOBS.c.attempts + 1)
+    .returning(
+        _JOBS.c.attempts,
+        _JOBS.c.params,
+        _UPLOADS.c.path,
+        _ALERTS.c.ra,
+        _ALERTS.c.dec,
+        _OBS.c.filters,
+    )
+)
+
+
+def claim(s: Session | Connection, job_id: str) -> Claimed | None:
+    """queued → running (one more attempt), unless the job is missing, finished or has used its
+    attempts (None: :func:`lock` it to tell which). On an autocommit connection this is the whole
+    transaction: one round trip."""
+    row = s.execute(_CLAIM, {"job_id": job_id}).first()
+    if row is None:
+        return None
+    return Claimed(row.attempts, row.params, row.path, (row.ra, row.dec), list(row.filters or []))
+
+
+_FOLLOWUPS = Followup.__table__
+#: A new point's columns: all but those the database fills and those of a point already shown
+#: (withdrawn or superseded later, by `db.observations`).
+_POINT_COLUMNS = [
+    c.name
+    for c in _FOLLOWUPS.columns
+    if c.name not in ("id", "created_at", "withdrawn_at", "superseded_by")
+]
+_ENDED = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.state.not_in(FINISHED))
+    .values(
+        state=JobState.succeeded,
+        finished_at=func.now(),
+        result=bindparam("result", type_=_JOBS.c.result.type),
+        image_path=bindparam("image_path"),
+        error=None,
+    )
+    .returning(_JOBS.c.id, _JOBS.c.alert_id, _JOBS.c.observatory_id)
+    .cte("ended")
+)
+_NOTIFY = notify_job_end(bindparam("payload"))
+_SUCCEED = select(_NOTIFY).select_from(_ENDED)
+_POINT = (
+    insert(_FOLLOWUPS)
+    .from_select(
+        _POINT_COLUMNS,
+        select(
+            _ENDED.c.id,
+            _ENDED.c.alert_id,
+            _ENDED.c.observatory_id,
+            *(
+                bindparam(name, type_=_FOLLOWUPS.c[name].type)
+                for name in _POINT_COLUMNS
+                if name not in ("job_id", "alert_id", "observatory_id")
+            ),
+        ),
+    )
+    .returning(_FOLLOWUPS.c.id, _FOLLOWUPS.c.job_id)
+    .cte("point")
+)
+_SUCCEED_WITH_POINT = select(_POINT.c.id, _NOTIFY).select_from(
+    _ENDED.join(_POINT, _POINT.c.job_id == _ENDED.c.id)
+)
+
+
+def _end_values(job_id: str, result: dict, image_path: str | None) -> dict:
+    return {
+        "job_id": job_id,
+        "result": result,
+        "image_path": image_path,
+        "payload": job_end_payload(job_id, result.get("processing_time")),
+    }
+
+
+def succeed(s: Session | Connection, job_id: str, result: dict, image_path: str | None) -> bool:
+    """running → succeeded with the result and its plot's path, and the job-end notification,
+    without a follow-up point (a dry run): one statement, so on an autocommit connection one
+    round trip and one transaction. False (nothing written) when the job had already ended."""
+    return s.execute(_SUCCEED, _end_values(job_id, result, image_path)).first() is not None
+
+
+def succeed_with_point(
+    s: Session, job_id: str, result: dict, image_path: str | None, point: dict
+) -> int | None:
+    """As :func:`succeed`, and the follow-up row from `point` (its columns) in the same
+    statement; returns the row's id, or None (nothing written) when the job had already ended.
+    The caller makes the point current (`db.observations.make_current`) in the same transaction,
+    after this statement: the followups trigger's lock on the alert orders concurrent points."""
+    row = s.execute(_SUCCEED_WITH_POINT, {**_end_values(job_id, result, image_path), **point})
+    found = row.first()
+    return None if found is None else found.id
+
+
 def lock(s: Session, job_id: str) -> Job | None:
     """The job's row, locked until the transaction ends; None when there is no such job."""
     return s.get(Job, job_id, with_for_update=True)
-
-
-def start(job: Job) -> None:
-    """queued → running: one more attempt begins now."""
-    job.state, job.started_at = JobState.running, datetime.now(UTC)
-    job.attempts += 1
-
-
-def succeed(job: Job, result: dict, image_path: str | None) -> None:
-    """running → succeeded, with the result and the path of its plot; waiters are woken at the
-    commit (:mod:`db.job_events`)."""
-    job.state, job.finished_at = JobState.succeeded, datetime.now(UTC)
-    job.result, job.image_path, job.error = result, image_path, None
-    _announce_end(job)
 
 
 def fail(job: Job, error: str) -> None:
@@ -58,11 +170,9 @@ def fail(job: Job, error: str) -> None:
 
 
 def _announce_end(job: Job) -> None:
-    """The job-end notification, sent by the transaction that ends the job, with the
-    calibration's run time (`processing_time`) when it succeeded: the mean job time that
-    `Retry-After` estimates use."""
-    took = (job.result or {}).get("processing_time") if job.state == JobState.succeeded else None
-    publish_job_end(object_session(job), job.id, took)
+    """The job-end notification of a failed job, sent by the transaction that ends it (a failed
+    job's run time says nothing about the mean job time that `Retry-After` estimates use)."""
+    publish_job_end(object_session(job), job.id, None)
 
 
 def requeue_failed(s: Session, job_id: str) -> bool:

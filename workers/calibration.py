@@ -1,7 +1,8 @@
-"""One calibration job: stored upload → `calib` against `refcats` → result rows, in one transaction.
+"""One calibration job: stored upload → `calib` against `refcats` → result rows, in one statement.
 
-The job row is claimed with a row lock, so a redelivered task (its first worker was killed) resumes
-the job, and a job that already finished is never written twice.
+The job is claimed by one UPDATE that locks its row and re-checks its state, so a redelivered task
+(its first worker was killed) resumes the job, and a job that already finished is never written
+twice; its end (result, follow-up row, notification) is one statement too (`db.job_states`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from calib.plot import render_calibration_plot
 from calib.schema import followup_values
 from config import Settings, settings
 from db import job_states
-from db.models import Followup, JobState
+from db.models import JobState
 from db.observations import make_current
-from db.session import session_scope
+from db.session import engine, session_scope
 from refcats.location import PartitionCache
 from refcats.store import RefStore, enclosing_cone
 from workers.budget import memory_budget
@@ -77,44 +78,26 @@ def run_job(job_id: str) -> str:
 
 
 def _run(job_id: str) -> str:
-    ended: tuple[JobState, str | None] | None = None
-    with session_scope() as s:
-        job = job_states.lock(s, job_id)
-        if job is None:
-            log.warning("event=job_missing")
-            return "missing"
-        if job.state in job_states.FINISHED:
-            ended = job.state, job.error
-        elif job.attempts >= job_states.MAX_ATTEMPTS:
-            job_states.fail(
-                job,
-                f"the calibration was interrupted {job.attempts} times (its worker died); "
-                "the catalogue may be too large or malformed: check it, then upload it again",
-            )
-            log.warning("event=job_poisoned attempts=%d", job.attempts)
-            ended = job.state, job.error
-        else:
-            job_states.start(job)
-            attempt = job.attempts
-            params = dict(job.params)
-            path = job.upload.path
-            target = (job.alert.ra, job.alert.dec)
-            filters = list(job.observatory.filters or [])
-    if ended is not None:
-        return _ended(*ended)
-    log.info("event=job_started attempt=%d", attempt)
+    with _autocommit() as conn:
+        job = job_states.claim(conn, job_id)
+    if job is None:
+        job = _unclaimed(job_id)
+        if isinstance(job, str):
+            return job
+    params = job.params
+    log.info("event=job_started attempt=%d", job.attempt)
     cfg = settings()
     t0 = time.perf_counter()
     try:
         with memory_budget(cfg.job_memory_mb):
-            result, image = _calibrate(job_id, Path(path), target, params, filters)
+            result, image = _calibrate(job_id, Path(job.path), job.target, params, job.filters)
     except Exception as e:
         reason = _reason(e, cfg)
         if reason is None:
             raise  # the database is down: the task retries, nothing is lost
         return _finish_failed(job_id, *reason)
     result["processing_time"] = round(time.perf_counter() - t0, 3)
-    return _finish_succeeded(job_id, result, image)
+    return _finish_succeeded(job_id, params, result, image)
 
 
 def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
@@ -146,6 +129,34 @@ def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
         return "the catalogue holds values that cannot be calibrated", str(e)[:300]
     log.error("event=job_error", exc_info=e)
     return "internal error while calibrating", "operators have been told"
+
+
+def _unclaimed(job_id: str) -> job_states.Claimed | str:
+    """The rare job that `claim` did not start, locked to tell why: missing, ended (its final
+    state), or out of attempts (failed now: a poison message); one that became startable
+    meanwhile (a failed job queued again) is started under the lock."""
+    with session_scope() as s:
+        job = job_states.lock(s, job_id)
+        if job is None:
+            log.warning("event=job_missing")
+            return "missing"
+        if job.state not in job_states.FINISHED and job.attempts < job_states.MAX_ATTEMPTS:
+            return job_states.claim(s, job_id)
+        if job.state not in job_states.FINISHED:
+            job_states.fail(
+                job,
+                f"the calibration was interrupted {job.attempts} times (its worker died); "
+                "the catalogue may be too large or malformed: check it, then upload it again",
+            )
+            log.warning("event=job_poisoned attempts=%d", job.attempts)
+        ended = job.state, job.error
+    return _ended(*ended)
+
+
+def _autocommit():
+    """A connection whose every statement is its own transaction: no BEGIN and COMMIT round
+    trips around the one-statement start and end of a job."""
+    return engine(autocommit=True).connect()
 
 
 @cache
@@ -271,26 +282,24 @@ def _check_footprint(ra, dec, max_radius_deg: float) -> None:
         )
 
 
-def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
-    with session_scope() as s:
-        job = job_states.lock(s, job_id)
-        if job.state in job_states.FINISHED:
-            return job.state.value
-        job_states.succeed(job, result, image)
-        params = job.params
-        if not params.get("dry_run"):
-            point = Followup(
-                job_id=job.id,
-                alert_id=job.alert_id,
-                observatory_id=job.observatory_id,
-                mjd=params["mjd"],
-                exptime=params.get("exptime"),
-                comment=params.get("comment"),
-                **followup_values(result),
-            )
-            s.add(point)
-            s.flush()
-            make_current(s, point.id)  # it replaces earlier points of the same observation
+def _finish_succeeded(job_id: str, params: dict, result: dict, image: str | None) -> str:
+    if params.get("dry_run"):  # no point: the end is one statement, its own transaction
+        with _autocommit() as conn:
+            ended = job_states.succeed(conn, job_id, result, image)
+    else:
+        point = {
+            "mjd": params["mjd"],
+            "exptime": params.get("exptime"),
+            "comment": params.get("comment"),
+            **followup_values(result),
+        }
+        with session_scope() as s:
+            point_id = job_states.succeed_with_point(s, job_id, result, image, point)
+            ended = point_id is not None
+            if ended:
+                make_current(s, point_id)  # it replaces earlier points of the same observation
+    if not ended:
+        return _final_state(job_id)
     log.info(
         "event=job_succeeded survey=%s filter=%s mag=%.3f limit=%s seconds=%.3f",
         result["survey"],
@@ -300,6 +309,13 @@ def _finish_succeeded(job_id: str, result: dict, image: str | None) -> str:
         result.get("processing_time", 0.0),
     )
     return JobState.succeeded.value
+
+
+def _final_state(job_id: str) -> str:
+    """The state of a job another delivery ended first (the sweeper re-sent it while this one
+    ran)."""
+    with session_scope() as s:
+        return job_states.lock(s, job_id).state.value
 
 
 def _finish_failed(job_id: str, error: str, detail: str | None) -> str:
