@@ -8,11 +8,15 @@ linear in memory for 50k x 50k frames.
 
 `auto_crossmatch` matches once per survey: the generous match that measures the radius and
 the shift already holds every pair of the final match, which is only filtered from it.
+
+Positions come as `Sky` objects holding their unit vectors: a frame's catalogue and reference
+are searched several times (match, crowding, completeness, saturation, target), and the
+trigonometry would otherwise cost as much as the searches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -31,9 +35,26 @@ MIN_PAIRS = 5
 _EMPTY = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
 
 
-def unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
-    """(n, 3) Cartesian unit vectors of ICRS positions in degrees."""
-    return np.ascontiguousarray(_unit_rows(ra_deg, dec_deg).T)
+@dataclass(frozen=True)
+class Sky:
+    """ICRS positions in degrees and their unit vectors (a (3, n) array), computed once."""
+
+    ra: np.ndarray
+    dec: np.ndarray
+    xyz: np.ndarray = field(repr=False)
+
+    @classmethod
+    def at(cls, ra_deg: np.ndarray, dec_deg: np.ndarray) -> Sky:
+        ra = np.asarray(ra_deg, dtype=np.float64)
+        dec = np.asarray(dec_deg, dtype=np.float64)
+        return cls(ra, dec, _unit_rows(ra, dec))
+
+    def __len__(self) -> int:
+        return len(self.ra)
+
+    def take(self, index: np.ndarray) -> Sky:
+        """The positions picked by a boolean mask or an index array (no trigonometry)."""
+        return Sky(self.ra[index], self.dec[index], self.xyz[:, index])
 
 
 def _chord_to_arcsec(chord: np.ndarray) -> np.ndarray:
@@ -47,7 +68,7 @@ def _chord(radius_arcsec: float) -> float:
 
 def _unit_rows(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     """Unit vectors as a (3, n) array: gathering its rows is several times faster than
-    gathering rows of the (n, 3) `unit_vectors`."""
+    gathering rows of an (n, 3) array."""
     ra = np.radians(np.asarray(ra_deg, dtype=np.float64))
     dec = np.radians(np.asarray(dec_deg, dtype=np.float64))
     cos_dec = np.cos(dec)
@@ -55,13 +76,23 @@ def _unit_rows(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
 
 
 def pairs_within(
-    ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray, radius_arcsec: float
+    sky1: Sky, sky2: Sky, radius_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs closer than ``radius_arcsec``: indices into 1 and 2 and separations (arcsec)."""
-    if len(ra1) == 0 or len(ra2) == 0 or not radius_arcsec > 0:
+    if len(sky1) == 0 or len(sky2) == 0 or not radius_arcsec > 0:
         return _EMPTY
-    i1, i2, d = _pairs_chord(_unit_rows(ra1, dec1), _unit_rows(ra2, dec2), radius_arcsec)
+    i1, i2, d = _pairs_chord(sky1.xyz, sky2.xyz, radius_arcsec)
     return i1, i2, _chord_to_arcsec(d)
+
+
+def near(sky: Sky, ra: float, dec: float, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of ``sky`` within ``radius_arcsec`` of one position and their separations
+    (arcsec), in index order: the pairs `pairs_within` would find, without building a grid
+    for a single point."""
+    centre = _unit_rows(np.array([ra]), np.array([dec]))
+    chord = _chord_lengths(sky.xyz, slice(None), centre, np.zeros(len(sky), dtype=np.int64))
+    idx = np.flatnonzero(chord <= _chord(radius_arcsec))
+    return idx, _chord_to_arcsec(chord[idx])
 
 
 def duplicates(
@@ -81,7 +112,7 @@ def duplicates(
     flagged = np.zeros(n, dtype=bool)
     if n < 2 or not radius_arcsec > 0:
         return flagged
-    xyz = unit_vectors(ra, dec)
+    xyz = np.ascontiguousarray(_unit_rows(ra, dec).T)  # (n, 3) rows, as cKDTree takes them
     chord = _chord(radius_arcsec)
     rank = np.empty(n, dtype=np.int64)
     rank[np.lexsort((np.arange(n), score))] = np.arange(n)
@@ -96,9 +127,9 @@ def duplicates(
     tree = cKDTree(xyz)
     for start in range(0, len(candidates), _CANDIDATES_PER_QUERY):
         chunk = candidates[start : start + _CANDIDATES_PER_QUERY]
-        near = cKDTree(xyz[chunk]).sparse_distance_matrix(tree, chord, output_type="ndarray")
-        better = rank[near["j"]] < rank[chunk[near["i"]]]
-        flagged[chunk[np.unique(near["i"][better])]] = True
+        close = cKDTree(xyz[chunk]).sparse_distance_matrix(tree, chord, output_type="ndarray")
+        better = rank[close["j"]] < rank[chunk[close["i"]]]
+        flagged[chunk[np.unique(close["i"][better])]] = True
     return flagged
 
 
@@ -179,7 +210,7 @@ def _cube_keys(cube: np.ndarray, size: int) -> np.ndarray:
 
 
 def crossmatch(
-    ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray, radius_arcsec: float
+    sky1: Sky, sky2: Sky, radius_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique nearest-neighbour match within ``radius_arcsec``.
 
@@ -193,7 +224,7 @@ def crossmatch(
     sep_arcsec : ndarray
         Separation of each pair in arcsec.
     """
-    return _mutual_nearest(*pairs_within(ra1, dec1, ra2, dec2, radius_arcsec))
+    return _mutual_nearest(*pairs_within(sky1, sky2, radius_arcsec))
 
 
 def _mutual_nearest(
@@ -258,10 +289,8 @@ def _offsets_arcsec(ra1, dec1, ra2, dec2) -> tuple[np.ndarray, np.ndarray]:
 
 
 def auto_match_radius(
-    ra1: np.ndarray,
-    dec1: np.ndarray,
-    ra2: np.ndarray,
-    dec2: np.ndarray,
+    sky1: Sky,
+    sky2: Sky,
     *,
     search_radius_arcsec: float = SEARCH_RADIUS_ARCSEC,
     min_radius_arcsec: float = MIN_RADIUS_ARCSEC,
@@ -276,9 +305,9 @@ def auto_match_radius(
     iterating on the shifted offsets. With fewer than ``min_pairs`` pairs, nothing can be
     measured: no shift and ``default_radius_arcsec``.
     """
-    i1, i2, _ = crossmatch(ra1, dec1, ra2, dec2, search_radius_arcsec)
+    i1, i2, _ = crossmatch(sky1, sky2, search_radius_arcsec)
     return _radius_from_matches(
-        ra1[i1], dec1[i1], ra2[i2], dec2[i2],
+        sky1.ra[i1], sky1.dec[i1], sky2.ra[i2], sky2.dec[i2],
         search_radius_arcsec, min_radius_arcsec, default_radius_arcsec, min_pairs,
     )  # fmt: skip
 
@@ -312,9 +341,7 @@ def _radius_from_matches(
     return MatchRadius(radius, shift_x, shift_y, int(np.count_nonzero(keep)))
 
 
-def auto_crossmatch(
-    ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray
-) -> tuple[MatchRadius, np.ndarray, np.ndarray, np.ndarray]:
+def auto_crossmatch(sky1: Sky, sky2: Sky) -> tuple[MatchRadius, np.ndarray, np.ndarray, np.ndarray]:
     """`auto_match_radius`, then `crossmatch` of the shifted catalogue 1 at that radius.
 
     Same result as calling both, but the sky is searched once: every pair of the final match
@@ -322,20 +349,20 @@ def auto_crossmatch(
     generous search radius the final pairs are the generous ones re-measured after the shift
     and cut at the radius. Returns the radius and the match (``i1, i2, sep_arcsec``).
     """
-    xyz2 = _unit_rows(ra2, dec2)
+    ra1, dec1, xyz2 = sky1.ra, sky1.dec, sky2.xyz
     wide = _EMPTY
-    if len(ra1) and len(ra2):
-        wide = _pairs_chord(_unit_rows(ra1, dec1), xyz2, SEARCH_RADIUS_ARCSEC)
+    if len(sky1) and len(sky2):
+        wide = _pairs_chord(sky1.xyz, xyz2, SEARCH_RADIUS_ARCSEC)
     w1, w2, chord = wide
     m1, m2, _ = _mutual_nearest(w1, w2, _chord_to_arcsec(chord))
     match = _radius_from_matches(
-        ra1[m1], dec1[m1], ra2[m2], dec2[m2],
+        ra1[m1], dec1[m1], sky2.ra[m2], sky2.dec[m2],
         SEARCH_RADIUS_ARCSEC, MIN_RADIUS_ARCSEC, DEFAULT_RADIUS_ARCSEC, MIN_PAIRS,
     )  # fmt: skip
     ra, dec = apply_shift(ra1, dec1, match.shift_ra_arcsec, match.shift_dec_arcsec)
     shift = float(np.hypot(match.shift_ra_arcsec, match.shift_dec_arcsec))
     if match.radius_arcsec + 1.01 * shift + 0.01 > SEARCH_RADIUS_ARCSEC:
-        return match, *crossmatch(ra, dec, ra2, dec2, match.radius_arcsec)
+        return match, *crossmatch(Sky.at(ra, dec), sky2, match.radius_arcsec)
     if shift > 0:
         chord = _chord_lengths(_unit_rows(ra[w1], dec[w1]), slice(None), xyz2, w2)
     near = chord <= _chord(match.radius_arcsec)
