@@ -62,7 +62,7 @@ from .zeropoint import (
 # matched to another band whose colour relation happens to fit (e.g. an R frame against I).
 MAX_PLAUSIBLE_COLOUR_TERM = 0.3
 FEW_STARS = 10  # below this the band choice is restricted to the observatory's filters
-MAX_CALIBRATORS = 1500
+MAX_CALIBRATORS = 3000
 MAX_COMPLETENESS_STARS = 5000  # reference stars tested for detection (evenly spaced subset)
 _AUTOMATIC = ("", "no", "none", "auto", "0")
 _FORCE_RE = re.compile(r"^\s*([^/\s]+)\s*/\s*([^/\s]+)\s*$")
@@ -467,7 +467,7 @@ def _match_survey(
         log.append(f"{ref.survey}: {failure}")
     sigma = median(sep) / 1.1774 if len(sep) else 0.0
     if len(i1) > MAX_CALIBRATORS:
-        # An evenly spaced subset: the zero point of 1500 stars is already limited by
+        # An evenly spaced subset: the zero point of 3000 stars is already limited by
         # systematics, and every later step (crowding, fits, error model) scales with it.
         keep = np.linspace(0, len(i1) - 1, MAX_CALIBRATORS).astype(np.int64)
         log.append(f"{ref.survey}: {MAX_CALIBRATORS} of the {len(i1)} matched stars used")
