@@ -147,3 +147,9 @@ def test_near_finds_the_pairs_within_of_one_position():
     np.testing.assert_array_equal(idx, j2[order])
     np.testing.assert_array_equal(sep, want[order])
     assert len(idx) > 0
+
+
+def test_duplicates_count_a_nan_score_as_the_worst():
+    ra, dec = np.array([10.0, 10.0 + 0.1 / 3600]), np.zeros(2)
+    for score in (np.array([np.nan, 0.01]), np.array([0.01, np.nan])):
+        np.testing.assert_array_equal(duplicates(ra, dec, score, 0.5), np.isnan(score))
