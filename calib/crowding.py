@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .match import pairs_within
+from .match import Sky, pairs_within
 
 CROWDING_FWHM = 2.0
 MIN_ISOLATED = 20
@@ -44,23 +44,23 @@ def isolated_calibrators(
 
 
 def crowded_sources(
-    ra: np.ndarray, dec: np.ndarray, flags: np.ndarray, rows: np.ndarray, radius_arcsec: float
+    sky: Sky, flags: np.ndarray, rows: np.ndarray, radius_arcsec: float
 ) -> np.ndarray:
     """For each of ``rows`` (catalogue indices): another source within the radius, or FLAGS
     1/2."""
     crowded = (flags[rows] & 3) != 0
-    i1, i2, _ = pairs_within(ra[rows], dec[rows], ra, dec, radius_arcsec)
+    i1, i2, _ = pairs_within(sky.take(rows), sky, radius_arcsec)
     others = rows[i1] != i2
     crowded[i1[others]] = True
     return crowded
 
 
 def reference_neighbours(
-    ra: np.ndarray, dec: np.ndarray, stars: np.ndarray, radius_arcsec: float
+    sky: Sky, stars: np.ndarray, radius_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (position in ``stars``, reference index) of other reference stars within the
     radius of each of ``stars`` (indices into the reference); computed once per survey."""
-    i1, i2, _ = pairs_within(ra[stars], dec[stars], ra, dec, radius_arcsec)
+    i1, i2, _ = pairs_within(sky.take(stars), sky, radius_arcsec)
     others = stars[i1] != i2
     return i1[others], i2[others]
 

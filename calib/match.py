@@ -1,4 +1,4 @@
-"""Crossmatch on the sphere: a hash grid over unit vectors (duplicates: a k-d tree, `duplicates`).
+"""Crossmatch on the sphere: a hash grid over unit vectors.
 
 Unit vectors are binned into cubes twice as large as the search radius (as a chord), so
 every partner of a point lies in its own cube or in a neighbour on the side of the cube the
@@ -8,20 +8,23 @@ linear in memory for 50k x 50k frames.
 
 `auto_crossmatch` matches once per survey: the generous match that measures the radius and
 the shift already holds every pair of the final match, which is only filtered from it.
+
+Positions come as `Sky` objects holding their unit vectors: a frame's catalogue and reference
+are searched several times (match, crowding, completeness, saturation, target), and the
+trigonometry would otherwise cost as much as the searches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from .stats import median
 
 ARCSEC = np.pi / 180.0 / 3600.0
 _MIN_CELL_ARCSEC = 1.0  # keeps cube keys within int64 for any radius
-_CANDIDATES_PER_QUERY = 65536  # bounds the neighbour lists `duplicates` holds at once
+_MAX_SWEEP_COMPARISONS = 32  # per point, on average, before `duplicates` uses the grid
 # Automatic radius: generous match that measures the radius and the shift, the smallest
 # radius allowed, and the radius used when fewer than MIN_PAIRS pairs leave nothing to measure.
 SEARCH_RADIUS_ARCSEC = 10.0
@@ -31,9 +34,26 @@ MIN_PAIRS = 5
 _EMPTY = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
 
 
-def unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
-    """(n, 3) Cartesian unit vectors of ICRS positions in degrees."""
-    return np.ascontiguousarray(_unit_rows(ra_deg, dec_deg).T)
+@dataclass(frozen=True)
+class Sky:
+    """ICRS positions in degrees and their unit vectors (a (3, n) array), computed once."""
+
+    ra: np.ndarray
+    dec: np.ndarray
+    xyz: np.ndarray = field(repr=False)
+
+    @classmethod
+    def at(cls, ra_deg: np.ndarray, dec_deg: np.ndarray) -> Sky:
+        ra = np.asarray(ra_deg, dtype=np.float64)
+        dec = np.asarray(dec_deg, dtype=np.float64)
+        return cls(ra, dec, _unit_rows(ra, dec))
+
+    def __len__(self) -> int:
+        return len(self.ra)
+
+    def take(self, index: np.ndarray) -> Sky:
+        """The positions picked by a boolean mask or an index array (no trigonometry)."""
+        return Sky(self.ra[index], self.dec[index], self.xyz[:, index])
 
 
 def _chord_to_arcsec(chord: np.ndarray) -> np.ndarray:
@@ -47,7 +67,7 @@ def _chord(radius_arcsec: float) -> float:
 
 def _unit_rows(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     """Unit vectors as a (3, n) array: gathering its rows is several times faster than
-    gathering rows of the (n, 3) `unit_vectors`."""
+    gathering rows of an (n, 3) array."""
     ra = np.radians(np.asarray(ra_deg, dtype=np.float64))
     dec = np.radians(np.asarray(dec_deg, dtype=np.float64))
     cos_dec = np.cos(dec)
@@ -55,13 +75,23 @@ def _unit_rows(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
 
 
 def pairs_within(
-    ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray, radius_arcsec: float
+    sky1: Sky, sky2: Sky, radius_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs closer than ``radius_arcsec``: indices into 1 and 2 and separations (arcsec)."""
-    if len(ra1) == 0 or len(ra2) == 0 or not radius_arcsec > 0:
+    if len(sky1) == 0 or len(sky2) == 0 or not radius_arcsec > 0:
         return _EMPTY
-    i1, i2, d = _pairs_chord(_unit_rows(ra1, dec1), _unit_rows(ra2, dec2), radius_arcsec)
+    i1, i2, d = _pairs_chord(sky1.xyz, sky2.xyz, radius_arcsec)
     return i1, i2, _chord_to_arcsec(d)
+
+
+def near(sky: Sky, ra: float, dec: float, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of ``sky`` within ``radius_arcsec`` of one position and their separations
+    (arcsec), in index order: the pairs `pairs_within` would find, without building a grid
+    for a single point."""
+    centre = _unit_rows(np.array([ra]), np.array([dec]))
+    chord = _chord_lengths(sky.xyz, slice(None), centre, np.zeros(len(sky), dtype=np.int64))
+    idx = np.flatnonzero(chord <= _chord(radius_arcsec))
+    return idx, _chord_to_arcsec(chord[idx])
 
 
 def duplicates(
@@ -69,37 +99,82 @@ def duplicates(
 ) -> np.ndarray:
     """Which sources have a better one within ``radius_arcsec`` (a duplicate detection).
 
-    Better means a lower `score` (e.g. magnitude error), ties going to the lower index; of every
-    pair of sources closer than the radius the worse one is flagged. Listing those pairs costs
-    N^2 in a clump (4,000 sources at one position: 8 million pairs, over a gigabyte), so the pairs
-    are never listed: all sources in one cube of side chord/sqrt(3) are within the radius of
-    each other, so only the best of each cube can survive, and only those few candidates are
-    looked up in a k-d tree (scipy's cKDTree). Each source is then seen by the candidates of the
-    ~22 cubes around it at most: time O(N log N), memory O(N), however the sources crowd.
+    Better means a lower `score` (e.g. magnitude error; NaN is the worst), ties going to the
+    lower index; of every pair of sources closer than the radius the worse one is flagged. A
+    sparse frame's pairs come from `_sweep_pairs`, several times faster than the grid. Listing
+    the pairs of a clump
+    costs N^2 (4,000 sources at one position: 8 million pairs, over a gigabyte), so when the
+    sweep would compare too many the pairs are never listed: all sources in one cube of side
+    chord/sqrt(3) are within the radius of each other, so only the best of each cube can
+    survive, and only those few candidates are looked up in the hash grid. Each source is then
+    seen by the candidates of the cubes around it at most: time O(N log N), memory O(N),
+    however the sources crowd.
     """
     n = len(ra)
     flagged = np.zeros(n, dtype=bool)
     if n < 2 or not radius_arcsec > 0:
         return flagged
-    xyz = unit_vectors(ra, dec)
-    chord = _chord(radius_arcsec)
+    xyz = _unit_rows(ra, dec)
+    if np.isnan(score).any():
+        score = np.where(np.isnan(score), np.inf, score)
+    swept = _sweep_pairs(xyz, _chord(radius_arcsec))
+    if swept is not None:
+        i, j = swept  # i < j: on equal scores j is the worse
+        flagged[np.where(score[j] < score[i], i, j)] = True
+        return flagged
+    by_rank = np.argsort(score, kind="stable")  # ties to the lower index
     rank = np.empty(n, dtype=np.int64)
-    rank[np.lexsort((np.arange(n), score))] = np.arange(n)
+    rank[by_rank] = np.arange(n)
     # The margin keeps a cube's diagonal below the chord despite rounding.
-    cube = np.floor(xyz / (chord / np.sqrt(3.0) * (1.0 - 1e-9))).astype(np.int64)
-    _, cell = np.unique(cube, axis=0, return_inverse=True)
-    cell = cell.ravel()
-    by_cell_then_rank = np.lexsort((rank, cell))
-    first = np.r_[True, cell[by_cell_then_rank][1:] != cell[by_cell_then_rank][:-1]]
-    candidates = by_cell_then_rank[first]
-    flagged[by_cell_then_rank[~first]] = True  # a better source shares their cube
-    tree = cKDTree(xyz)
-    for start in range(0, len(candidates), _CANDIDATES_PER_QUERY):
-        chunk = candidates[start : start + _CANDIDATES_PER_QUERY]
-        near = cKDTree(xyz[chunk]).sparse_distance_matrix(tree, chord, output_type="ndarray")
-        better = rank[near["j"]] < rank[chunk[near["i"]]]
-        flagged[chunk[np.unique(near["i"][better])]] = True
+    side = _chord(radius_arcsec) / np.sqrt(3.0) * (1.0 - 1e-9)
+    scaled = xyz.take(by_rank, axis=1)
+    scaled /= side
+    cube = np.floor(scaled, out=scaled).astype(np.int64)
+    del scaled  # temporaries go as soon as they are used: a clump must stay O(N) in memory
+    in_cube = np.lexsort(cube[::-1])  # stable: the best of each cube comes first
+    cube = cube[:, in_cube]
+    first = np.r_[True, np.any(cube[:, 1:] != cube[:, :-1], axis=0)]
+    del cube
+    by_cube_then_rank = by_rank[in_cube]
+    del in_cube, by_rank
+    candidates = by_cube_then_rank[first]
+    flagged[by_cube_then_rank[~first]] = True  # a better source shares their cube
+    del by_cube_then_rank, first
+    i, j, _ = _pairs_chord(xyz[:, candidates], xyz, radius_arcsec)
+    better = rank[j] < rank[candidates[i]]
+    flagged[candidates[i[better]]] = True
     return flagged
+
+
+def _sweep_pairs(xyz: np.ndarray, chord: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pairs ``i < j`` of (3, n) unit vectors within ``chord``, or ``None`` if too costly.
+
+    Partners are within one chord of each other along every axis, so once the points are
+    sorted along the axis they spread most on, each one need only be compared with the points
+    that follow it up to one chord further; the axis of second-largest spread discards most of
+    those before the distance is computed. Distances are `_chord_lengths`, as in the grid, so
+    both keep exactly the same pairs (a chord is never shorter than its projection on an
+    axis). Coordinates are at most 1 in size, so 4 eps of slack in the two cuts on single
+    axes covers their rounding. At most `_MAX_SWEEP_COMPARISONS` per point are made.
+    """
+    n = xyz.shape[1]
+    sweep_axis, filter_axis = np.argsort(np.ptp(xyz, axis=1))[:0:-1]
+    order = np.argsort(xyz[sweep_axis])
+    ordered = xyz.take(order, axis=1)  # later gathers then read memory almost in sequence
+    reach = chord + 4 * np.finfo(float).eps
+    coord = ordered[sweep_axis]
+    counts = np.searchsorted(coord, coord + reach, side="right") - np.arange(1, n + 1)
+    total = int(counts.sum())  # comparisons: each point with those following it in reach
+    if total > _MAX_SWEEP_COMPARISONS * n:
+        return None
+    first = np.repeat(np.arange(n), counts)
+    second = first + np.arange(1, total + 1) - np.repeat(np.cumsum(counts) - counts, counts)
+    across = ordered[filter_axis]
+    close = np.abs(across[first] - across[second]) <= reach
+    first, second = first[close], second[close]
+    near = _chord_lengths(ordered, first, ordered, second) <= chord
+    i, j = order[first[near]], order[second[near]]
+    return np.minimum(i, j), np.maximum(i, j)
 
 
 def _pairs_chord(
@@ -136,9 +211,13 @@ def _probe_pairs(
     order1 = np.argsort(keys1)
     keys1 = keys1[order1]  # near-sorted probes make searchsorted cache-friendly
     side = np.take(np.where(scaled1 - cube1 >= 0.5, 1, -1), order1, axis=1)
-    keys2 = _cube_keys(np.floor((xyz2 + 1.0) / cell).astype(np.int64) + 1, size)
+    scaled2 = xyz2 + 1.0
+    scaled2 /= cell  # in place: the larger set's temporaries are the peak of the memory used
+    keys2 = _cube_keys(np.floor(scaled2, out=scaled2).astype(np.int64) + 1, size)
+    del scaled2
     order2 = np.argsort(keys2)
     sorted2 = keys2[order2]
+    del keys2
     first = keys1 + np.minimum(side[2], 0)  # lower of the two z-adjacent cubes of a column
 
     found1, found2 = [], []  # positions in the cube order of 1 and of 2
@@ -152,9 +231,11 @@ def _probe_pairs(
         found1.append(np.repeat(has, counts))
         starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
         found2.append(starts + np.arange(len(starts)))
+    del sorted2
     if not found1:
         return _EMPTY
     p1, p2 = np.concatenate(found1), np.concatenate(found2)
+    del found1, found2
     # Points in cube order: the candidates' coordinates are then read almost in sequence.
     d = _chord_lengths(xyz1.take(order1, axis=1), p1, xyz2.take(order2, axis=1), p2)
     keep = d <= chord
@@ -179,7 +260,7 @@ def _cube_keys(cube: np.ndarray, size: int) -> np.ndarray:
 
 
 def crossmatch(
-    ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray, radius_arcsec: float
+    sky1: Sky, sky2: Sky, radius_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique nearest-neighbour match within ``radius_arcsec``.
 
@@ -193,7 +274,7 @@ def crossmatch(
     sep_arcsec : ndarray
         Separation of each pair in arcsec.
     """
-    return _mutual_nearest(*pairs_within(ra1, dec1, ra2, dec2, radius_arcsec))
+    return _mutual_nearest(*pairs_within(sky1, sky2, radius_arcsec))
 
 
 def _mutual_nearest(
@@ -258,10 +339,8 @@ def _offsets_arcsec(ra1, dec1, ra2, dec2) -> tuple[np.ndarray, np.ndarray]:
 
 
 def auto_match_radius(
-    ra1: np.ndarray,
-    dec1: np.ndarray,
-    ra2: np.ndarray,
-    dec2: np.ndarray,
+    sky1: Sky,
+    sky2: Sky,
     *,
     search_radius_arcsec: float = SEARCH_RADIUS_ARCSEC,
     min_radius_arcsec: float = MIN_RADIUS_ARCSEC,
@@ -276,9 +355,9 @@ def auto_match_radius(
     iterating on the shifted offsets. With fewer than ``min_pairs`` pairs, nothing can be
     measured: no shift and ``default_radius_arcsec``.
     """
-    i1, i2, _ = crossmatch(ra1, dec1, ra2, dec2, search_radius_arcsec)
+    i1, i2, _ = crossmatch(sky1, sky2, search_radius_arcsec)
     return _radius_from_matches(
-        ra1[i1], dec1[i1], ra2[i2], dec2[i2],
+        sky1.ra[i1], sky1.dec[i1], sky2.ra[i2], sky2.dec[i2],
         search_radius_arcsec, min_radius_arcsec, default_radius_arcsec, min_pairs,
     )  # fmt: skip
 
@@ -312,9 +391,7 @@ def _radius_from_matches(
     return MatchRadius(radius, shift_x, shift_y, int(np.count_nonzero(keep)))
 
 
-def auto_crossmatch(
-    ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray
-) -> tuple[MatchRadius, np.ndarray, np.ndarray, np.ndarray]:
+def auto_crossmatch(sky1: Sky, sky2: Sky) -> tuple[MatchRadius, np.ndarray, np.ndarray, np.ndarray]:
     """`auto_match_radius`, then `crossmatch` of the shifted catalogue 1 at that radius.
 
     Same result as calling both, but the sky is searched once: every pair of the final match
@@ -322,20 +399,20 @@ def auto_crossmatch(
     generous search radius the final pairs are the generous ones re-measured after the shift
     and cut at the radius. Returns the radius and the match (``i1, i2, sep_arcsec``).
     """
-    xyz2 = _unit_rows(ra2, dec2)
+    ra1, dec1, xyz2 = sky1.ra, sky1.dec, sky2.xyz
     wide = _EMPTY
-    if len(ra1) and len(ra2):
-        wide = _pairs_chord(_unit_rows(ra1, dec1), xyz2, SEARCH_RADIUS_ARCSEC)
+    if len(sky1) and len(sky2):
+        wide = _pairs_chord(sky1.xyz, xyz2, SEARCH_RADIUS_ARCSEC)
     w1, w2, chord = wide
     m1, m2, _ = _mutual_nearest(w1, w2, _chord_to_arcsec(chord))
     match = _radius_from_matches(
-        ra1[m1], dec1[m1], ra2[m2], dec2[m2],
+        ra1[m1], dec1[m1], sky2.ra[m2], sky2.dec[m2],
         SEARCH_RADIUS_ARCSEC, MIN_RADIUS_ARCSEC, DEFAULT_RADIUS_ARCSEC, MIN_PAIRS,
     )  # fmt: skip
     ra, dec = apply_shift(ra1, dec1, match.shift_ra_arcsec, match.shift_dec_arcsec)
     shift = float(np.hypot(match.shift_ra_arcsec, match.shift_dec_arcsec))
     if match.radius_arcsec + 1.01 * shift + 0.01 > SEARCH_RADIUS_ARCSEC:
-        return match, *crossmatch(ra, dec, ra2, dec2, match.radius_arcsec)
+        return match, *crossmatch(Sky.at(ra, dec), sky2, match.radius_arcsec)
     if shift > 0:
         chord = _chord_lengths(_unit_rows(ra[w1], dec[w1]), slice(None), xyz2, w2)
     near = chord <= _chord(match.radius_arcsec)

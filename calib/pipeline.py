@@ -38,14 +38,7 @@ from .crowding import (
 )
 from .errors import CalibrationError
 from .geometry import FrameGeometry, frame_geometry
-from .match import (
-    MatchRadius,
-    apply_shift,
-    auto_crossmatch,
-    crossmatch,
-    pairs_within,
-    unit_vectors,
-)
+from .match import MatchRadius, Sky, apply_shift, auto_crossmatch, crossmatch, near
 from .photerr import fit_error_model
 from .reference import RefCatalog
 from .stats import median, median_and_robust_std
@@ -97,10 +90,12 @@ def parse_force_filter(value: str | None) -> tuple[str | None, str | None] | Non
 
 @dataclass
 class SurveyMatch:
-    """One survey matched to the cleaned catalogue: radius and shift, pairs, astrometric
-    scatter (Rayleigh sigma of the pair separations, arcsec) and chance coincidences."""
+    """One survey matched to the cleaned catalogue: the reference's positions, radius and
+    shift, pairs, astrometric scatter (Rayleigh sigma of the pair separations, arcsec) and
+    chance coincidences."""
 
     ref: RefCatalog
+    sky: Sky
     match: MatchRadius
     i1: np.ndarray
     i2: np.ndarray
@@ -270,11 +265,12 @@ def calibrate(
     log.append(_describe_geometry(geometry))
     _require_target_on_frame(geometry, target_ra, target_dec)
     crowd_radius = CROWDING_FWHM * geometry.fwhm_arcsec
+    sky = Sky.at(cleaned.ra, cleaned.dec)
 
     candidates = []
     for ref in refs:
-        survey = _match_survey(cleaned, ref, match_dist_arcsec, geometry, log, warnings)
-        candidates.extend(_fit_survey(cleaned, survey, crowd_radius, log))
+        survey = _match_survey(cleaned, sky, ref, match_dist_arcsec, geometry, log, warnings)
+        candidates.extend(_fit_survey(cleaned, sky, survey, crowd_radius, log))
     chosen = _choose(candidates, forced, allowed_filters, len(cleaned), log, warnings)
     chosen.chosen = True
     fit = chosen.fit
@@ -306,14 +302,18 @@ def calibrate(
         catalog.ra, catalog.dec, match.shift_ra_arcsec, match.shift_dec_arcsec
     )
     shifted = replace(catalog, ra=raw_ra, dec=raw_dec)  # shares the other columns
+    shifted_sky = Sky.at(raw_ra, raw_dec)
     radius = (
         float(match_dist_arcsec)
         if match_dist_arcsec
         else target_radius(match.radius_arcsec, chosen.match.sigma_arcsec, geometry.fwhm_arcsec)
     )
-    limiting_mag = _limiting_mag(chosen, shifted, cleaned, geometry, zp_target, radius, log)
+    limiting_mag = _limiting_mag(
+        chosen, shifted, shifted_sky, cleaned, geometry, zp_target, radius, log
+    )
     target = measure_target(
         shifted,
+        shifted_sky,
         target_ra,
         target_dec,
         radius_arcsec=radius,
@@ -322,7 +322,7 @@ def calibrate(
         zeropoint=zp_target,
         zeropoint_err=zp_target_err,
         limiting_mag=limiting_mag,
-        saturation=_saturation(shifted, cleaned, chosen, fit, zp_target, radius),
+        saturation=_saturation(shifted, shifted_sky, cleaned, chosen, fit, zp_target, radius),
     )
     if target.limit:
         log.append(
@@ -386,7 +386,7 @@ def _require_target_on_frame(g: FrameGeometry, ra: float, dec: float) -> None:
     """
     margin = 0.1 * max(g.half_x, g.half_y) + 2.0 * g.fwhm_arcsec
     if not g.inside(np.array([ra]), np.array([dec]), margin_arcsec=-margin)[0]:
-        centre, alert = unit_vectors(np.array([g.ra0, ra]), np.array([g.dec0, dec]))
+        centre, alert = Sky.at(np.array([g.ra0, ra]), np.array([g.dec0, dec])).xyz.T
         distance = math.degrees(math.acos(float(np.clip(centre @ alert, -1.0, 1.0))))
         raise CalibrationError(
             f"the alert ({ra:.5f}, {dec:+.5f}) is {distance * 60:.1f} arcmin from the frame's "
@@ -417,21 +417,24 @@ def _significant(n_matched: int, expected: float) -> bool:
 
 def _match_survey(
     cleaned: SourceCatalog,
+    sky: Sky,
     ref: RefCatalog,
     match_dist: float | None,
     geometry: FrameGeometry,
     log: list[str],
     warnings: list[str],
 ) -> SurveyMatch:
-    """Match one survey; a match no better than chance is remeasured or fails with a reason."""
+    """Match one survey (``sky``: the cleaned catalogue's positions); a match no better than
+    chance is remeasured or fails with a reason."""
     n = len(cleaned)
+    ref_sky = Sky.at(ref.ra, ref.dec)
     if match_dist:
         match = MatchRadius(float(match_dist), 0.0, 0.0, 0)
-        i1, i2, sep = crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec, match.radius_arcsec)
+        i1, i2, sep = crossmatch(sky, ref_sky, match.radius_arcsec)
         expected = _chance_matches(n, ref, geometry, match.radius_arcsec)
         how = "given"
         if not _significant(len(i1), expected):
-            auto, a1, a2, asep = auto_crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec)
+            auto, a1, a2, asep = auto_crossmatch(sky, ref_sky)
             auto_expected = _chance_matches(n, ref, geometry, auto.radius_arcsec)
             if _significant(len(a1), auto_expected) and len(a1) > len(i1):
                 warnings.append(
@@ -444,7 +447,7 @@ def _match_survey(
                 how = "given matchDist failed; automatic offset search"
                 match, i1, i2, sep, expected = auto, a1, a2, asep, auto_expected
     else:
-        match, i1, i2, sep = auto_crossmatch(cleaned.ra, cleaned.dec, ref.ra, ref.dec)
+        match, i1, i2, sep = auto_crossmatch(sky, ref_sky)
         expected = _chance_matches(n, ref, geometry, match.radius_arcsec)
         how = (
             f"automatic; catalogue shifted by {match.shift_ra_arcsec:+.2f}, "
@@ -469,11 +472,12 @@ def _match_survey(
         keep = np.linspace(0, len(i1) - 1, MAX_CALIBRATORS).astype(np.int64)
         log.append(f"{ref.survey}: {MAX_CALIBRATORS} of the {len(i1)} matched stars used")
         i1, i2 = i1[keep], i2[keep]
-    return SurveyMatch(ref, match, i1, i2, float(sigma), float(expected), failure)
+    return SurveyMatch(ref, ref_sky, match, i1, i2, float(sigma), float(expected), failure)
 
 
 def _fit_survey(
     cleaned: SourceCatalog,
+    sky: Sky,
     survey: SurveyMatch,
     crowd_radius: float,
     log: list[str],
@@ -482,8 +486,8 @@ def _fit_survey(
     ref, i1, i2 = survey.ref, survey.i1, survey.i2
     bands = list(ref.bands)
     candidates = []
-    neighbours = reference_neighbours(ref.ra, ref.dec, i2, crowd_radius)
-    crowded = crowded_sources(cleaned.ra, cleaned.dec, cleaned.flags, i1, crowd_radius)
+    neighbours = reference_neighbours(survey.sky, i2, crowd_radius)
+    crowded = crowded_sources(sky, cleaned.flags, i1, crowd_radius)
     for band, (mag, err) in ref.bands.items():
         if survey.failure:
             fit = failed_fit(survey.failure, len(i1))
@@ -677,6 +681,7 @@ def _estimate_errors(
 def _limiting_mag(
     chosen: Candidate,
     shifted: SourceCatalog,
+    shifted_sky: Sky,
     cleaned: SourceCatalog,
     geometry: FrameGeometry,
     zeropoint: float,
@@ -706,7 +711,7 @@ def _limiting_mag(
         idx = idx[:0]  # the reference stops before the frame does: nothing to measure
     if len(idx) > MAX_COMPLETENESS_STARS:
         idx = idx[np.linspace(0, len(idx) - 1, MAX_COMPLETENESS_STARS).astype(np.int64)]
-    _, found, _ = crossmatch(shifted.ra[rows], shifted.dec[rows], ref.ra[idx], ref.dec[idx], radius)
+    _, found, _ = crossmatch(shifted_sky.take(rows), chosen.match.sky.take(idx), radius)
     detected = np.zeros(len(idx), dtype=bool)
     detected[found] = True
     chance = len(rows) / geometry.area_arcsec2 * math.pi * radius**2
@@ -731,6 +736,7 @@ def _limiting_mag(
 
 def _saturation(
     shifted: SourceCatalog,
+    shifted_sky: Sky,
     cleaned: SourceCatalog,
     chosen: Candidate,
     fit: ZeroPointFit,
@@ -754,7 +760,7 @@ def _saturation(
     idx = np.flatnonzero(saturated & np.isfinite(shifted.mag) & (np.abs(shifted.mag) < 90))
     ref = chosen.match.ref
     band_mag = ref.bands[chosen.band][0]
-    i1, i2, _ = crossmatch(shifted.ra[idx], shifted.dec[idx], ref.ra, ref.dec, radius)
+    i1, i2, _ = crossmatch(shifted_sky.take(idx), chosen.match.sky, radius)
     inst = shifted.mag[idx[i1]]
     residual = band_mag[i2] - (inst + zeropoint)
     good = np.isfinite(residual)
@@ -796,9 +802,7 @@ def _flag_reference_neighbours(
     """
     ref = chosen.match.ref
     band_mag = ref.bands[chosen.band][0]
-    _, j, sep = pairs_within(
-        np.array([target.ra]), np.array([target.dec]), ref.ra, ref.dec, crowd_radius
-    )
+    j, sep = near(chosen.match.sky, target.ra, target.dec, crowd_radius)
     if len(j) and sep.min() <= chosen.match.match.radius_arcsec:
         keep = np.arange(len(j)) != int(np.argmin(sep))
         j = j[keep]

@@ -227,10 +227,10 @@ def render_field(
 
 def _detected(catalog: SourceCatalog, ra, dec, offset, radius_arcsec: float) -> np.ndarray:
     """Whether each true star has a catalogue source within ``radius_arcsec``."""
-    from .match import apply_shift, crossmatch
+    from .match import Sky, apply_shift, crossmatch
 
     cra, cdec = apply_shift(catalog.ra, catalog.dec, -offset[0], -offset[1])
     found = np.zeros(len(ra), dtype=bool)
-    _, i2, _ = crossmatch(cra, cdec, ra, dec, radius_arcsec)
+    _, i2, _ = crossmatch(Sky.at(cra, cdec), Sky.at(ra, dec), radius_arcsec)
     found[i2] = True
     return found

@@ -1,13 +1,12 @@
 """Fast exact medians for the hot loops of the fit and of the automatic match radius.
 
-``np.median`` partitions around three positions (the middle pair and the last element, to
-detect NaNs) and goes through generic reduction machinery; on the 1k-50k element arrays of
-a frame that costs about five times a single ``np.partition``. These helpers return exactly
-what ``np.median`` returns for finite input, which is all they are given.
+``np.median`` goes through generic reduction machinery (NaN checks, a mean of the middle pair)
+that costs several times the selection itself on the 1k-50k element arrays of a frame. These
+helpers return exactly what ``np.median`` returns for finite input, which is all they are given.
 
-Only one position is ever partitioned: with several ``kth`` NumPy leaves its SIMD selection
-for a generic one that is 3-6 times slower above ~16k elements, while the lower middle value
-is just the largest of the lower half once the upper one is in place.
+The middle pair is selected in one ``np.partition`` with both positions as ``kth``: with NumPy
+2.4 on the AVX-512 benchmark machine that is 3-6 times faster than selecting the single upper
+middle position (3k elements: 8 vs 35 us; 10k: 24 vs 108 us), and no slower up to 200k.
 """
 
 from __future__ import annotations
@@ -20,11 +19,13 @@ MAD_TO_SIGMA = 1.4826
 def median(x: np.ndarray) -> float:
     """Median of a non-empty array of finite values (same value as ``np.median``)."""
     n = len(x)
+    if n == 1:
+        return float(x[0])
     half = n // 2
+    part = np.partition(x, (half - 1, half))
     if n % 2:
-        return float(np.partition(x, half)[half])
-    part = np.partition(x, half)
-    return float((part[:half].max() + part[half]) / 2.0)
+        return float(part[half])
+    return float((part[half - 1] + part[half]) / 2.0)
 
 
 def median_and_robust_std(x: np.ndarray) -> tuple[float, float]:

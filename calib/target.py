@@ -8,7 +8,7 @@ import numpy as np
 
 from .catalog import SourceCatalog
 from .clean import JUNK_MAG
-from .match import unit_vectors
+from .match import Sky, near
 from .schema import LIMIT_MAG_ERR
 
 SNR_LIMIT = 5.0
@@ -130,25 +130,21 @@ def _limit_from_error_trend(mag: np.ndarray, err: np.ndarray, finite: np.ndarray
 
 
 def sources_within(
-    catalog: SourceCatalog, ra: float, dec: float, radius_arcsec: float
+    catalog: SourceCatalog, sky: Sky, ra: float, dec: float, radius_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of valid sources within the radius and their separations, nearest first."""
+    """Indices of valid sources within the radius and their separations, nearest first
+    (``sky``: the catalogue's positions)."""
+    idx, sep = near(sky, ra, dec, radius_arcsec)
     with np.errstate(invalid="ignore"):
-        valid = np.isfinite(catalog.ra) & np.isfinite(catalog.dec)
-        valid &= np.isfinite(catalog.mag) & (np.abs(catalog.mag) < JUNK_MAG)
-    idx = np.flatnonzero(valid)
-    if len(idx) == 0:
-        return idx, np.empty(0)
-    xyz = unit_vectors(catalog.ra[idx], catalog.dec[idx])
-    centre = unit_vectors(np.array([ra]), np.array([dec]))[0]
-    sep = np.degrees(np.arccos(np.clip(xyz @ centre, -1.0, 1.0))) * 3600.0
-    near = sep <= radius_arcsec
-    order = np.argsort(sep[near])
-    return idx[near][order], sep[near][order]
+        valid = np.isfinite(catalog.mag[idx]) & (np.abs(catalog.mag[idx]) < JUNK_MAG)
+    idx, sep = idx[valid], sep[valid]
+    order = np.argsort(sep, kind="stable")
+    return idx[order], sep[order]
 
 
 def measure_target(
     catalog: SourceCatalog,
+    sky: Sky,
     ra: float,
     dec: float,
     *,
@@ -163,8 +159,8 @@ def measure_target(
     """Calibrate the source nearest the alert, or report the frame's limit.
 
     ``catalog`` should be the raw catalogue (positions already corrected for any systematic
-    shift): the alert may be blended with its host or flagged, and still deserves a
-    measurement. The target's colour is unknown, so it is calibrated at the calibrators'
+    shift, ``sky`` holding them): the alert may be blended with its host or flagged, and still
+    deserves a measurement. The target's colour is unknown, so it is calibrated at the calibrators'
     median colour (the zero point's pivot); the colour-term uncertainty this leaves is not
     included in ``mag_err``, which is the photometric and zero-point errors in quadrature.
 
@@ -172,7 +168,7 @@ def measure_target(
     error of `Saturation.error_at` added in quadrature, flagged ``saturated``: never a normal
     measurement with a millimagnitude error.
     """
-    idx, sep = sources_within(catalog, ra, dec, radius_arcsec)
+    idx, sep = sources_within(catalog, sky, ra, dec, radius_arcsec)
     if len(idx) == 0:
         return TargetMeasurement(
             mag=limiting_mag,

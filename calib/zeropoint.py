@@ -190,6 +190,7 @@ def fit_zeropoint(
         used &= has_colour  # stars without colour cannot constrain the colour fit
     extra2 = 0.0
     params = cov = None
+    converged = False
     for _ in range(max_iter):
         if np.count_nonzero(used) < max(2, design.shape[1]):
             break
@@ -208,6 +209,7 @@ def fit_zeropoint(
         if use_colour:
             new_used &= has_colour
         if np.array_equal(new_used, used):
+            converged = True
             break
         used = new_used
     if params is None:
@@ -219,7 +221,12 @@ def fit_zeropoint(
     dof = max(npoints - design.shape[1], 1)
     chi2 = float(np.sum(resid[used] ** 2 * w[used])) / dof
     errors = np.sqrt(np.diag(cov) * max(1.0, chi2))
-    scatter = median_and_robust_std(resid[used])[1] if npoints > 2 else float(np.std(resid[used]))
+    if npoints <= 2:
+        scatter = float(np.std(resid[used]))
+    elif not converged:
+        scatter = median_and_robust_std(resid[used])[1]
+    else:
+        scatter = resid_std  # the last iteration's, of the same residuals of the same stars
     outlier_fraction = 1.0 - npoints / n
     reason = None
     if npoints < min_stars:

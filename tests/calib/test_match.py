@@ -3,7 +3,7 @@ import tracemalloc
 import numpy as np
 
 from calib import auto_match_radius, crossmatch
-from calib.match import apply_shift, auto_crossmatch, duplicates, pairs_within
+from calib.match import Sky, apply_shift, auto_crossmatch, duplicates, near, pairs_within
 
 
 def random_sky(rng, n, ra0=150.0, dec0=2.0, size=1.0):
@@ -25,7 +25,7 @@ def test_pairs_within_equals_brute_force_including_wraparound_and_pole():
         ra2, dec2 = random_sky(rng, 300, ra0, dec0, 0.01)
         ra1, ra2 = ra1 % 360, ra2 % 360
         dec1, dec2 = np.clip(dec1, -90, 90), np.clip(dec2, -90, 90)
-        i1, i2, sep = pairs_within(ra1, dec1, ra2, dec2, 20.0)
+        i1, i2, sep = pairs_within(Sky.at(ra1, dec1), Sky.at(ra2, dec2), 20.0)
         assert set(zip(i1, i2, strict=True)) == brute_force_pairs(ra1, dec1, ra2, dec2, 20.0)
         assert np.all(sep <= 20.0)
 
@@ -35,20 +35,21 @@ def test_crossmatch_is_unique_nearest():
     ra, dec = random_sky(rng, 20000)
     ra2 = ra + rng.normal(0, 0.3, len(ra)) / 3600
     dec2 = dec + rng.normal(0, 0.3, len(ra)) / 3600
-    i1, i2, sep = crossmatch(ra, dec, ra2, dec2, 2.0)
+    i1, i2, sep = crossmatch(Sky.at(ra, dec), Sky.at(ra2, dec2), 2.0)
     assert len(np.unique(i1)) == len(i1) and len(np.unique(i2)) == len(i2)
     assert np.mean(i1 == i2) > 0.99 and len(i1) > 0.99 * len(ra)
     assert np.all(sep <= 2.0)
     # a double: both reference stars near one source, only the nearest is used
     i1, i2, _ = crossmatch(
-        np.array([10.0]), np.array([0.0]), np.array([10.0, 10.0]), np.array([1.5, 0.5]) / 3600, 2
+        Sky.at([10.0], [0.0]), Sky.at([10.0, 10.0], np.array([1.5, 0.5]) / 3600), 2
     )
     assert list(i2) == [1]
 
 
 def test_crossmatch_empty_inputs():
     empty = np.empty(0)
-    assert all(len(a) == 0 for a in crossmatch(empty, empty, np.ones(3), np.ones(3), 1.0))
+    found = crossmatch(Sky.at(empty, empty), Sky.at(np.ones(3), np.ones(3)), 1.0)
+    assert all(len(a) == 0 for a in found)
 
 
 def test_auto_radius_finds_systematic_offset():
@@ -57,13 +58,13 @@ def test_auto_radius_finds_systematic_offset():
     cos = np.cos(np.radians(dec))
     ra_cat = ra + (2.0 + rng.normal(0, 0.3, len(ra))) / 3600 / cos
     dec_cat = dec + (-1.0 + rng.normal(0, 0.3, len(ra))) / 3600
-    m = auto_match_radius(ra_cat, dec_cat, ra, dec)
+    m = auto_match_radius(Sky.at(ra_cat, dec_cat), Sky.at(ra, dec))
     assert abs(m.shift_ra_arcsec + 2.0) < 0.05 and abs(m.shift_dec_arcsec - 1.0) < 0.05
     assert 0.8 <= m.radius_arcsec <= 1.5
 
 
 def test_auto_radius_without_pairs_falls_back():
-    m = auto_match_radius(np.array([10.0]), np.array([0.0]), np.array([20.0]), np.array([0.0]))
+    m = auto_match_radius(Sky.at([10.0], [0.0]), Sky.at([20.0], [0.0]))
     assert m.radius_arcsec == 2.0 and m.shift_ra_arcsec == 0.0 and m.npairs == 0
 
 
@@ -77,23 +78,25 @@ def test_auto_crossmatch_equals_auto_radius_then_crossmatch():
         cos = np.cos(np.radians(dec))
         ra_cat = ra + (shift[0] + rng.normal(0, 0.3, len(ra))) / 3600 / cos
         dec_cat = dec + (shift[1] + rng.normal(0, 0.3, len(ra))) / 3600
-        match, i1, i2, sep = auto_crossmatch(ra_cat, dec_cat, ra, dec)
-        assert match == auto_match_radius(ra_cat, dec_cat, ra, dec)
+        cat, ref = Sky.at(ra_cat, dec_cat), Sky.at(ra, dec)
+        match, i1, i2, sep = auto_crossmatch(cat, ref)
+        assert match == auto_match_radius(cat, ref)
         moved = apply_shift(ra_cat, dec_cat, match.shift_ra_arcsec, match.shift_dec_arcsec)
-        expected = crossmatch(*moved, ra, dec, match.radius_arcsec)
+        expected = crossmatch(Sky.at(*moved), ref, match.radius_arcsec)
         for got, want in zip((i1, i2, sep), expected, strict=True):
             np.testing.assert_array_equal(got, want)
 
 
 def test_auto_crossmatch_without_reference_stars():
-    match, i1, i2, sep = auto_crossmatch(np.ones(3), np.ones(3), np.empty(0), np.empty(0))
+    match, i1, i2, sep = auto_crossmatch(Sky.at(np.ones(3), np.ones(3)), Sky.at([], []))
     assert match.radius_arcsec == 2.0 and match.npairs == 0
     assert len(i1) == len(i2) == len(sep) == 0
 
 
 def _flag_worse_of_each_pair(ra, dec, score, radius):
     """The definition of `duplicates`: of every pair within the radius, the worse is flagged."""
-    j1, j2, _ = pairs_within(ra, dec, ra, dec, radius)
+    sky = Sky.at(ra, dec)
+    j1, j2, _ = pairs_within(sky, sky, radius)
     lower = j1 < j2
     j1, j2 = j1[lower], j2[lower]
     flagged = np.zeros(len(ra), dtype=bool)
@@ -131,5 +134,22 @@ def test_duplicates_of_a_clump_stay_bounded():
 
 
 def test_equal_separations_go_to_the_lowest_index():
-    _, i2, _ = crossmatch(np.array([10.0]), np.zeros(1), np.full(3, 10.0), np.zeros(3), 1.0)
+    _, i2, _ = crossmatch(Sky.at([10.0], [0.0]), Sky.at(np.full(3, 10.0), np.zeros(3)), 1.0)
     assert list(i2) == [0]
+
+
+def test_near_finds_the_pairs_within_of_one_position():
+    rng = np.random.default_rng(6)
+    sky = Sky.at(*random_sky(rng, 2000, size=0.01))
+    idx, sep = near(sky, 150.0, 2.0, 20.0)
+    _, j2, want = pairs_within(Sky.at([150.0], [2.0]), sky, 20.0)
+    order = np.argsort(j2)
+    np.testing.assert_array_equal(idx, j2[order])
+    np.testing.assert_array_equal(sep, want[order])
+    assert len(idx) > 0
+
+
+def test_duplicates_count_a_nan_score_as_the_worst():
+    ra, dec = np.array([10.0, 10.0 + 0.1 / 3600]), np.zeros(2)
+    for score in (np.array([np.nan, 0.01]), np.array([0.01, np.nan])):
+        np.testing.assert_array_equal(duplicates(ra, dec, score, 0.5), np.isnan(score))
