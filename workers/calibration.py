@@ -6,18 +6,21 @@ the job, and a job that already finished is never written twice.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from functools import cache
-from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
+from blobstore import BlobStore, open_store
+from blobstore.keys import cutout_key, plot_key
 from calib import CalibrationError, CatalogError, RefCatalog, calibrate, read_catalog
 from calib.cutout import render_cutout
 from calib.image import SNIFF_BYTES, load_image, looks_like_image
 from calib.imaging import calibrate_image
+from calib.pipeline import CalibrationResult
 from calib.plot import render_calibration_plot
 from calib.schema import followup_values
 from config import Settings, settings
@@ -40,8 +43,6 @@ def warm_up() -> str:
     first-use costs: fonts, Agg renderer). Without this the first plotted job after a start
     took seconds, the next a few tenths. Returns a log line.
     """
-    import tempfile
-
     from calib.simulate import simulate_field
 
     t0 = time.perf_counter()
@@ -53,8 +54,7 @@ def warm_up() -> str:
     catalog = read_catalog(field.ascii_head())
     truth = field.truth
     result = calibrate(catalog, [field.reference], truth["target_ra"], truth["target_dec"])
-    with tempfile.TemporaryDirectory() as tmp:
-        render_calibration_plot(result, Path(tmp) / "warm-up.png")
+    render_calibration_plot(result, io.BytesIO())
     return f"surveys={','.join(surveys) or '-'} seconds={time.perf_counter() - t0:.2f}"
 
 
@@ -94,7 +94,7 @@ def _run(job_id: str) -> str:
             job_states.start(job)
             attempt = job.attempts
             params = dict(job.params)
-            path = job.upload.path
+            upload = job.upload.path  # the upload's key in the store
             target = (job.alert.ra, job.alert.dec)
             filters = list(job.observatory.filters or [])
     if ended is not None:
@@ -104,7 +104,7 @@ def _run(job_id: str) -> str:
     t0 = time.perf_counter()
     try:
         with memory_budget(cfg.job_memory_mb):
-            result, image = _calibrate(job_id, Path(path), target, params, filters)
+            result, image = _calibrate(job_id, upload, target, params, filters)
     except Exception as e:
         reason = _reason(e, cfg)
         if reason is None:
@@ -146,6 +146,13 @@ def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
 
 
 @cache
+def _blobs() -> BlobStore:
+    """Where uploads are read from and plots written to: all this host needs of the others."""
+    cfg = settings()
+    return open_store(cfg.storage_url, cfg.storage_endpoint_url)
+
+
+@cache
 def _store() -> RefStore:
     """The process's reference store: its row-group cache is shared by the jobs it runs."""
     cfg = settings()
@@ -153,13 +160,14 @@ def _store() -> RefStore:
 
 
 def _calibrate(
-    job_id: str, path: Path, target: tuple[float, float], params: dict, filters: list[str]
+    job_id: str, upload: str, target: tuple[float, float], params: dict, filters: list[str]
 ) -> tuple[dict, str | None]:
-    with path.open("rb") as f:
-        head = f.read(SNIFF_BYTES)
-    if looks_like_image(head):
-        return _calibrate_image(job_id, path, target, params, filters)
-    catalog = read_catalog(path.read_bytes())
+    with _blobs().open(upload) as f:  # streamed from the store, on this host or not
+        data = f.read()
+    if looks_like_image(data[:SNIFF_BYTES]):
+        return _calibrate_image(job_id, data, target, params, filters)
+    catalog = read_catalog(data)
+    del data
     result = calibrate(
         catalog,
         _references(catalog.ra, catalog.dec),
@@ -171,17 +179,17 @@ def _calibrate(
     )
     image = None
     if not params.get("no_plot"):
-        image = str(_plot_path(job_id))
-        render_calibration_plot(result, image)
+        image = _put_plot(job_id, result)
     return result.to_dict(), image
 
 
 def _calibrate_image(
-    job_id: str, path: Path, target: tuple[float, float], params: dict, filters: list[str]
+    job_id: str, data: bytes, target: tuple[float, float], params: dict, filters: list[str]
 ) -> tuple[dict, str | None]:
     """A FITS image: extraction, WCS check, calibration and forced photometry (`calib.imaging`);
-    the calibration plot and the cutout around the alert are written side by side."""
-    frame = load_image(path.read_bytes())  # the bytes are freed once decoded
+    the calibration plot and the cutout around the alert are written to the store together."""
+    frame = load_image(data)
+    del data  # the bytes are freed once decoded
     cal = calibrate_image(
         frame,
         _references,
@@ -194,27 +202,31 @@ def _calibrate_image(
     result = cal.to_dict()
     image = None
     if not params.get("no_plot"):
-        plot = _plot_path(job_id)
-        image = str(plot)
-        render_calibration_plot(cal.result, image)
         r = cal.result
         shown = f"> {r.mag:.2f} (5σ)" if r.limit else f"{r.mag:.3f} ± {r.mag_err:.3f}"
+        png = io.BytesIO()
         render_cutout(
             cal.extraction,
             cal.forced,
             cal.pixel_scale_arcsec,
-            plot.with_name(f"{job_id}-cutout.png"),  # web.jobs serves it from there
+            png,
             f"{r.survey}/{r.filter} {shown}, S/N {cal.forced.snr:.1f}"
             + "".join(f" [{flag}]" for flag in cal.target_flags),
         )
+        _blobs().put(cutout_key(job_id), png.getvalue())  # web.jobs serves it from there
+        image = _put_plot(job_id, cal.result)
         result["cutout_url"] = f"/jobs/{job_id}/cutout.png"
     return result, image
 
 
-def _plot_path(job_id: str) -> Path:
-    plot_dir = settings().plot_dir
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    return plot_dir / f"{job_id}.png"
+def _put_plot(job_id: str, result: CalibrationResult) -> str:
+    """The calibration plot rendered in memory and stored durably (before the row naming it
+    commits); returns its key."""
+    png = io.BytesIO()
+    render_calibration_plot(result, png)
+    key = plot_key(job_id)
+    _blobs().put(key, png.getvalue())
+    return key
 
 
 def _references(ra, dec) -> list[RefCatalog]:
