@@ -15,7 +15,14 @@ workers share it without depending on each other.
 
 from __future__ import annotations
 
-from blobstore.base import BlobNotFound, BlobStore, BlobWriter, StoreFull, check_key
+from blobstore.base import (
+    BlobNotFound,
+    BlobStore,
+    BlobWriter,
+    StoreFull,
+    StoreUnavailable,
+    check_key,
+)
 from blobstore.open import open_store, parse_url
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "BlobStore",
     "BlobWriter",
     "StoreFull",
+    "StoreUnavailable",
     "check_key",
     "open_store",
     "parse_url",

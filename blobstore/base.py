@@ -10,6 +10,11 @@ class BlobNotFound(FileNotFoundError):
     """No object under this key."""
 
 
+class StoreUnavailable(Exception):
+    """The store could not be reached or refused the request (network, credentials, server
+    error); nothing was written. Worth retrying."""
+
+
 class StoreFull(OSError):
     """The store refused the bytes for lack of space (ENOSPC/EDQUOT); nothing was kept."""
 

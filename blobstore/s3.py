@@ -12,11 +12,26 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import s3fs
 
-from blobstore.base import BlobNotFound, BlobStore, BlobWriter, check_key
+from blobstore.base import BlobNotFound, BlobStore, BlobWriter, StoreUnavailable, check_key
+
+
+@contextlib.contextmanager
+def _reachable(store: S3Store, key: str) -> Iterator[None]:
+    """botocore's and s3fs's errors (after their own retries) as :class:`StoreUnavailable`; a
+    missing key stays :class:`BlobNotFound`."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise BlobNotFound(key) from None
+    except ValueError:
+        raise
+    except Exception as e:
+        raise StoreUnavailable(f"{store.url}/{key}: {type(e).__name__}: {e}") from e
 
 
 class S3Writer(BlobWriter):
@@ -32,7 +47,8 @@ class S3Writer(BlobWriter):
 
     def commit(self, key: str) -> None:
         self._tmp.flush()
-        self._store.fs.put_file(self._tmp.name, self._store.path(key))
+        with _reachable(self._store, key):
+            self._store.fs.put_file(self._tmp.name, self._store.path(key))
 
     def discard(self) -> None:
         self._tmp.close()
@@ -62,22 +78,23 @@ class S3Store(BlobStore):
         return S3Writer(self)
 
     def put(self, key: str, data: bytes) -> None:
-        self.fs.pipe_file(self.path(key), data)
+        with _reachable(self, key):
+            self.fs.pipe_file(self.path(key), data)
 
     def open(self, key: str) -> BinaryIO:
-        try:
+        # One HEAD here, then ranged GETs as the caller reads.
+        with _reachable(self, key):
             return self.fs.open(self.path(key), "rb")
-        except FileNotFoundError:
-            raise BlobNotFound(key) from None
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(BlobNotFound), _reachable(self, key):
             self.fs.rm_file(self.path(key))
 
     def list(self, prefix: str) -> list[str]:
         base = self.path(prefix.rstrip("/"))
         root = self.path("x")[:-1]
         try:
-            return sorted(p[len(root) :] for p in self.fs.find(base))
-        except FileNotFoundError:
+            with _reachable(self, prefix):
+                return sorted(p[len(root) :] for p in self.fs.find(base))
+        except BlobNotFound:
             return []

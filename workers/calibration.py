@@ -14,7 +14,7 @@ from functools import cache
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
-from blobstore import BlobStore, open_store
+from blobstore import BlobStore, StoreUnavailable, open_store
 from blobstore.keys import cutout_key, plot_key
 from calib import CalibrationError, CatalogError, RefCatalog, calibrate, read_catalog
 from calib.cutout import render_cutout
@@ -108,7 +108,7 @@ def _run(job_id: str) -> str:
     except Exception as e:
         reason = _reason(e, cfg)
         if reason is None:
-            raise  # the database is down: the task retries, nothing is lost
+            raise  # the database or the file store is down: the task retries, nothing is lost
         return _finish_failed(job_id, *reason)
     result["processing_time"] = round(time.perf_counter() - t0, 3)
     return _finish_succeeded(job_id, result, image)
@@ -136,7 +136,7 @@ def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
         )
     if isinstance(e, (CatalogError, CalibrationError)):
         return str(e), getattr(e, "detail", None)
-    if isinstance(e, OperationalError):
+    if isinstance(e, (OperationalError, StoreUnavailable)):
         return None
     if isinstance(e, ValueError):  # values the science code cannot use (e.g. Dec 100)
         log.warning("event=job_bad_values error=%r", str(e))
