@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -53,7 +54,8 @@ class LocalWriter(BlobWriter):
             _fsync_dir(d)
 
     def discard(self) -> None:
-        self._out.close()
+        with contextlib.suppress(OSError):  # flushing the rest may fail (a full disk): unwanted
+            self._out.close()
         if os.path.exists(self._tmp):
             os.unlink(self._tmp)
 
