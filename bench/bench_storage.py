@@ -39,7 +39,7 @@ from calib import calibrate  # noqa: E402
 from calib.plot import render_calibration_plot  # noqa: E402
 from calib.simulate import simulate_field  # noqa: E402
 
-REPEATS = 15
+REPEATS = 31
 CATALOGUE = (ROOT / "tests" / "data" / "synth-deep" / "frame.cat").read_bytes()
 BIG = CATALOGUE * (8 * (1 << 20) // len(CATALOGUE))  # an 8 MiB catalogue (a deep wide field)
 
