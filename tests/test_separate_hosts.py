@@ -11,6 +11,7 @@ every job must still end exactly once, with its follow-up row and a plot the web
 from __future__ import annotations
 
 import json
+import pwd
 import shlex
 import shutil
 import sys
@@ -22,11 +23,10 @@ import pytest
 from tests.helpers import DATA, ROOT, TMP
 from tests.netns import Network, why_not_available
 
-pytestmark = pytest.mark.skipif((reason := why_not_available()) is not None, reason=reason or "")
-
 PY = sys.executable
-PG_BIN = Path("/usr/local/bin") if Path("/usr/local/bin/pg_ctl").exists() else None
-DB, S3, WEB, CLIENT = "10.231.0.10", "10.231.0.11", "10.231.0.12", "10.231.0.30"
+_INITDB = (Path("/usr/local/bin/initdb"), *sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb")))
+PG_BIN = next((p.parent for p in _INITDB if p.exists()), None)
+DB, S3, WEB = "10.231.0.10", "10.231.0.11", "10.231.0.12"
 N_UPLOADS = 16
 REDIS_PASSWORD = "separate-hosts-redis"  # Redis refuses other hosts without one
 BUCKET = "calserv"
@@ -34,10 +34,25 @@ SYNTH = DATA / "synth-deep"
 PSQL = shutil.which("psql") or "psql"
 
 
+def _missing() -> str | None:
+    """Why this machine cannot run the test, or None."""
+    if (reason := why_not_available()) is not None:
+        return reason
+    if PG_BIN is None or not shutil.which("redis-server") or not shutil.which("psql"):
+        return "PostgreSQL server binaries, psql and redis-server are needed (deploy/bootstrap.sh)"
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return "no `postgres` system user to run PostgreSQL as (deploy/services.sh start makes it)"
+    return None
+
+
+pytestmark = pytest.mark.skipif((reason := _missing()) is not None, reason=reason or "")
+
+
 def _pg_bin() -> Path:
-    if PG_BIN is not None:
-        return PG_BIN
-    return sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
+    assert PG_BIN is not None
+    return PG_BIN
 
 
 @pytest.fixture()
