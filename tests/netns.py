@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -35,11 +36,26 @@ def why_not_available() -> str | None:
     return None
 
 
+def _remove_stale() -> None:
+    """Namespaces left by an earlier run that was killed before its teardown (its pid is gone)."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for name in (line.split()[0] for line in names.splitlines() if line.strip()):
+        match = re.fullmatch(r"cs(\d+)-[a-z0-9]+", name)
+        if match is None or Path(f"/proc/{match.group(1)}").exists():
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
 class Network:
     """Hosts on `10.231.0.0/24` behind one bridge; :meth:`close` removes every trace."""
 
     def __init__(self) -> None:
-        self.tag = f"cs{os.getpid() % 100000}"
+        _remove_stale()
+        self.tag = f"cs{os.getpid()}"
         self.root = Path(tempfile.mkdtemp(prefix=f"calserv-{self.tag}-"))
         self.root.chmod(0o755)  # the postgres user must reach its host's data directory
         self.hosts: dict[str, str] = {}  # name -> address
