@@ -63,6 +63,7 @@ bench: services .venv-bench/.installed
 	.venv-bench/bin/python bench/bench_calib.py
 	$(PY) bench/bench_load.py
 	$(PY) bench/bench_plot.py
+	$(PY) bench/bench_storage.py
 
 clean: stop
 	rm -rf var

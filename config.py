@@ -7,12 +7,15 @@ Processes load it once (:func:`settings`) and hand it on: `create_app(settings)`
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from blobstore import parse_url
 
 ROOT = Path(__file__).resolve().parent
 PREFIX = "CALSERV_"
@@ -64,8 +67,13 @@ class Settings(BaseSettings):
     )
     queue: str = _env("QUEUE", "calserv")
     refcat_dir: Path = _env("REFCAT_DIR", default_factory=lambda d: _var(d, "refcats"))
-    upload_dir: Path = _env("UPLOAD_DIR", default_factory=lambda d: _var(d, "uploads"))
-    plot_dir: Path = _env("PLOT_DIR", default_factory=lambda d: _var(d, "plots"))
+    #: Where uploads, plots and cutouts live (`blobstore`): a local directory (default: VAR_DIR)
+    #: or `s3://bucket/prefix`, shared by the web and worker hosts.
+    storage_url: str = _env(
+        "STORAGE_URL", default_factory=lambda d: str(d.get("var_dir", ROOT / "var"))
+    )
+    #: The S3-compatible server of an `s3://` store when it is not AWS (else `AWS_ENDPOINT_URL`).
+    storage_endpoint_url: str | None = _env("STORAGE_ENDPOINT_URL")
     secret_key: str = _env("SECRET_KEY", DEV_SECRET_KEY)
     hashtag_pepper: str = _env("HASHTAG_PEPPER", DEV_HASHTAG_PEPPER)
     max_upload_bytes: int = _env("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, gt=0)
@@ -91,6 +99,12 @@ class Settings(BaseSettings):
     rate_limit: str = _env("RATE_LIMIT", "1200 per minute")
     session_cookie_secure: bool = _env("SESSION_COOKIE_SECURE", False)
 
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, url: str) -> str:
+        parse_url(url)
+        return url
+
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:
         if self.env != "development":
@@ -108,6 +122,12 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, **values: Any) -> Settings:
         """The environment's settings (`values` take precedence); ConfigError when one is bad."""
+        for old in ("UPLOAD_DIR", "PLOT_DIR"):
+            if PREFIX + old in os.environ:
+                raise ConfigError(
+                    f"{PREFIX}{old} is gone: uploads and plots live in {PREFIX}STORAGE_URL "
+                    f"(its uploads/ and plots/); move the files there and unset {PREFIX}{old}"
+                )
         try:
             return cls(**values)
         except ValidationError as e:

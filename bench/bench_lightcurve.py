@@ -33,8 +33,7 @@ def _setup_env(tmp: Path) -> tuple[str, str]:
     )
     name = f"calserv_bench_lc_{os.getpid()}"
     os.environ["CALSERV_DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + name
-    os.environ["CALSERV_PLOT_DIR"] = str(tmp / "plots")
-    os.environ["CALSERV_UPLOAD_DIR"] = str(tmp / "uploads")
+    os.environ["CALSERV_STORAGE_URL"] = str(tmp / "store")
     os.environ.setdefault("CALSERV_SECRET_KEY", "bench")
     os.environ.setdefault("CALSERV_HASHTAG_PEPPER", "bench")
     return base, name
@@ -140,11 +139,15 @@ def _measure(npoints: int, repeat: int) -> list[tuple[str, float]]:
     client.get(png)  # imports and first-use costs, not measured
     client.get("/healthz")
 
-    cache = Path(app.config["PLOT_DIR"]) / "lightcurves"
+    store = app.extensions["blobstore"]  # the rendered curves are cached in the file store
+
+    def drop_cached(suffix: str) -> None:
+        for key in store.list("lightcurves/"):
+            if key.endswith(suffix):
+                store.delete(key)
 
     def cold_png():
-        for f in cache.glob("*.png"):
-            f.unlink()
+        drop_cached(".png")
         return client.get(png)
 
     cold, _ = _timed(cold_png, max(3, repeat // 5))
@@ -154,8 +157,7 @@ def _measure(npoints: int, repeat: int) -> list[tuple[str, float]]:
     assert r304.status_code == 304
 
     def cold_bokeh():
-        for f in cache.glob("*.json"):
-            f.unlink()
+        drop_cached(".json")
         return client.get(bokeh_json)
 
     bokeh_ms, rb = _timed(cold_bokeh, max(3, repeat // 5))

@@ -164,8 +164,7 @@ class Stack:
             **os.environ,
             "CALSERV_DATABASE_URL": self.base_db.rsplit("/", 1)[0] + "/" + self.db_name,
             "CALSERV_QUEUE": f"calserv-bench-{os.getpid()}",
-            "CALSERV_UPLOAD_DIR": str(self.tmp / "uploads"),
-            "CALSERV_PLOT_DIR": str(self.tmp / "plots"),
+            "CALSERV_STORAGE_URL": str(self.tmp / "store"),
             "CALSERV_REFCAT_DIR": str(refcats),
             "CALSERV_RATE_LIMIT": "1000000 per minute",
         }

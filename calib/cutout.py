@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 import matplotlib
 
@@ -23,7 +24,7 @@ def render_cutout(
     extraction: Extraction,
     forced: ForcedPhotometry,
     pixel_scale_arcsec: float,
-    path: str | os.PathLike,
+    path: str | os.PathLike | BinaryIO,
     title: str,
 ) -> None:
     """Write the background-subtracted pixels within ±30″ of the alert, the aperture circled.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -11,7 +12,7 @@ from matplotlib.figure import Figure
 from .pipeline import CalibrationResult
 
 
-def render_calibration_plot(result: CalibrationResult, path: str | os.PathLike) -> None:
+def render_calibration_plot(result: CalibrationResult, path: str | os.PathLike | BinaryIO) -> None:
     """Write a PNG of the chosen fit: calibrated vs reference magnitudes, and residuals.
 
     Uses a bare `Figure` on its own Agg canvas (no pyplot state, no process-wide backend), so it

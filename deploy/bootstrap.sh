@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v psql >/dev/null || need+=(postgresql-client)
+# `ip netns`: the separate-hosts test (tests/test_separate_hosts.py) builds its network with it.
+command -v ip >/dev/null || need+=(iproute2)
 if [ ! -x /usr/local/bin/pg_ctl ] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   need+=(postgresql)
 fi

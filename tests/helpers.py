@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -156,3 +157,53 @@ def procfile_command(name: str) -> str:
         if line.startswith(f"{name}:"):
             return line.split(":", 1)[1].strip()
     raise AssertionError(f"no {name} in the Procfile")
+
+
+class MotoServer:
+    """moto's S3-compatible server as its own process (`moto_server`), on `host`, with `bucket`.
+
+    `prefix` runs it through a wrapper (`ip netns exec <ns>`: the test of separate hosts).
+    """
+
+    CREDENTIALS: ClassVar[dict[str, str]] = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    def __init__(self, bucket: str, host: str = "127.0.0.1", prefix: tuple[str, ...] = ()):
+        port = free_port() if host == "127.0.0.1" else 9000
+        self.endpoint = f"http://{host}:{port}"
+        self.log = TMP / f"moto-{bucket}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection((host, port), timeout=1):
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "moto_server did not start: " + self.log.read_text()
+                    ) from None
+                time.sleep(0.1)
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=bucket)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)

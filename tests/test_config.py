@@ -94,7 +94,7 @@ def test_defaults_follow_the_var_dir_and_ports(tmp_path, monkeypatch):
         if name.startswith("CALSERV_"):
             monkeypatch.delenv(name)
     s = Settings.load(env="development", var_dir=tmp_path, pg_port=5999)
-    assert s.upload_dir == tmp_path / "uploads" and s.refcat_dir == tmp_path / "refcats"
+    assert s.storage_url == str(tmp_path) and s.refcat_dir == tmp_path / "refcats"
     assert s.database_url == "postgresql+psycopg2://calserv@127.0.0.1:5999/calserv"
     assert s.max_upload_bytes == 50 * 1024 * 1024 and s.task_soft_time_limit == 120
 
@@ -109,9 +109,23 @@ def test_load_names_every_bad_value():
 def test_create_app_takes_its_settings_object(tmp_path):
     from web import create_app
 
-    s = Settings.load(env="development", max_upload_bytes=1234, upload_dir=tmp_path)
+    s = Settings.load(env="development", max_upload_bytes=1234, storage_url=str(tmp_path))
     app = create_app(s, overrides={"TESTING": True})
     assert app.config["MAX_CONTENT_LENGTH"] == 1234
-    assert app.config["UPLOAD_DIR"] == str(tmp_path)
+    assert app.extensions["blobstore"].url == str(tmp_path)
     with pytest.raises(TypeError, match="overrides="):
         create_app({"TESTING": True})
+
+
+@pytest.mark.parametrize(
+    "url", ["relative/dir", "ftp://host/x", "s3://", "s3://key:secret@bucket/x", "file://host/x"]
+)
+def test_storage_url_must_name_a_directory_or_a_bucket(url):
+    with pytest.raises(ConfigError, match="CALSERV_STORAGE_URL"):
+        Settings.load(env="development", storage_url=url)
+
+
+def test_old_upload_and_plot_dirs_are_refused_not_ignored(monkeypatch):
+    monkeypatch.setenv("CALSERV_UPLOAD_DIR", "/mnt/nfs/uploads")
+    with pytest.raises(ConfigError, match=r"CALSERV_UPLOAD_DIR is gone.*CALSERV_STORAGE_URL"):
+        Settings.load(env="development")

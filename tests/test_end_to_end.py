@@ -107,6 +107,9 @@ def test_dry_run_stores_no_followup_and_renders_plot(client, worker, observatory
         )
     png = client.get(result["image_link"].replace("http://localhost", ""))
     assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
+    # Streamed from the file store, with a validator: a browser's revalidation costs no body.
+    again = client.get(png.request.path, headers={"If-None-Match": png.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
     html = client.get(f"/jobs/{result['job_id']}", headers={"Accept": "text/html"})
     assert b"succeeded" in html.data and b"calibration plot" in html.data
 

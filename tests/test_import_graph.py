@@ -13,11 +13,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The top-level packages and modules of calserv (not tests, bench or the separate client).
-CALSERV = {"calib", "refcats", "db", "web", "workers", "config", "celeryconfig", "migrations"}
+CALSERV = {
+    *("calib", "refcats", "blobstore", "db", "web", "workers"),
+    *("config", "celeryconfig", "migrations"),
+}
 #: package → the calserv packages it must not import.
 FORBIDDEN = {
     "calib": CALSERV - {"calib"},
     "refcats": CALSERV - {"refcats"},
+    "blobstore": CALSERV - {"blobstore"},
     "db": {"web", "workers", "calib", "refcats", "migrations"},
     "web": {"workers", "migrations"},
     "workers": {"web", "migrations"},

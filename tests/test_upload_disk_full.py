@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from sqlalchemy import func, select
 
+from blobstore import open_store
 from db.models import Job
 from db.session import session_scope
 from tests.helpers import DATA, add_alert
@@ -29,7 +30,7 @@ def tiny_disk(tmp_path):
 
 def test_full_disk_is_507_and_leaves_nothing(app, observatory, tiny_disk, monkeypatch):
     add_alert(app, "ivo://disk/1", "DiskAlert", 120.0, 43.5)
-    monkeypatch.setitem(app.config, "UPLOAD_DIR", str(tiny_disk))
+    monkeypatch.setitem(app.extensions, "blobstore", open_store(str(tiny_disk)))
     big = FRAME * 4  # 1.5 MB: more than the disk holds
     with session_scope() as s:
         jobs_before = s.scalar(select(func.count()).select_from(Job))

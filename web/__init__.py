@@ -9,6 +9,7 @@ from typing import Any
 import bokeh
 from flask import Flask
 
+from blobstore import open_store
 from config import Settings
 from config import settings as _process_settings
 from web.version import VERSION
@@ -47,7 +48,6 @@ def create_app(
         MAX_CONTENT_LENGTH=s.max_upload_bytes,
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
         MAX_FORM_PARTS=200,
-        UPLOAD_DIR=str(s.upload_dir),
         RATE_LIMIT=s.rate_limit,
         MAX_WAITERS=s.max_waiters,
         # Buckets are named by observatory id: one namespace per deployment (its queue's name),
@@ -61,12 +61,13 @@ def create_app(
         HASHTAG_PEPPER=s.hashtag_pepper,
         REFCAT_DIR=str(s.refcat_dir),
         STALE_JOB_SECONDS=s.stale_job_seconds,
-        PLOT_DIR=str(s.plot_dir),
         # A form left open all night must still post: the token lives as long as the session.
         WTF_CSRF_TIME_LIMIT=None,
     )
     if overrides:
         app.config.update(overrides)
+    # Uploads written, plots and cutouts served: `current_app.extensions["blobstore"]`.
+    app.extensions["blobstore"] = open_store(s.storage_url, s.storage_endpoint_url)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

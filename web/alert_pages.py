@@ -10,9 +10,9 @@ read and, when the plot is unchanged, a 304.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +33,7 @@ from flask import (
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Row
 
+from blobstore import BlobNotFound
 from calib.schema import LIGHTCURVE_COLUMNS, LIGHTCURVE_JSON_COLUMNS
 from db.models import Alert, Followup, Observatory
 from web.alert_registry import alert_key, find_alert_by_key, is_web_url
@@ -209,27 +210,24 @@ def _conditional(alert: Row, body_of, mimetype: str) -> Response:
 
 def _cached(alert: Row, suffix: str, render: Callable[[], bytes]) -> bytes:
     """`render()` of this version of the alert's points, made once per version and shared by all
-    web workers through a file (the alert's older versions are removed). Readers arriving while
-    it is being made wait on a file lock for it instead of making it again each."""
-    root = Path(current_app.config["PLOT_DIR"]) / "lightcurves"
-    path = root / f"{alert.id}-{alert.points_version}-{VERSION}.{suffix}"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".lock-{alert.id}.{suffix}", "w") as lock:
+    web workers and hosts through the file store (the alert's older versions are removed). Readers
+    of one host arriving while it is being made wait on a lock file for it instead of making it
+    again each."""
+    store = current_app.extensions["blobstore"]
+    folder = f"lightcurves/{alert.id}/"
+    key = f"{folder}{alert.points_version}-{VERSION}.{suffix}"
+    with contextlib.suppress(BlobNotFound), store.open(key) as f:
+        return f.read()
+    lock_path = Path(tempfile.gettempdir()) / f"calserv-lightcurve-{alert.id}.{suffix}.lock"
+    with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        if path.exists():  # made by another reader while this one waited
-            return path.read_bytes()
+        with contextlib.suppress(BlobNotFound), store.open(key) as f:
+            return f.read()  # made by another reader while this one waited
         body = render()
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=".new-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(body)
-        os.replace(tmp, path)
-        for old in root.glob(f"{alert.id}-*.{suffix}"):
-            if old != path:
-                old.unlink(missing_ok=True)
+        store.put(key, body)
+        for old in store.list(folder):
+            if old != key and old.endswith(f".{suffix}"):
+                store.delete(old)
     return body
 
 

@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from blobstore import StoreFull, StoreUnavailable
 from web.negotiation import wants_json
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,20 @@ def register(app: Flask) -> None:
         log.error("database unavailable: %s", e.orig)
         return error_response(
             503, "the database is unavailable", "calserv is restarting a service; retry shortly"
+        )
+
+    @app.errorhandler(StoreUnavailable)
+    def _store_down(e: StoreUnavailable):
+        log.error("event=store_unavailable error=%r", str(e))
+        return error_response(
+            503, "the file store is unavailable", "nothing was stored; retry shortly"
+        )
+
+    @app.errorhandler(StoreFull)
+    def _store_full(e: StoreFull):
+        log.error("event=store_full error=%r", str(e))
+        return error_response(
+            507, "the upload disk is full", "nothing was stored; retry in a few minutes"
         )
 
     @app.errorhandler(HTTPException)

@@ -10,15 +10,10 @@ a 422 at once); workers parse the rest, under time and memory limits.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
-import logging
-import os
-import tempfile
 import uuid
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from flask import current_app, request
 from sqlalchemy import bindparam, func, select
@@ -27,6 +22,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
+from blobstore import BlobStore
+from blobstore.keys import upload_key
 from calib.catalog import check_columns
 from calib.errors import CatalogError
 from calib.image import SNIFF_BYTES, ImageError, gunzip_head, inspect_fits, is_gzip
@@ -43,7 +40,6 @@ from web.jobs import JOB_FIELDS, MAX_WAIT_S, JobView, find_job
 from web.keys import KeyOwner
 from web.seedparams import seed_value
 
-log = logging.getLogger(__name__)
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 HEAD_BYTES = 64 << 10  # the part of a text catalogue whose header is checked
@@ -172,66 +168,34 @@ _UPLOAD_ID = select(_UPLOADS.c.id).where(_UPLOADS.c.sha256 == bindparam("sha256"
 
 
 def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
-    """Write the bytes under their sha256 (fsync'd, atomic rename) and record them once.
+    """Write the bytes durably under their sha256 (`blobstore`) and record them once.
 
     Returns the upload's id and sha256. One statement for new bytes (INSERT ... RETURNING); bytes
-    seen before cost a second one to read the existing id. A full disk is a 507 (the client
-    retries later), with no partial file left behind.
+    seen before cost a second one to read the existing id. A full store is a 507 and an
+    unreachable one a 503 (`web.errors`; the client retries later), with nothing partial left.
     """
-    root = Path(current_app.config["UPLOAD_DIR"])
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        sha, size, final = _write_atomically(root, f)
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        log.error("event=upload_disk_full dir=%s error=%r", root, str(e))
-        raise ApiError(
-            507, "the upload disk is full", "nothing was stored; retry in a few minutes"
-        ) from None
-    values = {"sha256": sha, "size": size, "name": (f.filename or "")[:300], "path": str(final)}
-    upload_id = s.execute(_NEW_UPLOAD, values).scalar()
-    if upload_id is None:
-        upload_id = s.execute(_UPLOAD_ID, {"sha256": sha}).scalar_one()
-    return upload_id, sha
-
-
-def _write_atomically(root: Path, f: FileStorage) -> tuple[str, int, Path]:
-    """The bytes under their sha256, fsync'd, renamed into place; nothing left on any error."""
+    store: BlobStore = current_app.extensions["blobstore"]
     digest = hashlib.sha256()
     size = 0
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".incoming-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            head = b""
-            while chunk := f.stream.read(1 << 20):
-                if len(head) < SNIFF_BYTES:
-                    head += chunk[: SNIFF_BYTES - len(head)]
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+    head = b""
+    with store.writer() as out:
+        while chunk := f.stream.read(1 << 20):
+            if len(head) < SNIFF_BYTES:
+                head += chunk[: SNIFF_BYTES - len(head)]
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
         if size == 0:
             raise ApiError(400, "sexCat is empty", "the uploaded catalogue has no bytes")
         _check_content(head, size)
         sha = digest.hexdigest()
-        final = root / sha[:2] / f"{sha}.cat"
-        final.parent.mkdir(exist_ok=True)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)  # make the rename itself durable before the 202
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return sha, size, final
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        key = upload_key(sha)
+        out.commit(key)  # durable before the job row that points at it is committed
+    values = {"sha256": sha, "size": size, "name": (f.filename or "")[:300], "path": key}
+    upload_id = s.execute(_NEW_UPLOAD, values).scalar()
+    if upload_id is None:
+        upload_id = s.execute(_UPLOAD_ID, {"sha256": sha}).scalar_one()
+    return upload_id, sha
 
 
 def _check_content(head: bytes, size: int) -> None:

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from flask import (
@@ -24,6 +23,8 @@ from flask import (
 from sqlalchemy import Connection, Select, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from blobstore import BlobNotFound
+from blobstore.keys import cutout_key
 from calib.schema import RESULT_KEYS
 from db.job_events import RECHECK_S, job_ends
 from db.job_states import FINISHED
@@ -237,18 +238,28 @@ def show(job_id: str):
 @bp.get("/jobs/<job_id>/plot.png")
 def plot(job_id: str):
     job = _get(job_id)
-    if not job.image_path or not Path(job.image_path).is_file():
-        raise ApiError(404, "no calibration plot for this job", "upload with noPlot=0 to get one")
-    return send_file(job.image_path, mimetype="image/png", max_age=3600)
+    return _send_blob(job.image_path, "no calibration plot for this job", "upload with noPlot=0")
+
+
+def _send_blob(key: str | None, missing: str, hint: str) -> Response:
+    """A PNG streamed from the store through this host (the store need not be reachable by
+    clients, and the URL stays the same whichever backend holds it)."""
+    try:
+        if key is None:
+            raise BlobNotFound(missing)
+        f = current_app.extensions["blobstore"].open(key)
+    except BlobNotFound:
+        raise ApiError(404, missing, hint) from None
+    # A finished job's images never change: cached for an hour, ETag from their key.
+    return send_file(f, mimetype="image/png", max_age=3600, etag=key.replace("/", "-"))
 
 
 @bp.get("/jobs/<job_id>/cutout.png")
 def cutout(job_id: str):
-    """The ±30″ cutout around the alert (image uploads), written beside the calibration plot."""
+    """The ±30″ cutout around the alert (image uploads), written by the worker with the plot."""
     job = _get(job_id)
-    path = Path(job.image_path).with_name(f"{job.id}-cutout.png") if job.image_path else None
-    if path is None or not path.is_file():
-        raise ApiError(
-            404, "no cutout for this job", "cutouts are made for FITS image uploads with noPlot=0"
-        )
-    return send_file(path, mimetype="image/png", max_age=3600)
+    return _send_blob(
+        cutout_key(job.id) if job.image_path else None,
+        "no cutout for this job",
+        "cutouts are made for FITS image uploads with noPlot=0",
+    )

@@ -51,7 +51,7 @@ ERRORS = {
     413: "the upload is larger than MAX_UPLOAD_BYTES",
     422: "a parameter is missing, malformed or out of range (the error says which)",
     429: "over the rate limit; retry after Retry-After seconds",
-    503: "a service is restarting; retry after Retry-After seconds",
+    503: "a service (database, queue, file store) is restarting; retry after Retry-After seconds",
     507: "the upload disk is full, nothing was stored; retry after Retry-After seconds",
 }
 TEXT_BODY = {"type": "string"}
@@ -250,7 +250,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
             303: _redirect("to the job's page, or to /login"),
             200: _answer("the form again", None, HTML),
         },
-        (401, 404, 413, 422, 429),
+        (401, 404, 413, 422, 429, 507),
         tag="browser",
         form=s.SubmitForm,
     ),

@@ -7,19 +7,22 @@ twice; its end (result, follow-up row, notification) is one statement too (`db.j
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from contextlib import contextmanager
 from functools import cache
-from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
+from blobstore import BlobStore, StoreUnavailable, open_store
+from blobstore.keys import cutout_key, plot_key
 from calib import CalibrationError, CatalogError, RefCatalog, calibrate, read_catalog
 from calib.cutout import render_cutout
 from calib.image import SNIFF_BYTES, load_image, looks_like_image
 from calib.imaging import calibrate_image
+from calib.pipeline import CalibrationResult
 from calib.plot import render_calibration_plot
 from calib.schema import followup_values
 from config import Settings, settings
@@ -44,8 +47,6 @@ def warm_up() -> str:
     first-use costs: fonts, Agg renderer). Without this the first plotted job after a start
     took seconds, the next a few tenths. Returns a log line.
     """
-    import tempfile
-
     from calib.simulate import simulate_field
 
     t0 = time.perf_counter()
@@ -57,8 +58,7 @@ def warm_up() -> str:
     catalog = read_catalog(field.ascii_head())
     truth = field.truth
     result = calibrate(catalog, [field.reference], truth["target_ra"], truth["target_dec"])
-    with tempfile.TemporaryDirectory() as tmp:
-        render_calibration_plot(result, Path(tmp) / "warm-up.png")
+    render_calibration_plot(result, io.BytesIO())
     return f"surveys={','.join(surveys) or '-'} seconds={time.perf_counter() - t0:.2f}"
 
 
@@ -90,11 +90,11 @@ def _run(job_id: str) -> str:
     t0 = time.perf_counter()
     try:
         with memory_budget(cfg.job_memory_mb):
-            result, image = _calibrate(job_id, Path(job.path), job.target, params, job.filters)
+            result, image = _calibrate(job_id, job.path, job.target, params, job.filters)
     except Exception as e:
         reason = _reason(e, cfg)
         if reason is None:
-            raise  # the database is down: the task retries, nothing is lost
+            raise  # the database or the file store is down: the task retries, nothing is lost
         return _finish_failed(job_id, *reason)
     result["processing_time"] = round(time.perf_counter() - t0, 3)
     return _finish_succeeded(job_id, params, result, image)
@@ -122,7 +122,7 @@ def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
         )
     if isinstance(e, (CatalogError, CalibrationError)):
         return str(e), getattr(e, "detail", None)
-    if isinstance(e, OperationalError):
+    if isinstance(e, (OperationalError, StoreUnavailable)):
         return None
     if isinstance(e, ValueError):  # values the science code cannot use (e.g. Dec 100)
         log.warning("event=job_bad_values error=%r", str(e))
@@ -160,6 +160,13 @@ def _autocommit():
 
 
 @cache
+def _blobs() -> BlobStore:
+    """Where uploads are read from and plots written to: all this host needs of the others."""
+    cfg = settings()
+    return open_store(cfg.storage_url, cfg.storage_endpoint_url)
+
+
+@cache
 def _store() -> RefStore:
     """The process's reference store: its row-group cache is shared by the jobs it runs."""
     cfg = settings()
@@ -168,13 +175,14 @@ def _store() -> RefStore:
 
 
 def _calibrate(
-    job_id: str, path: Path, target: tuple[float, float], params: dict, filters: list[str]
+    job_id: str, upload: str, target: tuple[float, float], params: dict, filters: list[str]
 ) -> tuple[dict, str | None]:
-    with path.open("rb") as f:
-        head = f.read(SNIFF_BYTES)
-    if looks_like_image(head):
-        return _calibrate_image(job_id, path, target, params, filters)
-    catalog = read_catalog(path.read_bytes())
+    with _blobs().open(upload) as f:  # streamed from the store, on this host or not
+        data = f.read()
+    if looks_like_image(data[:SNIFF_BYTES]):
+        return _calibrate_image(job_id, data, target, params, filters)
+    catalog = read_catalog(data)
+    del data
     references = _References(params.get("mjd"))
     with references.named_on_failure():
         result = calibrate(
@@ -188,17 +196,17 @@ def _calibrate(
         )
     image = None
     if not params.get("no_plot"):
-        image = str(_plot_path(job_id))
-        render_calibration_plot(result, image)
+        image = _put_plot(job_id, result)
     return references.add_warnings(result.to_dict()), image
 
 
 def _calibrate_image(
-    job_id: str, path: Path, target: tuple[float, float], params: dict, filters: list[str]
+    job_id: str, data: bytes, target: tuple[float, float], params: dict, filters: list[str]
 ) -> tuple[dict, str | None]:
     """A FITS image: extraction, WCS check, calibration and forced photometry (`calib.imaging`);
-    the calibration plot and the cutout around the alert are written side by side."""
-    frame = load_image(path.read_bytes())  # the bytes are freed once decoded
+    the calibration plot and the cutout around the alert are written to the store together."""
+    frame = load_image(data)
+    del data  # the bytes are freed once decoded
     references = _References(params.get("mjd"))
     with references.named_on_failure():
         cal = calibrate_image(
@@ -213,27 +221,31 @@ def _calibrate_image(
     result = references.add_warnings(cal.to_dict())
     image = None
     if not params.get("no_plot"):
-        plot = _plot_path(job_id)
-        image = str(plot)
-        render_calibration_plot(cal.result, image)
         r = cal.result
         shown = f"> {r.mag:.2f} (5σ)" if r.limit else f"{r.mag:.3f} ± {r.mag_err:.3f}"
+        png = io.BytesIO()
         render_cutout(
             cal.extraction,
             cal.forced,
             cal.pixel_scale_arcsec,
-            plot.with_name(f"{job_id}-cutout.png"),  # web.jobs serves it from there
+            png,
             f"{r.survey}/{r.filter} {shown}, S/N {cal.forced.snr:.1f}"
             + "".join(f" [{flag}]" for flag in cal.target_flags),
         )
+        _blobs().put(cutout_key(job_id), png.getvalue())  # web.jobs serves it from there
+        image = _put_plot(job_id, cal.result)
         result["cutout_url"] = f"/jobs/{job_id}/cutout.png"
     return result, image
 
 
-def _plot_path(job_id: str) -> Path:
-    plot_dir = settings().plot_dir
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    return plot_dir / f"{job_id}.png"
+def _put_plot(job_id: str, result: CalibrationResult) -> str:
+    """The calibration plot rendered in memory and stored durably (before the row naming it
+    commits); returns its key."""
+    png = io.BytesIO()
+    render_calibration_plot(result, png)
+    key = plot_key(job_id)
+    _blobs().put(key, png.getvalue())
+    return key
 
 
 class _References:

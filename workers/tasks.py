@@ -9,6 +9,7 @@ from celery import shared_task
 from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
+from blobstore import StoreUnavailable
 from config import settings
 from db.dispatch import sweep
 from workers.calibration import JobFailed, run_job, warm_up
@@ -24,7 +25,8 @@ def _warm_up(**_) -> None:
 
 @shared_task(
     name="calserv.calibrate_job",
-    autoretry_for=(OperationalError,),  # Postgres briefly down: try again, lose nothing
+    # Postgres or the file store briefly down: try again, lose nothing.
+    autoretry_for=(OperationalError, StoreUnavailable),
     retry_backoff=2,
     retry_backoff_max=60,
     max_retries=20,

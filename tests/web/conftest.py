@@ -77,7 +77,8 @@ def make_point(
         a = s.query(Alert).filter_by(name=alert).one()
         o = s.query(Observatory).filter_by(name=observatory).one()
         sha = hashlib.sha256(token().encode()).hexdigest()
-        up = Upload(sha256=sha, size=10, original_name="frame.cat", path=f"/nonexistent/{sha}")
+        key = f"uploads/{sha[:2]}/{sha}.cat"
+        up = Upload(sha256=sha, size=10, original_name="frame.cat", path=key)
         s.add(up)
         s.flush()
         job = Job(
@@ -88,7 +89,7 @@ def make_point(
             params={"mjd": mjd, "dry_run": False},
             state=JobState.succeeded,
             result={"mag": mag, "mag_err": -1.0 if limit else mag_err, "limit": limit},
-            image_path="/nonexistent/plot.png" if plot else None,
+            image_path="plots/never-written.png" if plot else None,
         )
         s.add(job)
         s.flush()

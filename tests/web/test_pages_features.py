@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -152,11 +151,9 @@ def test_light_curve_png_is_cached_and_revalidated(client, listed, make, app):
     second = client.get(url, headers={"If-None-Match": etag})
     assert second.status_code == 200 and second.headers["ETag"] != etag
     assert second.data != first.data
-    cached = list((Path(app.config["PLOT_DIR"]) / "lightcurves").glob("*.png"))
-    mine = [
-        p for p in cached if second.headers["ETag"].strip('"').split("-")[1] == p.name.split("-")[0]
-    ]
-    assert len(mine) == 1  # the old version was removed
+    alert_id = second.headers["ETag"].strip('"').split("-")[1]  # lc-<alert>-<version>-<code>
+    cached = app.extensions["blobstore"].list(f"lightcurves/{alert_id}/")
+    assert len([k for k in cached if k.endswith(".png")]) == 1  # the old version was removed
 
 
 def test_interactive_light_curve_assets_come_from_calserv(client, listed):
