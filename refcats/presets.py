@@ -315,3 +315,102 @@ register(
         epoch=2016.0,
     )
 )
+
+
+# ---------------------------------------------------------------- APASS DR10
+
+#: The 29 blank-aligned columns of the APASS DR10 zone files ``zm90.txt`` ... ``zp85.txt``
+#: (one per 5° of declination, AAVSO): the APASS ID ``ZZZ-NNNNNNN`` (south-polar-distance zone,
+#: star number), RA/Dec in degrees with errors in arcsec, then per band B V u' g' r' i' z_s Y
+#: the number of nights, the magnitude and its error. A header line starts with ``APASS``.
+APASS_BANDS = ("B", "V", "u", "g", "r", "i", "z_s", "Y")
+APASS_NAMES = (
+    "apass_id", "radeg", "raerr", "decdeg", "decerr",
+    *(f"nobs_{b}" for b in APASS_BANDS),
+    *(f"mag_{b}" for b in APASS_BANDS),
+    *(f"err_{b}" for b in APASS_BANDS),
+)  # fmt: skip
+APASS_MISSING = 90.0  # absent magnitudes and errors are written 99.999
+
+
+def _apass_source_id(ids: pa.ChunkedArray) -> np.ndarray:
+    """``ZZZ-NNNNNNN`` as the integer ZZZNNNNNNN (unique: zone and star number within it)."""
+    zone = pc.cast(pc.utf8_slice_codeunits(ids, 0, 3), pa.int64())
+    star = pc.cast(pc.utf8_slice_codeunits(ids, 4, 11), pa.int64())
+    return pc.add(pc.multiply(zone, 10_000_000), star).to_numpy(zero_copy_only=False)
+
+
+def _apass_dr10(t: pa.Table) -> pa.Table:
+    out = {"source_id": _apass_source_id(t["apass_id"]),
+           "ra": _f(t, "radeg"), "dec": _f(t, "decdeg")}  # fmt: skip
+    for band in APASS_BANDS:
+        mag, err = _f(t, f"mag_{band}"), _f(t, f"err_{band}")
+        # a negative error marks a single measurement whose scatter is unknown
+        good = (mag < APASS_MISSING) & (err >= 0) & (err < APASS_MISSING)
+        out[band] = np.where(good, mag, np.nan)
+        out[f"{band}_err"] = np.where(good, err, np.nan)
+    return _table(out)
+
+
+register(
+    Preset(
+        name="apass_dr10",
+        title="APASS DR10 (AAVSO zone files z[mp]NN.txt)",
+        columns=(
+            "apass_id",
+            "radeg",
+            "decdeg",
+            *(f"{part}_{b}" for b in APASS_BANDS for part in ("mag", "err")),
+        ),
+        bands=APASS_BANDS,
+        convert=_apass_dr10,
+        csv=CsvFormat(delimiter=None, column_names=APASS_NAMES),
+        types={"apass_id": pa.string()},
+    )
+)
+
+
+# ---------------------------------------------------------------- SkyMapper DR4 master
+
+SKYMAPPER_BANDS = tuple("uvgriz")
+#: SkyMapper averages only detections with Source Extractor flags < 4 and fewer than 5 flagged
+#: pixels (nimaflags) into its means; an object whose combined flags pass the same thresholds
+#: is kept, and only point-like ones (stellarity class_star >= 0.9) serve as references.
+SKYMAPPER_MAX_FLAGS = 4
+SKYMAPPER_MAX_NIMAFLAGS = 5
+SKYMAPPER_MIN_CLASS_STAR = 0.9
+
+
+def _skymapper_dr4(t: pa.Table) -> pa.Table:
+    out = {"source_id": pc.cast(t["object_id"], pa.int64()).to_numpy(zero_copy_only=False),
+           "ra": _f(t, "raj2000"), "dec": _f(t, "dej2000")}  # fmt: skip
+    for band in SKYMAPPER_BANDS:
+        good = _f(t, f"{band}_ngood") >= 1  # NULL (no good detection) compares False
+        out[band] = np.where(good, _f(t, f"{band}_psf"), np.nan)
+        out[f"{band}_err"] = np.where(good, _f(t, f"e_{band}_psf"), np.nan)
+    keep = (
+        (_f(t, "flags") < SKYMAPPER_MAX_FLAGS)
+        & (_f(t, "nimaflags") < SKYMAPPER_MAX_NIMAFLAGS)
+        & (_f(t, "class_star") >= SKYMAPPER_MIN_CLASS_STAR)
+    )
+    return _table(out, keep)
+
+
+register(
+    Preset(
+        name="skymapper_dr4",
+        title="SkyMapper DR4 dr4.master (TAP/CSV export)",
+        columns=(
+            "object_id",
+            "raj2000",
+            "dej2000",
+            "flags",
+            "nimaflags",
+            "class_star",
+            *(c for b in SKYMAPPER_BANDS for c in (f"{b}_psf", f"e_{b}_psf", f"{b}_ngood")),
+        ),
+        bands=SKYMAPPER_BANDS,
+        convert=_skymapper_dr4,
+        types={"object_id": pa.int64()},
+    )
+)

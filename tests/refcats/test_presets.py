@@ -9,7 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from refcats.cli import refcat
-from refcats.presets import GAIA_ZP_ERR, GSPC_BANDS, REFCAT2_NAMES, TWOMASS_NAMES
+from refcats.presets import (
+    APASS_BANDS,
+    GAIA_ZP_ERR,
+    GSPC_BANDS,
+    REFCAT2_NAMES,
+    SKYMAPPER_BANDS,
+    TWOMASS_NAMES,
+)
 from refcats.store import RefStore
 
 RA0, DEC0 = 210.0, -12.0
@@ -206,3 +213,81 @@ def test_gaia_dr3_synthetic_photometry_archive_join(tmp_path):
     assert got["V_err"].to_numpy() == pytest.approx(1.0857362 / 80, rel=1e-4)
     assert np.isnan(got["U"].to_numpy()[::3]).all()
     assert np.isnan(got["i"].to_numpy()[1::2]).all() and np.isfinite(got["i"][::2]).all()
+
+
+def test_apass_dr10_zone_file(tmp_path):
+    """An AAVSO DR10 zone file: a header line, 29 blank-aligned fixed-width columns (ID
+    ``ZZZ-NNNNNNN``, position, then nights, magnitudes and errors in B V u g r i z_s Y),
+    99.999 for an absent band and a negative error for a single measurement."""
+    ra, dec, v, _ = stars(seed=5)
+    header = "APASS ID   ra  raerr  dec  decerr  " + "  ".join(
+        f"{k}{b}" for k in ("n", "", "e") for b in APASS_BANDS
+    )
+    lines = [header]
+    for k in range(v.size):
+        mags = [v[k] + 0.6, v[k], 99.999, v[k] + 0.3, v[k] - 0.2, v[k] - 0.4, 99.999, 99.999]
+        errs = [0.045, 0.031, 99.999, 0.038, 0.029, 0.052, 99.999, 99.999]
+        nobs = [4, 4, 0, 3, 3, 3, 0, 0]
+        if k % 5 == 0:  # V from one night only: its error is written negative
+            errs[1], nobs[1] = -0.031, 1
+        if k % 7 == 0:  # no B at all
+            mags[0], errs[0], nobs[0] = 99.999, 99.999, 0
+        row = f"{78:03d}-{k + 1:07d}{ra[k]:11.6f}{0.123:7.3f}{dec[k]:11.6f}{0.145:7.3f}"
+        row += "".join(f"{n:5d}" for n in nobs) + "".join(f"{m:7.3f}" for m in mags)
+        lines.append(row + "".join(f"{e:7.3f}" for e in errs))
+    half = len(lines) // 2
+    paths = [tmp_path / "zm10.txt", tmp_path / "zm15.txt"]
+    paths[0].write_text("\n".join(lines[:half]) + "\n")
+    paths[1].write_text("\n".join([header, *lines[half:]]) + "\n")
+    store, got = ingest_preset(tmp_path, "APASS", paths, "apass_dr10")
+    info = store.info("APASS")
+    assert info.bands == APASS_BANDS and info.nrows == v.size and info.epoch is None
+    assert got["source_id"].to_numpy() == pytest.approx(780_000_000 + np.arange(1, v.size + 1))
+    assert got["ra"].to_numpy() == pytest.approx(ra, abs=1e-6)
+    vv, ve = got["V"].to_numpy(), got["V_err"].to_numpy()
+    single = np.arange(v.size) % 5 == 0
+    assert np.isnan(vv[single]).all() and np.isnan(ve[single]).all()
+    assert vv[~single] == pytest.approx(v[~single], abs=1e-3)
+    assert ve[~single] == pytest.approx(0.031)
+    b = got["B"].to_numpy()
+    assert np.isnan(b[::7]).all() and b[1] == pytest.approx(v[1] + 0.6, abs=1e-3)
+    for absent in ("u", "z_s", "Y"):
+        assert np.isnan(got[absent].to_numpy()).all()
+    assert got["g"].to_numpy() == pytest.approx(v + 0.3, abs=1e-3)
+
+
+def test_skymapper_dr4_master_tap_csv(tmp_path):
+    """A CSV export of ``dr4.master`` from the SkyMapper TAP service: header line, empty
+    fields for NULL, object-level ``flags``/``nimaflags``/``class_star`` and per-band
+    ``{b}_psf``, ``e_{b}_psf``, ``{b}_ngood``."""
+    ra, dec, g, _ = stars(seed=6)
+    header = ["object_id", "raj2000", "dej2000", "e_raj2000", "e_dej2000", "smss_j",
+              "mean_epoch", "flags", "nimaflags", "ngood", "class_star"]  # fmt: skip
+    for b in SKYMAPPER_BANDS:
+        header += [f"{b}_flags", f"{b}_nimaflags", f"{b}_ngood", f"{b}_psf", f"e_{b}_psf"]
+    lines = [",".join(header)]
+    idx = np.arange(g.size)
+    flags = np.where(idx % 6 == 0, 4, np.where(idx % 6 == 1, 3, 0))  # 4: saturated
+    nimaflags = np.where(idx % 10 == 2, 7, 0)
+    class_star = np.where(idx % 9 == 4, 0.03, 0.98)  # a galaxy
+    for k in range(g.size):
+        row = [str(300_000_000 + k), f"{ra[k]:.7f}", f"{dec[k]:.7f}", "35", "33",
+               f"SMSS J140000.00-120000.{k:03d}", "57500.1", str(flags[k]), str(nimaflags[k]),
+               "14", f"{class_star[k]:.3f}"]  # fmt: skip
+        for j, b in enumerate(SKYMAPPER_BANDS):
+            if b == "u" and k % 4 == 0:  # not detected in u: NULL magnitude, ngood 0
+                row += ["0", "0", "0", "", ""]
+                continue
+            row += ["0", "0", "3", f"{g[k] + 0.1 * (j - 2):.4f}", "0.0143"]
+        lines.append(",".join(row))
+    path = tmp_path / "dr4_master.csv"
+    path.write_text("\n".join(lines) + "\n")
+    store, got = ingest_preset(tmp_path, "SMSS", path, "skymapper_dr4")
+    keep = (flags < 4) & (nimaflags < 5) & (class_star >= 0.9)
+    info = store.info("SMSS")
+    assert info.bands == SKYMAPPER_BANDS and info.nrows == keep.sum() and info.epoch is None
+    assert got["source_id"].to_numpy() == pytest.approx(300_000_000 + idx[keep])
+    assert got["g"].to_numpy() == pytest.approx(g[keep], abs=1e-4)
+    assert got["r_err"].to_numpy() == pytest.approx(0.0143)
+    u = got["u"].to_numpy()
+    assert np.isnan(u[idx[keep] % 4 == 0]).all() and np.isfinite(u[idx[keep] % 4 != 0]).all()
