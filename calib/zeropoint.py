@@ -154,7 +154,9 @@ def fit_zeropoint(
 
     Weights are ``1 / (inst_err**2 + ref_err**2 + s**2)`` where ``s`` is the extra scatter the
     quoted errors do not explain (estimated each iteration), so bright stars with optimistic
-    errors do not dominate. Stars whose normalised residual exceeds ``clip_sigma`` robust
+    errors do not dominate; no star weighs as if known to better than `ERROR_FLOOR`. The
+    iteration runs from the quoted errors and from the median zero point, and the fixed point
+    with the smaller ``s`` is kept. Stars whose normalised residual exceeds ``clip_sigma`` robust
     sigmas are rejected and may come back in later iterations. Missing errors (NaN) are
     treated as the median error.
 
