@@ -195,18 +195,22 @@ def fit_zeropoint(
     has_colour = np.isfinite(colour) if use_colour else None
     if use_colour:
         used &= has_colour  # stars without colour cannot constrain the colour fit
-    # Two starts, and the fixed point the data explain best (the smaller unexplained scatter)
-    # is kept. Weighted by the quoted errors alone, two bright stars (one of them saturated)
-    # fixed a two-parameter fit between them (colour term +0.8 on an R frame whose term is
-    # 0.07); the iteration then stays there, its scatter inflated by the misfit. Started from
-    # the median zero point, the first solve carries the scatter of all stars and has clipped
-    # gross outliers; started from the quoted errors, well-measured stars keep their weight
-    # when the scatter comes from a trend the model is about to fit (vignetting).
+    # Two starts; the fixed point the data explain best (smaller unexplained scatter) is kept,
+    # and the second start is skipped when the first leaves none. Weighted by the quoted
+    # errors alone, two bright stars (one of them saturated) fixed a two-parameter fit between
+    # them (colour term +0.8 on an R frame whose term is 0.07) and the iteration stayed there,
+    # its scatter inflated by the misfit. Started from the median zero point, the first solve
+    # carries the scatter of all stars and has clipped gross outliers; started from the quoted
+    # errors, well-measured stars keep their weight when the scatter comes from a trend the
+    # model is about to fit (vignetting).
     starts = (None, np.r_[median(y[used]) if used.any() else 0.0, np.zeros(design.shape[1] - 1)])
-    solutions = [
-        _iterate(design, y, err2, used, start, clip_sigma, max_iter, has_colour) for start in starts
-    ]
-    solved = [s for s in solutions if s[1] is not None]
+    solved = []
+    for start in starts:
+        solution = _iterate(design, y, err2, used, start, clip_sigma, max_iter, has_colour)
+        if solution[1] is not None:
+            solved.append(solution)
+            if solution[3] == 0.0:
+                break  # the quoted errors explain the scatter: no start can do better
     if not solved:
         return failed_fit(f"only {n} reference star(s) matched (need at least {min_stars})", n)
     params, cov, used, extra2, converged_std = min(
