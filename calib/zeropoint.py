@@ -282,7 +282,7 @@ def _iterate(design, y, err2, used, params, clip_sigma, max_iter, has_colour):
             if (
                 cov is not None
                 and np.array_equal(new_used, used)
-                and abs(extra2 - solved_extra2) <= 1e-3 * (extra2 + np.min(err2[used]))
+                and abs(extra2 - solved_extra2) <= 1e-2 * (extra2 + np.min(err2[used]))
             ):
                 extra2, converged_std = solved_extra2, resid_std
                 break
