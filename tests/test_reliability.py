@@ -125,7 +125,8 @@ def test_worker_killed_mid_job_is_rerun_and_finishes_once(
     rescuer = WorkerProcess("rescuer")
     try:
         time.sleep(1.5)
-        assert sweep(timedelta(seconds=1)) == [job_id]
+        # Jobs that earlier tests left queued on purpose may be re-sent too: ours must be.
+        assert job_id in sweep(timedelta(seconds=1))
         result = wait_job(client, job_id, timeout=90)
     finally:
         rescuer.stop()

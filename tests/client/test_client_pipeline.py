@@ -81,7 +81,8 @@ def test_an_older_server_without_the_bulk_endpoint_is_polled_per_job(queue, tmp_
     assert queue.count("GET", "/jobs/") >= 8
 
 
-@pytest.mark.parametrize("queue", [{"job_s": 0.3}], indirect=True)
+# Jobs slow enough that the batch is still collecting when it is interrupted.
+@pytest.mark.parametrize("queue", [{"job_s": 1.0}], indirect=True)
 def test_interrupt_mid_batch_then_resume_collects_the_same_jobs(queue, tmp_path):
     night = _frames(tmp_path, 20)
     state = tmp_path / "state.json"
