@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +22,13 @@ CLI = [sys.executable, "-m", "calserv_client.cli"]
 def cli_env(env: dict) -> dict:
     """`env` with the client importable from the checkout, as `make` installs it."""
     return {**env, "PYTHONPATH": str(ROOT / "client")}
+
+
+def default_sigint() -> None:
+    """Give the child Python's own SIGINT handling back (as `preexec_fn`): a shell run in the
+    background, as CI may run the suite, ignores SIGINT and its children inherit that, while an
+    observer's Ctrl-C reaches a terminal's foreground process with the default handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:

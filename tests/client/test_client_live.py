@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from calserv_client import CalservError, Client
 from db.models import Alert, Job
 from db.session import session_scope
-from tests.client.clienthelpers import CLI, GAIA, cli_env, run_cli
+from tests.client.clienthelpers import CLI, GAIA, cli_env, default_sigint, run_cli
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -142,6 +142,7 @@ def test_sigint_mid_batch_then_rerun_finishes_without_duplicates(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
         env=cli_env(key_env),
     )
     deadline = time.monotonic() + 60

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from calserv_client.inputs import fits_metadata, plan
-from tests.client.clienthelpers import CLI, FakeQueue, cli_env, run_cli
+from tests.client.clienthelpers import CLI, FakeQueue, cli_env, default_sigint, run_cli
 
 
 @pytest.fixture()
@@ -92,6 +92,7 @@ def test_interrupt_mid_batch_then_resume_collects_the_same_jobs(queue, tmp_path)
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
         env=cli_env(_env(tmp_path)),
     )
     deadline = time.monotonic() + 30
