@@ -24,3 +24,14 @@ def pixels(collection) -> list[Pixel]:
     props = parse_properties((collection / "collection.properties").read_text())
     catalog = collection / props["hats_primary_table_url"]
     return parse_partition_info((catalog / "partition_info.csv").read_text())
+
+
+def collection_location(where: str, collection: Path, request) -> tuple[str, list[str]]:
+    """Where a test collection is registered from (``local``, ``http`` or ``s3``, served by the
+    fixtures of those names) and the extra `refcat register` options that place needs."""
+    if where == "local":
+        return str(collection), []
+    if where == "http":
+        return f"{request.getfixturevalue('http_server').url}/{collection.name}", []
+    s3 = request.getfixturevalue("s3_server")
+    return f"s3://{s3.bucket}/viz", s3.cli_options()

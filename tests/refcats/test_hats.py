@@ -18,7 +18,7 @@ from refcats.location import PartitionCache
 from refcats.registry import Registration, save
 from refcats.store import RefStore
 from refcats.synth import synth_table
-from tests.refcats.helpers import brute_cone, ids
+from tests.refcats.helpers import brute_cone, collection_location, ids
 from tests.refcats.servers import BAND_MAP, MARGIN_ARCSEC
 
 CONES = [(150.1, 2.2, 0.3), (150.0, 2.0, 0.01), (150.25, 2.1, 0.05), (150.1, 2.2, 2.0)]
@@ -71,14 +71,7 @@ def check_cones(store, name, truth):
 def test_registered_hats_import_collection_is_read_with_its_band_map(
     tmp_path, viz_collection, synth_ref, where, request
 ):
-    extra = []
-    if where == "local":
-        location = str(viz_collection)
-    elif where == "http":
-        location = f"{request.getfixturevalue('http_server').url}/{viz_collection.name}"
-    else:
-        s3 = request.getfixturevalue("s3_server")
-        location, extra = f"s3://{s3.bucket}/viz", s3.cli_options()
+    location, extra = collection_location(where, viz_collection, request)
     before = sorted(p.name for p in viz_collection.rglob("*"))
     result = register(tmp_path, "VIZ", location, *BAND_MAP, *extra)
     assert result.exit_code == 0, result.output

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from tests.helpers import DATA, add_alert, wait_job
+from tests.refcats.helpers import collection_location
 from tests.refcats.servers import BAND_MAP
 
 SYNTH = DATA / "synth-deep"
@@ -55,14 +56,8 @@ def remove(runner, name):
 def test_registered_collection_calibrates_through_the_worker(
     client, runner, worker, observatory, synth_truth, viz_collection, where, request
 ):
-    name, extra = f"VIZ{where.upper()}", []
-    if where == "local":
-        location = str(viz_collection)
-    elif where == "http":
-        location = f"{request.getfixturevalue('http_server').url}/{viz_collection.name}"
-    else:
-        s3 = request.getfixturevalue("s3_server")
-        location, extra = f"s3://{s3.bucket}/viz", s3.cli_options()
+    name = f"VIZ{where.upper()}"
+    location, extra = collection_location(where, viz_collection, request)
     register(runner, name, location, *extra)
     try:
         result = upload(client, observatory["hashtag"], f"{name}/R")
