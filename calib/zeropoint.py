@@ -36,6 +36,10 @@ CLIP_SIGMA = 3.0
 # bright stars, and a handful of them then set the zero point with an error 3-4 times too
 # small (13 mmag off quoting 4 on a 33-star frame).
 ERROR_FLOOR = 0.01  # mag
+# The iteration's medians (centre, spread, typical error) come from at most this many of the
+# stars in use, evenly spaced; every solve still weighs all of them. A median costs ~11 ns per
+# element on fresh data, and its precision at 1000 stars (3 %) is far below what moves a weight.
+STATS_STARS = 1000
 
 # Approximate effective wavelengths (nm), used only to find a band's spectral neighbours.
 _WAVELENGTH_NM = {
@@ -149,6 +153,7 @@ def fit_zeropoint(
     max_iter: int = 20,
     position: tuple[np.ndarray, np.ndarray] | None = None,
     order: int = 0,
+    start: np.ndarray | None = None,
 ) -> ZeroPointFit:
     """Iteratively reweighted, sigma-clipped zero point (and colour term) of matched stars.
 
@@ -164,7 +169,8 @@ def fit_zeropoint(
     ``max_scatter`` mag, more than ``max_outlier_fraction`` rejected.
 
     With ``position`` (normalised x, y of each star) and ``order`` 1 or 2 the zero point is a
-    polynomial over the frame; ``zeropoint`` is its value at the centre.
+    polynomial over the frame; ``zeropoint`` is its value at the centre. ``start`` (all the
+    parameters, e.g. a lower order's solution padded with zeros) replaces the two starts.
     """
     inst_mag = np.asarray(inst_mag, dtype=np.float64)
     ref_mag = np.asarray(ref_mag, dtype=np.float64)
@@ -204,6 +210,8 @@ def fit_zeropoint(
     # errors, well-measured stars keep their weight when the scatter comes from a trend the
     # model is about to fit (vignetting).
     starts = (None, np.r_[median(y[used]) if used.any() else 0.0, np.zeros(design.shape[1] - 1)])
+    if start is not None:
+        starts = (np.asarray(start, dtype=np.float64),)
     solved = []
     for start in starts:
         solution = _iterate(design, y, err2, used, start, clip_sigma, max_iter, has_colour)
@@ -268,13 +276,17 @@ def _iterate(design, y, err2, used, params, clip_sigma, max_iter, has_colour):
     ``None`` when no solve succeeded."""
     cov = converged_std = None
     extra2 = 0.0
+    # A fixed subset, so the statistics move only with the stars that really enter or leave.
+    n = len(y)
+    sampled = None if n <= STATS_STARS else np.arange(0, n, -(-n // STATS_STARS))
     for _ in range(max_iter):
         if params is not None:
             resid = y - design @ params
-            resid_std = median_and_robust_std(resid[used])[1]
-            solved_extra2, extra2 = extra2, max(0.0, resid_std**2 - median(err2[used]))
+            sample = used if sampled is None else sampled[used[sampled]]
+            resid_std = median_and_robust_std(resid[sample])[1]
+            solved_extra2, extra2 = extra2, max(0.0, resid_std**2 - median(err2[sample]))
             chi = resid / np.sqrt(err2 + extra2)
-            chi_centre, chi_std = median_and_robust_std(chi[used])
+            chi_centre, chi_std = median_and_robust_std(chi[sample])
             new_used = np.abs(chi - chi_centre) <= clip_sigma * max(1.0, chi_std)
             if has_colour is not None:
                 new_used &= has_colour
@@ -351,9 +363,12 @@ def fit_spatial_zeropoint(
         k = len(base.params) + (order + 1) * (order + 2) // 2 - 1
         if n < STARS_PER_SPATIAL_TERM * k or n_eff < EFFECTIVE_STARS_PER_SPATIAL_TERM * k:
             break
+        # From the lower order's solution: the same fixed point the two starts reach, found in
+        # a few solves instead of two full iterations.
+        start = np.r_[best.params, np.zeros(k - len(best.params))]
         fit = fit_zeropoint(
             base.inst_mag, inst_err, base.ref_mag, ref_err, colour=colour,
-            colour_name=colour_name, position=position, order=order,
+            colour_name=colour_name, position=position, order=order, start=start,
         )  # fmt: skip
         if fit.ok and (score := aic(fit)) < best_aic:
             best, best_aic = fit, score
