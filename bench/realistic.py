@@ -10,6 +10,7 @@ import numpy as np
 
 from calib import CalibrationError, calibrate
 from calib.sextractor_sim import RenderedField, render_field
+from calib.zeropoint import colour_for_band
 
 PIVOT = 0.5
 OBSERVATORY_FILTERS = ("R", "I")
@@ -81,24 +82,27 @@ def run_calserv(f: RenderedField, options: dict, _order: int) -> Outcome:
     )
 
 
-def stdpipe_runner(robust: bool):
+def stdpipe_runner(robust: bool, all_bands: bool = False):
     """STDPipe given the answer: R with V-R colour, the spatial order the frame needs, matchDist
-    or max(2", FWHM/2); the target is the nearest source within one FWHM, the limit S/N = 5."""
+    or max(2", FWHM/2); the target is the nearest source within one FWHM, the limit S/N = 5.
+    With ``all_bands`` every band is fitted first (the work of an automatic band choice)."""
     from stdpipe import photometry
 
     def run(f: RenderedField, options: dict, order: int) -> Outcome:
         cat, ref, t = f.catalog, f.reference, f.truth
-        r, r_err = ref.bands["R"]
-        colour = ref.bands["V"][0] - r
         radius = options.get("match_dist_arcsec") or max(2.0, 0.5 * t["fwhm_arcsec"])
+        bands = [b for b in ref.bands if all_bands and b != "R"] + ["R"]  # R's fit is kept
         start = time.perf_counter()
         try:
-            m = photometry.match(
-                cat.ra, cat.dec, cat.mag, cat.mag_err, cat.flags, ref.ra, ref.dec, r, r_err,
-                cat_color=colour, sr=radius / 3600, obj_x=cat.x, obj_y=cat.y,
-                spatial_order=order, accept_flags=0x03, max_intrinsic_rms=0.1, robust=robust,
-                verbose=False,
-            )  # fmt: skip
+            for band in bands:
+                mag, mag_err = ref.bands[band]
+                blue, red = colour_for_band(band, list(ref.bands))
+                m = photometry.match(
+                    cat.ra, cat.dec, cat.mag, cat.mag_err, cat.flags, ref.ra, ref.dec, mag,
+                    mag_err, cat_color=ref.bands[blue][0] - ref.bands[red][0],
+                    sr=radius / 3600, obj_x=cat.x, obj_y=cat.y, spatial_order=order,
+                    accept_flags=0x03, max_intrinsic_rms=0.1, robust=robust, verbose=False,
+                )  # fmt: skip
             d = np.hypot(
                 (cat.ra - t["target_ra"]) * np.cos(np.radians(cat.dec)), cat.dec - t["target_dec"]
             )
@@ -172,7 +176,7 @@ def summarize(rows: list[tuple[str, RenderedField, Outcome]]) -> str:
 
 
 HEADER = (
-    f"{'code':>9} {'zp bias':>8} {'zp RMS':>8} {'zp worst':>8} {'mag RMS':>8} {'mag wst':>8} "
+    f"{'code':>10} {'zp bias':>8} {'zp RMS':>8} {'zp worst':>8} {'mag RMS':>8} {'mag wst':>8} "
     f"{'>3sig':>5} {'missed':>6} {'lim bias':>8} {'lim wst':>8} {'wrong':>5} {'failed':>6} "
     f"{'ms/frame':>8}"
 )

@@ -409,11 +409,12 @@ def auto_crossmatch(sky1: Sky, sky2: Sky) -> tuple[MatchRadius, np.ndarray, np.n
         ra1[m1], dec1[m1], sky2.ra[m2], sky2.dec[m2],
         SEARCH_RADIUS_ARCSEC, MIN_RADIUS_ARCSEC, DEFAULT_RADIUS_ARCSEC, MIN_PAIRS,
     )  # fmt: skip
-    ra, dec = apply_shift(ra1, dec1, match.shift_ra_arcsec, match.shift_dec_arcsec)
     shift = float(np.hypot(match.shift_ra_arcsec, match.shift_dec_arcsec))
     if match.radius_arcsec + 1.01 * shift + 0.01 > SEARCH_RADIUS_ARCSEC:
+        ra, dec = apply_shift(ra1, dec1, match.shift_ra_arcsec, match.shift_dec_arcsec)
         return match, *crossmatch(Sky.at(ra, dec), sky2, match.radius_arcsec)
-    if shift > 0:
-        chord = _chord_lengths(_unit_rows(ra[w1], dec[w1]), slice(None), xyz2, w2)
+    if shift > 0:  # only the generous pairs move: the final ones are among them
+        ra, dec = apply_shift(ra1[w1], dec1[w1], match.shift_ra_arcsec, match.shift_dec_arcsec)
+        chord = _chord_lengths(_unit_rows(ra, dec), slice(None), xyz2, w2)
     near = chord <= _chord(match.radius_arcsec)
     return match, *_mutual_nearest(w1[near], w2[near], _chord_to_arcsec(chord[near]))
