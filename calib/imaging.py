@@ -22,12 +22,14 @@ from .forced import SNR_DETECTION, ForcedPhotometry, forced_photometry, inside
 from .image import Image, ImageError
 from .pipeline import CalibrationResult, calibrate
 from .reference import RefCatalog
+from .target import FALLBACK_SATURATED_ERR, MIN_SATURATED_ERR
 
 MAG_PER_SNR = 2.5 / math.log(10)  # magnitude error = MAG_PER_SNR / SNR
 
 _WARNINGS = {
-    "saturated": "the alert's aperture holds saturated pixels: its magnitude is too faint "
-    "(the true flux is higher); use a shorter exposure",
+    "saturated": "the alert's aperture holds saturated pixels: its magnitude is a lower bound "
+    "on its brightness (the true flux is higher; error {mag_err:.2f} mag from the frame's "
+    "saturated stars); use a shorter exposure",
     "edge": "the alert's aperture runs off the image or over blank pixels: part of its flux "
     "is missing",
     "blended": "another source lies within 2 FWHM of the alert and adds flux to its aperture; "
@@ -39,23 +41,17 @@ _WARNINGS = {
 
 @dataclass
 class ImageCalibration:
-    """The calibrated frame: the usual `CalibrationResult` with the alert measured by forced
-    photometry, the flags and warnings about that measurement, and what the cutout needs."""
+    """The calibrated frame: the usual `CalibrationResult`, its target measured by forced
+    photometry (flags and warnings included), and what the cutout needs."""
 
     result: CalibrationResult
     forced: ForcedPhotometry
     extraction: Extraction
     correction: WcsCorrection
     pixel_scale_arcsec: float
-    target_flags: list[str]
-    warnings: list[str]
 
     def to_dict(self) -> dict:
-        """`CalibrationResult.to_dict` with this measurement's ``target_flags`` and ``warnings``."""
-        out = self.result.to_dict()
-        out["target_flags"] = list(self.target_flags)
-        out["warnings"] = [*(out.get("warnings") or []), *self.warnings]
-        return out
+        return self.result.to_dict()
 
 
 def calibrate_image(
@@ -117,6 +113,8 @@ def calibrate_image(
     if forced.detected:
         mag = zp - 2.5 * math.log10(forced.flux)
         mag_err = math.hypot(MAG_PER_SNR / forced.snr, zp_err)
+        if "saturated" in forced.flags:
+            mag_err = _saturated_error(result, mag_err)
     else:
         mag, mag_err = depth, -1.0
     log = [line for line in result.log if not line.startswith("target:")]
@@ -139,7 +137,9 @@ def calibrate_image(
             else f"S/N < {SNR_DETECTION:g}: upper limit {mag:.2f}"
         )
     )
-    warnings = [_WARNINGS[f] for f in forced.flags]
+    # The catalogue's notes on the target give way to the forced measurement's.
+    warnings = [w for w in result.warnings if w not in result.target_notes]
+    warnings += [_WARNINGS[f].format(mag_err=mag_err) for f in forced.flags]
     shift_arcsec = corr.shift_px * scale
     if shift_arcsec > max(1.0, 0.5 * ex.fwhm_px * scale):
         warnings.append(
@@ -155,6 +155,9 @@ def calibrate_image(
         ra=float(target_ra),
         dec=float(target_dec),
         log=log,
+        target_flags=list(forced.flags),
+        warnings=warnings,
+        target_notes=[],
     )
     return ImageCalibration(
         result=result,
@@ -162,8 +165,17 @@ def calibrate_image(
         extraction=ex,
         correction=corr,
         pixel_scale_arcsec=scale,
-        target_flags=list(forced.flags),
-        warnings=warnings,
+    )
+
+
+def _saturated_error(result: CalibrationResult, mag_err: float) -> float:
+    """A saturated aperture's honest error, never its photon noise (a few mmag): the error the
+    catalogue measurement found from the frame's saturated stars when it saw the target
+    saturated too, else `FALLBACK_SATURATED_ERR`; at least `MIN_SATURATED_ERR`."""
+    seen = "saturated" in result.target_flags and not result.limit
+    return max(
+        math.hypot(mag_err, MIN_SATURATED_ERR),
+        result.mag_err if seen else FALLBACK_SATURATED_ERR,
     )
 
 

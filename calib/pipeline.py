@@ -157,7 +157,9 @@ class CalibrationResult:
     ``zeropoint`` and ``zeropoint_err`` are evaluated at the target (``zeropoint_order`` is the
     order of the polynomial over the frame, 0 for a constant). ``target_flags`` lists which of
     ``saturated``, ``blended``, ``edge``, ``offset`` apply; ``warnings`` are sentences a user
-    should read. ``fit`` is the chosen zero-point fit, with the per-star arrays of the plot.
+    should read, ``target_notes`` those of them about the catalogue's measurement of the target
+    (an image measures the target again, and replaces them). ``fit`` is the chosen zero-point
+    fit, with the per-star arrays of the plot.
     """
 
     survey: str
@@ -180,6 +182,7 @@ class CalibrationResult:
     log: list[str] = field(default_factory=list)
     target_flags: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    target_notes: list[str] = field(default_factory=list)
     fit: ZeroPointFit | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -374,6 +377,7 @@ def calibrate(
         log=log,
         target_flags=target.target_flags,
         warnings=warnings,
+        target_notes=list(target.notes),
         fit=fit,
     )
 

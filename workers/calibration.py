@@ -230,7 +230,7 @@ def _calibrate_image(
             cal.pixel_scale_arcsec,
             png,
             f"{r.survey}/{r.filter} {shown}, S/N {cal.forced.snr:.1f}"
-            + "".join(f" [{flag}]" for flag in cal.target_flags),
+            + "".join(f" [{flag}]" for flag in cal.result.target_flags),
         )
         _blobs().put(cutout_key(job_id), png.getvalue())  # web.jobs serves it from there
         image = _put_plot(job_id, cal.result)

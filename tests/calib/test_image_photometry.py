@@ -164,6 +164,24 @@ def test_error_bars_cover_the_truth_over_many_frames(synth_ref):
     assert np.all(z < 3), z
 
 
+@pytest.mark.parametrize("write_saturate", [True, False])
+def test_saturated_target_gets_an_honest_error_not_its_photon_noise(synth_ref, write_saturate):
+    """A clipped aperture loses flux: never a normal point with a few-mmag error. The error
+    covers the truth, the flag and one warning say why, and no note of the catalogue's own
+    measurement of the target is left beside them."""
+    frame, truth = synth_frame((90, 60), 9.0, write_saturate=write_saturate, seed=7)
+    cal = calibrate_image(
+        load_image(frame.to_fits()), lambda *_: [synth_ref], truth.target_ra, truth.target_dec
+    )
+    r = cal.result
+    assert "saturated" in r.target_flags and not r.limit
+    assert r.mag_err >= 0.1
+    assert r.mag > 9.0 - 0.05  # clipped: fainter than the truth, never brighter
+    assert abs(r.mag - 9.0) <= 2 * r.mag_err, (r.mag, r.mag_err)
+    notes = [w for w in cal.to_dict()["warnings"] if "saturated" in w]
+    assert len(notes) == 1 and f"{r.mag_err:.2f} mag" in notes[0], notes
+
+
 def test_wcs_shift_and_rotation_are_recovered(synth_ref):
     cols = reference_columns()
     shape = (1024, 1024)
