@@ -26,6 +26,18 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import schema
+from .blend import (
+    DETECTION_SNR,
+    MAG_PER_FLUX,
+    MERGED_SNR,
+    MIN_CONTAMINATION,
+    SEARCH_FWHM,
+    BlendKernel,
+    Decomposition,
+    decompose,
+    fit_kernel,
+    predicted_flux,
+)
 from .catalog import SourceCatalog
 from .clean import clean_catalog, on_saturation_plateau
 from .completeness import completeness_50
@@ -41,6 +53,7 @@ from .geometry import FrameGeometry, frame_geometry
 from .match import MatchRadius, Sky, apply_shift, auto_crossmatch, crossmatch, near
 from .photerr import fit_error_model
 from .reference import RefCatalog
+from .schema import LIMIT_MAG_ERR
 from .stats import median, median_and_robust_std
 from .target import (
     TARGET_FLAGS,
@@ -48,6 +61,7 @@ from .target import (
     TargetMeasurement,
     limiting_magnitude,
     measure_target,
+    sources_within,
     target_radius,
 )
 from .zeropoint import (
@@ -91,14 +105,16 @@ def parse_force_filter(value: str | None) -> tuple[str | None, str | None] | Non
 @dataclass
 class SurveyMatch:
     """One survey matched to the cleaned catalogue: the reference's positions, radius and
-    shift, pairs, astrometric scatter (Rayleigh sigma of the pair separations, arcsec) and
-    chance coincidences."""
+    shift, pairs (at most `MAX_CALIBRATORS`), which reference stars the frame detected
+    (``resolved``, from every pair), astrometric scatter (Rayleigh sigma of the pair
+    separations, arcsec) and chance coincidences."""
 
     ref: RefCatalog
     sky: Sky
     match: MatchRadius
     i1: np.ndarray
     i2: np.ndarray
+    resolved: np.ndarray
     sigma_arcsec: float
     expected_chance: float
     failure: str | None = None
@@ -345,7 +361,13 @@ def calibrate(
             f"{radius:.2f}){flagged}; {chosen.band} = {target.mag:.3f} ± {target.mag_err:.3f}"
             f"{marks}"
         )
-    if not target.limit:
+    blend = _alert_in_blend(
+        target, shifted, shifted_sky, cleaned, sky, chosen, fit, (zp_target, zp_target_err),
+        (target_ra, target_dec), radius, geometry.fwhm_arcsec, log,
+    )  # fmt: skip
+    if blend is not None:
+        target = blend
+    elif not target.limit:
         _flag_reference_neighbours(target, chosen, crowd_radius)
         if "saturated" not in target.target_flags:
             empirical = _empirical_error(chosen, cleaned, target.mag - zp_target)
@@ -475,13 +497,17 @@ def _match_survey(
         )
         log.append(f"{ref.survey}: {failure}")
     sigma = median(sep) / 1.1774 if len(sep) else 0.0
+    resolved = np.zeros(len(ref), dtype=bool)
+    resolved[i2] = True
     if len(i1) > MAX_CALIBRATORS:
         # An evenly spaced subset: the zero point of 3000 stars is already limited by
         # systematics, and every later step (crowding, fits, error model) scales with it.
         keep = np.linspace(0, len(i1) - 1, MAX_CALIBRATORS).astype(np.int64)
         log.append(f"{ref.survey}: {MAX_CALIBRATORS} of the {len(i1)} matched stars used")
         i1, i2 = i1[keep], i2[keep]
-    return SurveyMatch(ref, ref_sky, match, i1, i2, float(sigma), float(expected), failure)
+    return SurveyMatch(
+        ref, ref_sky, match, i1, i2, resolved, float(sigma), float(expected), failure
+    )
 
 
 def _fit_survey(
@@ -825,3 +851,133 @@ def _flag_reference_neighbours(
             f"target is blended: {len(j)} reference star(s) within {crowd_radius:.1f} arcsec "
             f"would add about {flux:.0%} to its flux"
         )
+
+
+def _alert_in_blend(
+    target: TargetMeasurement,
+    shifted: SourceCatalog,
+    shifted_sky: Sky,
+    cleaned: SourceCatalog,
+    sky: Sky,
+    chosen: Candidate,
+    fit: ZeroPointFit,
+    zeropoint: tuple[float, float],
+    alert: tuple[float, float],
+    radius: float,
+    fwhm: float,
+    log: list[str],
+) -> TargetMeasurement | None:
+    """The alert measured as what its source holds beyond the unresolved catalogued stars
+    (`calib.blend`), or ``None`` when none blends with it.
+
+    A measured target is decomposed when its neighbours hold `MIN_CONTAMINATION` of its
+    flux. An alert with no source within the search radius is looked for in the sources within
+    `SEARCH_FWHM` of it, nearest first: one holding more than its neighbours by `MERGED_SNR`
+    sigma holds the alert. Below `DETECTION_SNR` the result is an upper limit.
+    """
+    if "saturated" in target.target_flags:
+        return None
+    ref, band = chosen.match.ref, chosen.band
+    pair = colour_for_band(band, list(ref.bands))
+    colour = None
+    if pair is not None and fit.colour_term is not None:
+        colour = ref.bands[pair[0]][0] - ref.bands[pair[1]][0]
+    zp, zp_err = zeropoint
+    flux = predicted_flux(ref.bands[band][0], colour, zp, fit.colour_term, fit.colour_pivot)
+    match_radius = chosen.match.match.radius_arcsec
+    j, sep = near(chosen.match.sky, *alert, match_radius)
+    counterpart = int(j[np.argmin(sep)]) if len(j) else None
+    if target.limit:
+        rows = sources_within(shifted, shifted_sky, *alert, SEARCH_FWHM * fwhm)[0]
+    else:
+        rows = np.array([target.row])
+
+    def split(row: int, kernel: BlendKernel) -> Decomposition:
+        return decompose(
+            shifted, shifted_sky, int(row), alert, chosen.match.sky, flux, counterpart,
+            match_radius, fwhm, kernel,
+        )  # fmt: skip
+
+    # The default kernel tells cheaply whether any catalogued star is in reach; the frame's
+    # own kernel (a search over the calibrators) is fitted only then.
+    if not any(split(row, BlendKernel()).stars for row in rows):
+        return None
+    kernel = fit_kernel(
+        cleaned, sky, chosen.match.sky, flux, (chosen.match.i1, chosen.match.i2),
+        chosen.match.resolved, fwhm,
+    )  # fmt: skip
+    parts = [split(row, kernel) for row in rows]
+    if target.limit:
+        blends = [d for d in parts if d.stars and d.alert_share > 0]
+        merged = [d for d in blends if d.snr >= MERGED_SNR]
+        if not merged:
+            return _hidden_in_blend(target, blends, zp, log)
+        parts = merged[:1]
+    else:
+        parts = [d for d in parts if d.contamination >= MIN_CONTAMINATION * d.measured]
+    if not parts:
+        return None
+    d = parts[0]
+    src = shifted_sky.take(np.array([d.row]))
+    _, src_sep = near(src, *alert, 180 * 3600.0)
+    flags = ["blended"] + [f for f in target.target_flags if f in ("edge", "offset")]
+    if target.limit:
+        flags.append("offset")
+    flags = sorted(set(flags), key=TARGET_FLAGS.index)
+    detected = d.snr >= DETECTION_SNR
+    fitted = (
+        f"fitted on {kernel.blends} blended stars of this frame" if kernel.blends else "assumed"
+    )
+    how = (
+        f"{d.stars} catalogued star(s) the frame did not resolve put "
+        f"{d.contamination / d.measured:.0%} of the light into the source at "
+        f"{float(src_sep[0]):.1f} arcsec; their reference fluxes were subtracted (blend model "
+        f"{fitted}, ±{kernel.relative_error:.0%})"
+    )
+    if detected:
+        mag = d.magnitude(zp)
+        mag_err = float(np.hypot(MAG_PER_FLUX / d.snr, zp_err))
+        note = f"the alert sits in a blend: {how}"
+    else:
+        mag, mag_err = d.bound(zp), LIMIT_MAG_ERR
+        note = (
+            f"the alert sits in a blend: {how}; what remains has S/N {d.snr:.1f}, so its "
+            f"magnitude is an upper limit ({mag:.2f})"
+        )
+    log.append(
+        f"target: {note}; {band} = "
+        + (f"{mag:.3f} ± {mag_err:.3f}" if detected else f"upper limit {mag:.2f}")
+    )
+    return TargetMeasurement(
+        mag=float(mag),
+        mag_err=float(mag_err),
+        limit=not detected,
+        limiting_mag=target.limiting_mag,
+        ra=float(src.ra[0]) if detected else alert[0],
+        dec=float(src.dec[0]) if detected else alert[1],
+        separation_arcsec=float(src_sep[0]),
+        flags=int(shifted.flags[d.row]),
+        row=d.row,
+        target_flags=flags,
+        notes=[note],
+    )
+
+
+def _hidden_in_blend(
+    target: TargetMeasurement, blends: list[Decomposition], zeropoint: float, log: list[str]
+) -> TargetMeasurement | None:
+    """An alert not found, next to blends that show no excess: a transient there would have
+    merged with them, so the limit is the brightest it could be and stay unseen in their light
+    when that is brighter than the frame's own limit."""
+    if not blends:
+        return None
+    bound = min(d.bound(zeropoint) for d in blends)
+    if bound >= target.mag:
+        return None
+    note = (
+        f"the alert lies within {SEARCH_FWHM:g} FWHM of {len(blends)} source(s) holding "
+        f"catalogued stars the frame did not resolve; a transient up to {bound:.2f} could hide "
+        "in their light, so that is the limit here"
+    )
+    log.append(f"target: {note}")
+    return replace(target, mag=float(bound), target_flags=["blended"], notes=[*target.notes, note])

@@ -20,8 +20,8 @@ class TargetMeasurement:
     """Calibrated magnitude of the alert, or an upper limit (``limit=True``, ``mag_err=-1``).
 
     ``ra, dec`` are the measured source's position (the alert position for a limit);
-    ``separation_arcsec`` and ``flags`` describe the matched source; ``target_flags`` are
-    `TARGET_FLAGS` that apply; ``notes`` are sentences for the result's warnings.
+    ``row``, ``separation_arcsec`` and ``flags`` describe the matched source; ``target_flags``
+    are `TARGET_FLAGS` that apply; ``notes`` are sentences for the result's warnings.
     """
 
     mag: float
@@ -32,6 +32,7 @@ class TargetMeasurement:
     dec: float
     separation_arcsec: float | None = None
     flags: int | None = None
+    row: int | None = None
     target_flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -223,6 +224,7 @@ def measure_target(
         dec=float(catalog.dec[i]),
         separation_arcsec=float(sep[0]),
         flags=flags,
+        row=i,
         target_flags=target_flags,
         notes=notes,
     )
