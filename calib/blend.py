@@ -71,6 +71,19 @@ class BlendKernel:
         return w[np.clip(b, 0, len(self.weights))]
 
 
+def aperture_share(distance_px: np.ndarray, radius_px: float, fwhm_px: float) -> np.ndarray:
+    """Light of a Gaussian star at each distance inside a circular aperture, relative to the
+    same star centred in it (the zero point of aperture magnitudes already holds the latter).
+    The disc is sampled in equal-area cells, so the mean density is the integral."""
+    sigma = fwhm_px / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    r = radius_px * np.sqrt((np.arange(24) + 0.5) / 24)
+    t = 2.0 * np.pi * (np.arange(48) + 0.5) / 48
+    x, y = np.ravel(r[:, None] * np.cos(t)), np.ravel(r[:, None] * np.sin(t))
+    d = np.asarray(distance_px, dtype=np.float64)[:, None]
+    light = np.exp(-((x - d) ** 2 + y**2) / (2 * sigma**2)).mean(axis=1)
+    return light / np.exp(-(x**2 + y**2) / (2 * sigma**2)).mean()
+
+
 def predicted_flux(
     band_mag: np.ndarray,
     colour: np.ndarray | None,

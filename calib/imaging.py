@@ -16,13 +16,22 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .astrometry import WcsCorrection, refine_wcs
+from .blend import (
+    DEFAULT_RELATIVE_ERROR,
+    DETECTION_SNR,
+    MIN_CONTAMINATION,
+    aperture_share,
+    predicted_flux,
+)
 from .errors import CalibrationError
 from .extract import Extraction, extract
 from .forced import SNR_DETECTION, ForcedPhotometry, forced_photometry, inside
 from .image import Image, ImageError
+from .match import Sky, near
 from .pipeline import CalibrationResult, calibrate
 from .reference import RefCatalog
 from .target import FALLBACK_SATURATED_ERR, MIN_SATURATED_ERR
+from .zeropoint import colour_for_band
 
 MAG_PER_SNR = 2.5 / math.log(10)  # magnitude error = MAG_PER_SNR / SNR
 
@@ -110,11 +119,27 @@ def calibrate_image(
     forced = forced_photometry(ex, tx, ty)
     zp, zp_err = result.zeropoint, result.zeropoint_err
     depth = zp - 2.5 * math.log10(forced.depth_flux)
-    if forced.detected:
-        mag = zp - 2.5 * math.log10(forced.flux)
-        mag_err = math.hypot(MAG_PER_SNR / forced.snr, zp_err)
+    light, stars = _catalogued_light(
+        result, refs, wcs, corr, ex, scale, (tx, ty), (target_ra, target_dec)
+    )
+    flux, flux_err = forced.flux, forced.flux_err
+    subtract = light >= MIN_CONTAMINATION * max(flux, DETECTION_SNR * flux_err)
+    if subtract:
+        flux -= light
+        flux_err = math.hypot(flux_err, DEFAULT_RELATIVE_ERROR * light)
+        if "blended" not in forced.flags:
+            forced.flags.append("blended")
+    detected = flux >= SNR_DETECTION * flux_err
+    if detected:
+        mag = zp - 2.5 * math.log10(flux)
+        mag_err = math.hypot(MAG_PER_SNR * flux_err / flux, zp_err)
         if "saturated" in forced.flags:
             mag_err = _saturated_error(result, mag_err)
+    elif subtract:  # what could hide under the catalogued stars' light, never deeper than the frame
+        mag = zp - 2.5 * math.log10(
+            max(max(flux, 0.0) + DETECTION_SNR * flux_err, forced.depth_flux)
+        )
+        mag_err = -1.0
     else:
         mag, mag_err = depth, -1.0
     log = [line for line in result.log if not line.startswith("target:")]
@@ -140,6 +165,13 @@ def calibrate_image(
     # The catalogue's notes on the target give way to the forced measurement's.
     warnings = [w for w in result.warnings if w not in result.target_notes]
     warnings += [_WARNINGS[f].format(mag_err=mag_err) for f in forced.flags]
+    if subtract:
+        warnings.append(
+            f"{stars} catalogued star(s) near the alert put {light / forced.flux:.0%} of the "
+            f"light into its aperture; their predicted light was subtracted (±"
+            f"{DEFAULT_RELATIVE_ERROR:.0%})"
+            + ("" if detected else f", and what remains is an upper limit ({mag:.2f})")
+        )
     shift_arcsec = corr.shift_px * scale
     if shift_arcsec > max(1.0, 0.5 * ex.fwhm_px * scale):
         warnings.append(
@@ -150,7 +182,7 @@ def calibrate_image(
         result,
         mag=mag,
         mag_err=mag_err,
-        limit=not forced.detected,
+        limit=not detected,
         limiting_mag=depth,
         ra=float(target_ra),
         dec=float(target_dec),
@@ -166,6 +198,42 @@ def calibrate_image(
         correction=corr,
         pixel_scale_arcsec=scale,
     )
+
+
+def _catalogued_light(
+    result: CalibrationResult,
+    refs: Sequence[RefCatalog],
+    wcs,
+    corr: WcsCorrection,
+    ex: Extraction,
+    pixel_arcsec: float,
+    at: tuple[float, float],
+    alert: tuple[float, float],
+) -> tuple[float, int]:
+    """Light the chosen survey's stars near the alert put into its aperture (instrumental
+    flux) and how many contribute; the star at the alert's own position (within the match
+    radius: a catalogued variable) is the alert itself."""
+    ref = next(r for r in refs if r.survey == result.survey)
+    reach_px = ex.aperture_px + 2.0 * ex.fwhm_px  # the share is negligible beyond
+    idx, sep = near(Sky.at(ref.ra, ref.dec), *alert, reach_px * pixel_arcsec)
+    if len(sep) and sep.min() <= result.match_dist:
+        idx = np.delete(idx, np.argmin(sep))
+    if len(idx) == 0:
+        return 0.0, 0
+    pair = colour_for_band(result.filter, list(ref.bands))
+    colour = None
+    if pair is not None and result.colour_term is not None:
+        colour = ref.bands[pair[0]][0][idx] - ref.bands[pair[1]][0][idx]
+    flux = predicted_flux(
+        ref.bands[result.filter][0][idx], colour, result.zeropoint, result.colour_term,
+        result.fit.colour_pivot if result.fit is not None else None,
+    )  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        px, py = wcs.all_world2pix(ref.ra[idx], ref.dec[idx], 0)
+    px, py = corr.forward(np.asarray(px), np.asarray(py))
+    share = aperture_share(np.hypot(px - at[0], py - at[1]), ex.aperture_px, ex.fwhm_px)
+    light = np.where(np.isfinite(flux) & np.isfinite(share), flux * share, 0.0)
+    return float(np.sum(light)), int(np.count_nonzero(light > 1e-3 * np.max(light, initial=0)))
 
 
 def _saturated_error(result: CalibrationResult, mag_err: float) -> float:
