@@ -349,17 +349,52 @@ def auto_match_radius(
 ) -> MatchRadius:
     """Choose the crossmatch radius from the astrometric offsets of catalogue 1 vs 2.
 
-    Match generously, take the median offset as the systematic shift (catalogues are often
-    off by 1-3"), then set the radius to ~3 sigma of the remaining offsets, which follow a
+    Pair generously around the most common offset (`_voted_pairs`), take the median offset
+    of those pairs as the systematic shift (catalogues are often off by 1-3"), then set the
+    radius to ~3 sigma of the remaining offsets, which follow a
     Rayleigh law (sigma = median / 1.177). Chance pairs in the generous match are trimmed by
     iterating on the shifted offsets. With fewer than ``min_pairs`` pairs, nothing can be
     measured: no shift and ``default_radius_arcsec``.
     """
-    i1, i2, _ = crossmatch(sky1, sky2, search_radius_arcsec)
+    w1, w2, _ = pairs_within(sky1, sky2, search_radius_arcsec)
+    i1, i2 = _voted_pairs(sky1, sky2, w1, w2, search_radius_arcsec)
     return _radius_from_matches(
         sky1.ra[i1], sky1.dec[i1], sky2.ra[i2], sky2.dec[i2],
         search_radius_arcsec, min_radius_arcsec, default_radius_arcsec, min_pairs,
     )  # fmt: skip
+
+
+#: Cell of the offset vote (arcsec); the peak is refined over twice that distance.
+VOTE_CELL_ARCSEC = 1.0
+
+
+def _voted_pairs(
+    sky1: Sky, sky2: Sky, w1: np.ndarray, w2: np.ndarray, search_radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs whose offsets agree with the most common one: each source's partner is the
+    one nearest to where the systematic shift puts it (mutual), among all pairs ``w1, w2``.
+
+    Pairing by nearest neighbour before the shift is known fails when the field is dense: with
+    40,000 reference stars in 20', a star 5" off has two or three other stars nearer, and the
+    median offset of nearest pairs was noise (a 5" WCS error went unfound). Every pair votes
+    for its offset in cells of `VOTE_CELL_ARCSEC` (3 x 3 cells summed, so a peak split between
+    cells still wins); chance pairs spread evenly, true ones pile up at the shift.
+    """
+    if len(w1) == 0:
+        return w1, w2
+    dx, dy = _offsets_arcsec(sky1.ra[w1], sky1.dec[w1], sky2.ra[w2], sky2.dec[w2])
+    n = int(np.ceil(2 * search_radius_arcsec / VOTE_CELL_ARCSEC)) + 1
+    ix = np.clip(((dx + search_radius_arcsec) / VOTE_CELL_ARCSEC).astype(np.int64), 0, n - 1)
+    iy = np.clip(((dy + search_radius_arcsec) / VOTE_CELL_ARCSEC).astype(np.int64), 0, n - 1)
+    votes = np.pad(np.bincount(ix * n + iy, minlength=n * n).reshape(n, n), 1)
+    summed = sum(votes[a : a + n, b : b + n] for a in range(3) for b in range(3))
+    peak_x, peak_y = np.unravel_index(int(np.argmax(summed)), (n, n))
+    cx = (peak_x + 0.5) * VOTE_CELL_ARCSEC - search_radius_arcsec
+    cy = (peak_y + 0.5) * VOTE_CELL_ARCSEC - search_radius_arcsec
+    around = np.hypot(dx - cx, dy - cy) <= 2 * VOTE_CELL_ARCSEC
+    shift_x, shift_y = median(dx[around]), median(dy[around])
+    i1, i2, _ = _mutual_nearest(w1, w2, np.hypot(dx - shift_x, dy - shift_y))
+    return i1, i2
 
 
 def _radius_from_matches(
@@ -404,7 +439,7 @@ def auto_crossmatch(sky1: Sky, sky2: Sky) -> tuple[MatchRadius, np.ndarray, np.n
     if len(sky1) and len(sky2):
         wide = _pairs_chord(sky1.xyz, xyz2, SEARCH_RADIUS_ARCSEC)
     w1, w2, chord = wide
-    m1, m2, _ = _mutual_nearest(w1, w2, _chord_to_arcsec(chord))
+    m1, m2 = _voted_pairs(sky1, sky2, w1, w2, SEARCH_RADIUS_ARCSEC)
     match = _radius_from_matches(
         ra1[m1], dec1[m1], sky2.ra[m2], sky2.dec[m2],
         SEARCH_RADIUS_ARCSEC, MIN_RADIUS_ARCSEC, DEFAULT_RADIUS_ARCSEC, MIN_PAIRS,
