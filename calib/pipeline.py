@@ -520,11 +520,11 @@ def _fit_survey(
             cleaned.mag[j1], cleaned.mag_err[j1], mag[j2], err[j2],
             colour=colour, colour_name=colour_name,
         )  # fmt: skip
-        if fit.zeropoint_err is not None and len(contamination):
+        systematic = 1.0857 * median(contamination) if len(contamination) else 0.0
+        if fit.zeropoint_err is not None:
             # Unseen neighbours brighten the calibrators: their typical contamination is a
-            # systematic error the statistical one does not include.
-            bias = 1.0857 * median(contamination)
-            fit.zeropoint_err = float(np.hypot(fit.zeropoint_err, bias))
+            # systematic error the statistical one does not include (carried into refits).
+            fit.add_systematic(systematic)
         if fit.npoints == 0 and len(j1) == 0:
             fit.reason = (
                 f"no reference stars matched within {survey.match.radius_arcsec:.1f} arcsec "
@@ -591,9 +591,14 @@ def _choose(
             )
     best = min(passing, key=Candidate.rank)
     if few and forced is None:
-        # No colour term below 10 stars, so the plausibility test is blind; a wrong band shows
-        # instead as the colour spread in the residuals of all matched stars (none clipped).
-        best = min(passing, key=lambda c: float(np.sqrt(np.mean(c.fit.residual**2))))
+        # Below 10 stars there is no colour term, so a wrong band shows instead as the colour
+        # spread in the residuals of all matched stars (none clipped). A band that did fit one
+        # must still be plausible: a colour term absorbs the spread (I with k = +1.08 on 10
+        # stars of an R frame matched R's residuals, 0.3-0.45 mag off quoting 0.01).
+        best = min(
+            passing,
+            key=lambda c: (not c.plausible, float(np.sqrt(np.mean(c.fit.residual**2)))),
+        )
     if few:
         if forced is not None:
             how = "the forced filter"
@@ -676,10 +681,12 @@ def _estimate_errors(
     )
     cleaned = replace(cleaned, mag_err=model(cleaned.mag))
     catalog = replace(catalog, mag_err=model(catalog.mag))
+    systematic = chosen.fit.systematic
     chosen.fit = fit_zeropoint(
         cleaned.mag[chosen.j1], cleaned.mag_err[chosen.j1], band_mag[chosen.j2],
         band_err[chosen.j2], colour=chosen.colour, colour_name=chosen.colour_name,
     )  # fmt: skip
+    chosen.fit.add_systematic(systematic)
     return cleaned, catalog
 
 
