@@ -139,22 +139,27 @@ def test_target_brighter_than_the_limit_is_detected(rng):
 
 # 5. spatially varying zero point ---------------------------------------------------------------
 
+VIGNETTED = {"npix": 640, "zeropoint": 26.0, "density_per_arcmin2": 60.0, "vignetting_mag": 0.1}
+
 
 def test_vignetting_is_fitted_and_evaluated_at_the_target(rng):
-    fields = [
-        render_field(
-            int(rng.integers(1 << 31)),
-            npix=640,
-            zeropoint=26.0,
-            density_per_arcmin2=60.0,
-            vignetting_mag=0.1,
-        )
-        for _ in range(5)
-    ]
+    fields = [render_field(int(rng.integers(1 << 31)), **VIGNETTED) for _ in range(5)]
     results = [run(f) for f in fields]
-    assert sum(r.zeropoint_order >= 1 for r in results) >= 3, [r.log for r in results]
+    # The Wald test of the position terms chose order 2 on 120 of 120 such frames.
+    assert all(r.zeropoint_order == 2 for r in results), [r.log for r in results]
     errors = [abs(r.zeropoint - f.truth["zeropoint"]) for r, f in zip(results, fields)]  # noqa: B905
     assert np.median(errors) < 0.015, errors  # a constant zero point is 0.03-0.05 off here
+
+
+@pytest.mark.parametrize("seed", [600028, 600077, 600108])
+def test_vignetting_missed_by_the_robust_aic_is_fitted(seed):
+    """Frames where AIC on the robust spread of all stars' residuals kept order 0 or 1: the
+    faint stars, most of the count, hid the trend, and the centre was 0.05 mag off quoting
+    0.002-0.003. The Wald test of the position terms finds it."""
+    field = render_field(seed, **VIGNETTED)
+    result = run(field)
+    assert result.zeropoint_order == 2, result.log
+    assert abs(result.zeropoint - field.truth["zeropoint"]) < 0.02, result.log
 
 
 def test_flat_frame_zero_point_is_unbiased_whatever_the_order(rng):
@@ -168,14 +173,35 @@ def test_flat_frame_zero_point_is_unbiased_whatever_the_order(rng):
 # 6. crowded fields -----------------------------------------------------------------------------
 
 
-def test_crowded_field_zero_point_within_its_error(rng):
-    field = render_field(
-        int(rng.integers(1 << 31)), npix=250, density_per_arcmin2=400.0, faint_mag=21.0
+CROWDED = {"npix": 250, "density_per_arcmin2": 400.0, "faint_mag": 21.0}
+
+
+def zeropoint_error(result, truth) -> float:
+    """The result's zero point minus the truth at the fit's pivot colour."""
+    pivot = result.fit.colour_pivot if result.fit.colour_pivot is not None else 0.5
+    return result.zeropoint - (
+        truth["zeropoint"] - truth["colour_term"] * (pivot - truth["colour_pivot"])
     )
+
+
+def test_crowded_field_zero_point_within_its_error(rng):
+    field = render_field(int(rng.integers(1 << 31)), **CROWDED)
     result = run(field)
     assert any("dropped for neighbours" in line for line in result.log), result.log
     # All stars give a zero point 0.2-0.3 mag too bright here; isolated ones within 0.04.
     assert abs(result.zeropoint - field.truth["zeropoint"]) < 0.04
+    assert abs(zeropoint_error(result, field.truth)) <= 3 * result.zeropoint_err, result.log
+
+
+@pytest.mark.parametrize("seed", [700003, 700034, 710033])
+def test_crowding_error_survives_the_spatial_fit(seed):
+    """The calibrators' contamination is a systematic error of the zero point; a spatial refit
+    once dropped it (28 of 100 crowded frames 0.01-0.04 mag off quoting 3-8 mmag)."""
+    options = CROWDED | ({"target_mag": 15.0} if seed < 710000 else {})
+    field = render_field(seed, **options)
+    result = run(field)
+    assert result.zeropoint_order >= 1, result.log
+    assert abs(zeropoint_error(result, field.truth)) <= 3 * result.zeropoint_err, result.log
 
 
 # 7. few stars ----------------------------------------------------------------------------------
@@ -203,6 +229,17 @@ def test_few_stars_restricted_to_the_observatory_filters_with_a_warning(rng):
     assert abs(result.mag - field.truth["target_mag"]) <= max(3 * result.mag_err, 0.1)
     with pytest.raises(CalibrationError, match="set forceFilter"):
         run(field, allowed_filters=["u"])
+
+
+@pytest.mark.parametrize("seed", [900002, 900025, 900081])
+def test_few_stars_never_choose_an_implausible_colour_term(seed):
+    """With 9-10 stars both observatory filters (R, I) fitted a colour term; I's +1.08 absorbed
+    the colour spread that the few-star choice looks for, and I was chosen, the target 0.3-0.45
+    mag off quoting 0.05. A colour term must be plausible in the few-star choice too."""
+    field = render_field(seed, **FEW)
+    result = run(field, allowed_filters=["R", "I"])
+    assert result.filter == "R", result.log
+    assert_target_within_3_sigma(result, field.truth)
 
 
 # 8. bad matchDist ------------------------------------------------------------------------------
