@@ -374,3 +374,31 @@ def _wald_score(fit: ZeroPointFit, n_base: int) -> float:
     except np.linalg.LinAlgError:
         return -math.inf
     return wald - 2.0 * len(p) if math.isfinite(wald) else -math.inf
+
+
+def brightness_systematic(fit: ZeroPointFit) -> float:
+    """Error of a zero point that depends on the brightness of the stars setting it.
+
+    Faint stars' magnitudes carry biases bright ones do not (a Kron aperture losing the wings,
+    a background raised by unresolved stars): on rendered 60 stars/arcmin² frames the isolated
+    calibrators at S/N 8-30 were measured 0.8 σ too faint, which left the weighted zero point
+    0.01-0.02 mag off quoting 3-5 mmag. The kept stars are split at half their total weight
+    into brighter and fainter; the zero points of the halves (mean weighted residuals) differ
+    by ``d`` with statistical variance ``v``, and half of what ``d`` exceeds it by,
+    ``√max(d² - v, 0) / 2``, is the systematic (the fit sits between the halves).
+    """
+    used = fit.used
+    if fit.zeropoint is None or np.count_nonzero(used) < 2 * MIN_STARS:
+        return 0.0
+    w = 1.0 / (fit.err2[used] + fit.intrinsic2)
+    order = np.argsort(fit.inst_mag[used], kind="stable")
+    w, resid = w[order], fit.residual[used][order]
+    bright = np.cumsum(w) <= 0.5 * np.sum(w)
+    if np.count_nonzero(bright) < 2 or np.count_nonzero(~bright) < 2:
+        return 0.0
+    halves = [
+        (np.sum(w[h] * resid[h]) / np.sum(w[h]), 1.0 / np.sum(w[h])) for h in (bright, ~bright)
+    ]
+    d = halves[0][0] - halves[1][0]
+    excess = d**2 - halves[0][1] - halves[1][1]
+    return float(np.sqrt(excess) / 2.0) if excess > 0 else 0.0

@@ -29,6 +29,14 @@ def assert_target_within_3_sigma(result, truth):
     assert abs(result.mag - truth["target_mag"]) <= 3 * result.mag_err, result.log
 
 
+def zeropoint_error(result, truth) -> float:
+    """The result's zero point minus the truth at the fit's pivot colour."""
+    pivot = result.fit.colour_pivot if result.fit.colour_pivot is not None else 0.5
+    return result.zeropoint - (
+        truth["zeropoint"] - truth["colour_term"] * (pivot - truth["colour_pivot"])
+    )
+
+
 # 1. catalogues ---------------------------------------------------------------------------------
 
 
@@ -153,6 +161,17 @@ def test_vignetting_is_fitted_and_evaluated_at_the_target(rng):
     assert np.median(errors) < 0.015, errors  # a constant zero point is 0.03-0.05 off here
 
 
+@pytest.mark.parametrize("seed", [None, 600000, 600029, 600093])
+def test_vignetted_zero_point_within_its_error(seed, rng):
+    """Seeds 600000, 600029, 600093: order 2 fitted, but the faint calibrators (measured 0.8
+    sigma too faint) pulled the centre 0.02 mag off quoting 0.004-0.005; the disagreement of
+    the brighter and fainter halves now widens the error."""
+    seed = int(rng.integers(1 << 31)) if seed is None else seed
+    field = render_field(seed, **VIGNETTED)
+    result = run(field)
+    assert abs(zeropoint_error(result, field.truth)) <= 3 * result.zeropoint_err, result.log
+
+
 @pytest.mark.parametrize("seed", [600028, 600077, 600108])
 def test_vignetting_missed_by_the_robust_aic_is_fitted(seed):
     """Frames where AIC on the robust spread of all stars' residuals kept order 0 or 1: the
@@ -176,14 +195,6 @@ def test_flat_frame_zero_point_is_unbiased_whatever_the_order(rng):
 
 
 CROWDED = {"npix": 250, "density_per_arcmin2": 400.0, "faint_mag": 21.0}
-
-
-def zeropoint_error(result, truth) -> float:
-    """The result's zero point minus the truth at the fit's pivot colour."""
-    pivot = result.fit.colour_pivot if result.fit.colour_pivot is not None else 0.5
-    return result.zeropoint - (
-        truth["zeropoint"] - truth["colour_term"] * (pivot - truth["colour_pivot"])
-    )
 
 
 def test_crowded_field_zero_point_within_its_error(rng):
