@@ -116,10 +116,11 @@ def test_unsaturated_bright_target_is_not_flagged(rng):
     assert_target_within_3_sigma(result, field.truth)
 
 
-@pytest.mark.parametrize("seed", [None, 1000001, 1000002])
+@pytest.mark.parametrize("seed", [None, 1000001, 1000002, 1808650543])
 def test_target_on_the_frame_edge_is_flagged(seed, rng):
     """Seeds 1000001-2: the edge-flagged target was cleaned away and lay outside the box of the
-    other sources (an "outside the frame" error on 23 of 100 such frames)."""
+    other sources (an "outside the frame" error on 23 of 100 such frames); 1808650543: cut by
+    the edge, it centroided 3.6 arcsec inwards, outside the one-FWHM search radius."""
     seed = int(rng.integers(1 << 31)) if seed is None else seed
     field = render_field(seed, npix=240, target_mag=14.0, target_offset_arcsec=(119.0, 0.0))
     t = field.truth
