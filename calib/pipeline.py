@@ -129,10 +129,23 @@ class Candidate:
         """Sort key: plausible colour term first, then lowest zero-point uncertainty, widened
         by ``1 + (k / MAX_PLAUSIBLE_COLOUR_TERM)²``: the band the frame was taken in needs the
         smallest colour term. Bare errors are not comparable: the wrong band clips its own
-        stars (V kept 19 of 23 on a faint R frame, k = -0.26) and can quote the smaller one."""
+        stars (V kept 19 of 23 on a faint R frame, k = -0.26) and can quote the smaller one.
+
+        Among implausible bands (none passed), the one whose colour term is fewest of its own
+        standard errors beyond the limit: faint calibrators measure it to ±0.15, and the frame's
+        band (R, k = +0.36 ± 0.17 for a true 0.07) looked worse than V (-0.42 ± 0.08), which
+        the widened error chose, 0.53 mag off."""
         ct = self.fit.colour_term or 0.0
+        if not self.plausible:
+            return (True, (abs(ct) - MAX_PLAUSIBLE_COLOUR_TERM) / self.colour_term_err)
         err = self.fit.zeropoint_err or math.inf
-        return (not self.plausible, err * (1.0 + (ct / MAX_PLAUSIBLE_COLOUR_TERM) ** 2))
+        return (False, err * (1.0 + (ct / MAX_PLAUSIBLE_COLOUR_TERM) ** 2))
+
+    @property
+    def colour_term_err(self) -> float:
+        """Standard error of the colour term (inf when not measured)."""
+        cov = self.fit.cov
+        return float(np.sqrt(cov[1, 1])) if cov.shape[0] > 1 and cov[1, 1] > 0 else math.inf
 
     def to_dict(self) -> dict:
         f = self.fit
@@ -619,6 +632,13 @@ def _choose(
         best = min(
             passing,
             key=lambda c: (not c.plausible, float(np.sqrt(np.mean(c.fit.residual**2)))),
+        )
+    if not best.plausible and forced is None:
+        warnings.append(
+            f"no band has a plausible colour term (|k| <= {MAX_PLAUSIBLE_COLOUR_TERM}): "
+            f"{best.survey}/{best.band} (k = {best.fit.colour_term:+.2f} ± "
+            f"{best.colour_term_err:.2f}) is the nearest, but the band is uncertain; set "
+            "forceFilter"
         )
     if few:
         if forced is not None:

@@ -256,6 +256,18 @@ def test_few_stars_never_choose_an_implausible_colour_term(seed):
     assert_target_within_3_sigma(result, field.truth)
 
 
+def test_no_plausible_colour_term_chooses_the_nearest_band_with_a_warning():
+    """Calibrators all fainter than 15.7 mag: R's colour term came out +0.36 ± 0.16 (true
+    0.07) and V's -0.42 ± 0.08, both beyond 0.3; ranked by their widened zero-point errors V
+    won, the target 0.53 mag off quoting 0.045. Among implausible bands the one fewest
+    standard errors beyond the limit is chosen, and the observer is warned."""
+    field = render_field(960106, bright_mag=15.0, npix=240)
+    result = run(field)
+    assert result.filter == "R", result.log
+    assert_target_within_3_sigma(result, field.truth)
+    assert any("plausible colour term" in w for w in result.warnings)
+
+
 # 8. bad matchDist ------------------------------------------------------------------------------
 
 
