@@ -53,6 +53,7 @@ from .target import (
 from .zeropoint import (
     ZeroPointFit,
     brightness_systematic,
+    clipping_systematic,
     colour_for_band,
     failed_fit,
     fit_spatial_zeropoint,
@@ -307,13 +308,13 @@ def calibrate(
     fit = fit_spatial_zeropoint(
         fit, cleaned.mag_err[chosen.j1], ref_err, position, colour_name=chosen.colour_name
     )
-    systematic = brightness_systematic(fit)
-    if systematic > 0:
-        fit.add_systematic(systematic)
-        log.append(
-            f"zero point error widened by {systematic:.3f} mag in quadrature: the brighter and "
-            "fainter halves of the calibrators disagree by more than their errors"
-        )
+    for systematic, why in (
+        (brightness_systematic(fit), "the brighter and fainter calibrators disagree"),
+        (clipping_systematic(fit), "the zero point depends on the stars clipped"),
+    ):
+        if systematic > 1e-4:
+            fit.add_systematic(systematic)
+            log.append(f"zero point error widened by {systematic:.3f} mag in quadrature: {why}")
     tx, ty = geometry.normalized(np.array([target_ra]), np.array([target_dec]))
     zp_target, zp_target_err = fit.zeropoint_at_position(float(tx[0]), float(ty[0]))
     if fit.order:

@@ -402,3 +402,27 @@ def brightness_systematic(fit: ZeroPointFit) -> float:
     d = halves[0][0] - halves[1][0]
     excess = d**2 - halves[0][1] - halves[1][1]
     return float(np.sqrt(excess) / 2.0) if excess > 0 else 0.0
+
+
+#: Stars clipped within this many scatters of the fit were a judgement call, not gross outliers.
+MARGINAL_CLIP = 5.0
+
+
+def clipping_systematic(fit: ZeroPointFit) -> float:
+    """How far the zero point would move if the marginally clipped stars were kept.
+
+    Clipping weighs each star by its own quoted error, so a bright star whose small error
+    ignores the frame's systematics can be rejected for a residual no larger than the faint
+    stars' scatter, and with it the fit can settle on another solution: two of the four
+    brightest stars of a flat 25-star frame (36 % of the weight, 0.07 mag off a fit whose
+    colour term came out -0.16 for a true 0.07) were clipped, the zero point 0.045 off quoting
+    0.011. The weighted residuals of the stars clipped within `MARGINAL_CLIP` scatters,
+    over the total weight, are the constant term's first-order shift had they been kept.
+    """
+    if fit.zeropoint is None or fit.scatter is None:
+        return 0.0
+    w = 1.0 / (fit.err2 + fit.intrinsic2)
+    finite = np.isfinite(fit.residual)
+    with np.errstate(invalid="ignore"):
+        marginal = ~fit.used & finite & (np.abs(fit.residual) <= MARGINAL_CLIP * fit.scatter)
+    return float(abs(np.sum(w[marginal] * fit.residual[marginal])) / np.sum(w[finite]))
