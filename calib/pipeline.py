@@ -317,9 +317,15 @@ def calibrate(
             log.append(f"zero point error widened by {systematic:.3f} mag in quadrature: {why}")
     tx, ty = geometry.normalized(np.array([target_ra]), np.array([target_dec]))
     zp_target, zp_target_err = fit.zeropoint_at_position(float(tx[0]), float(ty[0]))
+    if fit.rival is not None:
+        log.append(
+            f"an order {fit.rival.order} zero point fits better but has too few effective stars "
+            "to be used; the error includes how far it lies from the one used"
+        )
     if fit.order:
         log.append(
-            f"zero point varies over the frame (order {fit.order} polynomial, chosen by AIC): "
+            f"zero point varies over the frame (order {fit.order} polynomial, chosen by the "
+            "Wald test): "
             f"{zp_target:.3f} ± {zp_target_err:.3f} at the target, {fit.zeropoint:.3f} at the "
             "centre"
         )

@@ -173,6 +173,16 @@ def test_vignetted_zero_point_within_its_error(seed, rng):
     assert abs(zeropoint_error(result, field.truth)) <= 3 * result.zeropoint_err, result.log
 
 
+def test_vignetting_with_too_few_effective_stars_for_its_order_has_an_honest_error():
+    """20.2 effective calibrators, short of the 21 order 2 needs: the constant zero point was
+    kept 0.060 off at the centre quoting 0.009 (0.003 before the systematic errors). The order
+    the data ask for now widens the error by its distance from the one used."""
+    field = render_field(1438807958, **(VIGNETTED | {"npix": 500}))
+    result = run(field, allowed_filters=["R", "I"])
+    assert abs(zeropoint_error(result, field.truth)) <= 3 * result.zeropoint_err, result.log
+    assert any("too few effective stars" in line for line in result.log)
+
+
 @pytest.mark.parametrize("seed", [600028, 600077, 600108])
 def test_vignetting_missed_by_the_robust_aic_is_fitted(seed):
     """Frames where AIC on the robust spread of all stars' residuals kept order 0 or 1: the
