@@ -356,6 +356,7 @@ def calibrate(
         zeropoint_err=zp_target_err,
         limiting_mag=limiting_mag,
         saturation=_saturation(shifted, shifted_sky, cleaned, chosen, fit, zp_target, radius),
+        source_fwhm_arcsec=_source_fwhm_arcsec(catalog, geometry),
     )
     if target.limit:
         log.append(
@@ -439,6 +440,15 @@ def _raw_sources_near(catalog: SourceCatalog, ra: float, dec: float, radius: flo
     with np.errstate(invalid="ignore"):
         ok = np.flatnonzero(np.isfinite(catalog.ra) & np.isfinite(catalog.dec))
     return ok[near(Sky.at(catalog.ra[ok], catalog.dec[ok]), ra, dec, radius)[0]]
+
+
+def _source_fwhm_arcsec(catalog: SourceCatalog, g: FrameGeometry) -> np.ndarray | None:
+    """Each source's FWHM in arcsec, when the catalogue gives it."""
+    if catalog.fwhm_world is not None:
+        return catalog.fwhm_world * 3600.0
+    if catalog.fwhm is not None and g.pixscale:
+        return catalog.fwhm * g.pixscale
+    return None
 
 
 def _describe_geometry(g: FrameGeometry) -> str:
@@ -854,11 +864,13 @@ MAX_TARGET_CONTAMINATION = 0.1
 def _flag_reference_neighbours(
     target: TargetMeasurement, chosen: Candidate, crowd_radius: float
 ) -> None:
-    """Flag ``blended`` when reference stars near the target would add to its flux.
+    """Flag ``blended`` when reference stars near the target would add to its flux, and widen
+    its error by the brightening they would cause, ``2.5 log10(1 + f)``.
 
     The frame may not resolve a star next to the transient, but the reference does. The
     nearest reference star within the calibrators' match radius is taken as the target's own
-    counterpart (a catalogued variable) and not counted.
+    counterpart (a catalogued variable) and not counted. (A 13 mag target merged with a 13.5
+    mag star was measured 0.72 mag bright quoting 0.027.)
     """
     ref = chosen.match.ref
     band_mag = ref.bands[chosen.band][0]
@@ -872,7 +884,8 @@ def _flag_reference_neighbours(
         if "blended" not in target.target_flags:
             target.target_flags.append("blended")
             target.target_flags.sort(key=TARGET_FLAGS.index)
+        target.mag_err = float(np.hypot(target.mag_err, 2.5 * np.log10(1.0 + flux)))
         target.notes.append(
             f"target is blended: {len(j)} reference star(s) within {crowd_radius:.1f} arcsec "
-            f"would add about {flux:.0%} to its flux"
+            f"would add about {flux:.0%} to its flux (error {target.mag_err:.2f} mag)"
         )

@@ -81,12 +81,15 @@ def test_target_off_by_two_arcsec_in_coarse_pixels_is_measured_and_flagged(rng):
     assert result.match_dist < 2.0 < field.truth["fwhm_arcsec"]  # calibrators' radius is smaller
 
 
-@pytest.mark.parametrize("separation", [3.5, 12.0])
-def test_catalogued_neighbour_of_the_target_is_flagged_blended(separation, rng):
-    """Unresolved (3.5 arcsec, FWHM 8) or resolved inside the search radius (12 arcsec)."""
-    field = render_field(int(rng.integers(1 << 31)), **COARSE, target_neighbour=(separation, 13.5))
+@pytest.mark.parametrize("separation,seed", [(3.5, None), (12.0, None), (12.0, 1783218293)])
+def test_catalogued_neighbour_of_the_target_is_flagged_blended(separation, seed, rng):
+    """Unresolved (3.5 arcsec, FWHM 8) or resolved inside the search radius (12 arcsec); the
+    error includes the neighbour's light. Seed 1783218293: the pair merged into one source
+    8.3 arcsec from the alert, outside the one-FWHM radius (reported as a limit)."""
+    seed = int(rng.integers(1 << 31)) if seed is None else seed
+    field = render_field(seed, **COARSE, target_neighbour=(separation, 13.5))
     result = run(field)
-    assert not result.limit
+    assert_target_within_3_sigma(result, field.truth)
     assert "blended" in result.target_flags, result.log
     assert any("blended" in w or "ambiguous" in w for w in result.warnings)
 
@@ -156,8 +159,11 @@ VIGNETTED = {"npix": 640, "zeropoint": 26.0, "density_per_arcmin2": 60.0, "vigne
 def test_vignetting_is_fitted_and_evaluated_at_the_target(rng):
     fields = [render_field(int(rng.integers(1 << 31)), **VIGNETTED) for _ in range(5)]
     results = [run(f) for f in fields]
-    # The Wald test of the position terms chose order 2 on 120 of 120 such frames.
-    assert all(r.zeropoint_order == 2 for r in results), [r.log for r in results]
+    # The Wald test of the position terms chose order 2 on 120 of 120 such frames; when too
+    # few effective stars forbid it, its distance from the order used widens the error.
+    for r, f in zip(results, fields):  # noqa: B905
+        assert r.zeropoint_order == 2 or any("too few effective" in x for x in r.log), r.log
+        assert abs(zeropoint_error(r, f.truth)) <= 3 * r.zeropoint_err, r.log
     errors = [abs(r.zeropoint - f.truth["zeropoint"]) for r, f in zip(results, fields)]  # noqa: B905
     assert np.median(errors) < 0.015, errors  # a constant zero point is 0.03-0.05 off here
 
@@ -198,7 +204,7 @@ def test_flat_frame_zero_point_is_unbiased_whatever_the_order(rng):
     for _ in range(3):
         field = render_field(int(rng.integers(1 << 31)))
         result = run(field)
-        error = abs(result.zeropoint - field.truth["zeropoint"])
+        error = abs(zeropoint_error(result, field.truth))
         assert error <= max(3 * result.zeropoint_err, 0.01), result.log
 
 
