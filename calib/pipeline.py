@@ -66,6 +66,8 @@ from .target import (
 )
 from .zeropoint import (
     ZeroPointFit,
+    brightness_systematic,
+    clipping_systematic,
     colour_for_band,
     failed_fit,
     fit_spatial_zeropoint,
@@ -144,10 +146,23 @@ class Candidate:
         """Sort key: plausible colour term first, then lowest zero-point uncertainty, widened
         by ``1 + (k / MAX_PLAUSIBLE_COLOUR_TERM)²``: the band the frame was taken in needs the
         smallest colour term. Bare errors are not comparable: the wrong band clips its own
-        stars (V kept 19 of 23 on a faint R frame, k = -0.26) and can quote the smaller one."""
+        stars (V kept 19 of 23 on a faint R frame, k = -0.26) and can quote the smaller one.
+
+        Among implausible bands (none passed), the one whose colour term is fewest of its own
+        standard errors beyond the limit: faint calibrators measure it to ±0.15, and the frame's
+        band (R, k = +0.36 ± 0.17 for a true 0.07) looked worse than V (-0.42 ± 0.08), which
+        the widened error chose, 0.53 mag off."""
         ct = self.fit.colour_term or 0.0
+        if not self.plausible:
+            return (True, (abs(ct) - MAX_PLAUSIBLE_COLOUR_TERM) / self.colour_term_err)
         err = self.fit.zeropoint_err or math.inf
-        return (not self.plausible, err * (1.0 + (ct / MAX_PLAUSIBLE_COLOUR_TERM) ** 2))
+        return (False, err * (1.0 + (ct / MAX_PLAUSIBLE_COLOUR_TERM) ** 2))
+
+    @property
+    def colour_term_err(self) -> float:
+        """Standard error of the colour term (inf when not measured)."""
+        cov = self.fit.cov
+        return float(np.sqrt(cov[1, 1])) if cov.shape[0] > 1 and cov[1, 1] > 0 else math.inf
 
     def to_dict(self) -> dict:
         f = self.fit
@@ -287,7 +302,7 @@ def calibrate(
         raise CalibrationError("no reference catalogue covers the field")
     geometry = frame_geometry(cleaned)
     log.append(_describe_geometry(geometry))
-    _require_target_on_frame(geometry, target_ra, target_dec)
+    _require_target_on_frame(geometry, catalog, target_ra, target_dec)
     crowd_radius = CROWDING_FWHM * geometry.fwhm_arcsec
     sky = Sky.at(cleaned.ra, cleaned.dec)
 
@@ -312,11 +327,24 @@ def calibrate(
     fit = fit_spatial_zeropoint(
         fit, cleaned.mag_err[chosen.j1], ref_err, position, colour_name=chosen.colour_name
     )
+    for systematic, why in (
+        (brightness_systematic(fit), "the brighter and fainter calibrators disagree"),
+        (clipping_systematic(fit), "the zero point depends on the stars clipped"),
+    ):
+        if systematic > 1e-4:
+            fit.add_systematic(systematic)
+            log.append(f"zero point error widened by {systematic:.3f} mag in quadrature: {why}")
     tx, ty = geometry.normalized(np.array([target_ra]), np.array([target_dec]))
     zp_target, zp_target_err = fit.zeropoint_at_position(float(tx[0]), float(ty[0]))
+    if fit.rival is not None:
+        log.append(
+            f"an order {fit.rival.order} zero point fits better but has too few effective stars "
+            "to be used; the error includes how far it lies from the one used"
+        )
     if fit.order:
         log.append(
-            f"zero point varies over the frame (order {fit.order} polynomial, chosen by AIC): "
+            f"zero point varies over the frame (order {fit.order} polynomial, chosen by the "
+            "Wald test): "
             f"{zp_target:.3f} ± {zp_target_err:.3f} at the target, {fit.zeropoint:.3f} at the "
             "centre"
         )
@@ -347,6 +375,7 @@ def calibrate(
         zeropoint_err=zp_target_err,
         limiting_mag=limiting_mag,
         saturation=_saturation(shifted, shifted_sky, cleaned, chosen, fit, zp_target, radius),
+        source_fwhm_arcsec=_source_fwhm_arcsec(catalog, geometry),
     )
     if target.limit:
         log.append(
@@ -408,15 +437,21 @@ def _describe(catalog: SourceCatalog) -> str:
     return ", ".join(f"{role}={name}" for role, name in catalog.columns.items())
 
 
-def _require_target_on_frame(g: FrameGeometry, ra: float, dec: float) -> None:
+def _require_target_on_frame(
+    g: FrameGeometry, catalog: SourceCatalog, ra: float, dec: float
+) -> None:
     """`CalibrationError` when the alert lies off the frame: an upper limit there would be a
     wrong point on its light curve (a wrong EventID, or a frame of another field).
 
-    Detected sources rarely reach the frame's very edge, so the box that holds them is widened
-    by a tenth of its size and two FWHM before the alert counts as outside.
+    Detected sources rarely reach the frame's very edge, so the box that holds the cleaned
+    sources is widened by a tenth of its size and two FWHM before the alert counts as
+    outside, and an alert with any catalogue source within two FWHM (flagged ones included:
+    cleaning drops the edge-flagged rows, so a target on the very edge lay outside the box of
+    the others on 23 of 100 small frames) is on the frame.
     """
     margin = 0.1 * max(g.half_x, g.half_y) + 2.0 * g.fwhm_arcsec
-    if not g.inside(np.array([ra]), np.array([dec]), margin_arcsec=-margin)[0]:
+    in_box = g.inside(np.array([ra]), np.array([dec]), margin_arcsec=-margin)[0]
+    if not in_box and not len(_raw_sources_near(catalog, ra, dec, 2.0 * g.fwhm_arcsec)):
         centre, alert = Sky.at(np.array([g.ra0, ra]), np.array([g.dec0, dec])).xyz.T
         distance = math.degrees(math.acos(float(np.clip(centre @ alert, -1.0, 1.0))))
         raise CalibrationError(
@@ -424,6 +459,22 @@ def _require_target_on_frame(g: FrameGeometry, ra: float, dec: float) -> None:
             f"centre, outside the frame ({2 * g.half_x / 60:.1f} x {2 * g.half_y / 60:.1f} "
             "arcmin): check EventID, or the frame's WCS"
         )
+
+
+def _raw_sources_near(catalog: SourceCatalog, ra: float, dec: float, radius: float):
+    """Catalogue rows with a valid position within ``radius`` arcsec of (ra, dec)."""
+    with np.errstate(invalid="ignore"):
+        ok = np.flatnonzero(np.isfinite(catalog.ra) & np.isfinite(catalog.dec))
+    return ok[near(Sky.at(catalog.ra[ok], catalog.dec[ok]), ra, dec, radius)[0]]
+
+
+def _source_fwhm_arcsec(catalog: SourceCatalog, g: FrameGeometry) -> np.ndarray | None:
+    """Each source's FWHM in arcsec, when the catalogue gives it."""
+    if catalog.fwhm_world is not None:
+        return catalog.fwhm_world * 3600.0
+    if catalog.fwhm is not None and g.pixscale:
+        return catalog.fwhm * g.pixscale
+    return None
 
 
 def _describe_geometry(g: FrameGeometry) -> str:
@@ -550,11 +601,11 @@ def _fit_survey(
             cleaned.mag[j1], cleaned.mag_err[j1], mag[j2], err[j2],
             colour=colour, colour_name=colour_name,
         )  # fmt: skip
-        if fit.zeropoint_err is not None and len(contamination):
+        systematic = 1.0857 * median(contamination) if len(contamination) else 0.0
+        if fit.zeropoint_err is not None:
             # Unseen neighbours brighten the calibrators: their typical contamination is a
-            # systematic error the statistical one does not include.
-            bias = 1.0857 * median(contamination)
-            fit.zeropoint_err = float(np.hypot(fit.zeropoint_err, bias))
+            # systematic error the statistical one does not include (carried into refits).
+            fit.add_systematic(systematic)
         if fit.npoints == 0 and len(j1) == 0:
             fit.reason = (
                 f"no reference stars matched within {survey.match.radius_arcsec:.1f} arcsec "
@@ -621,9 +672,21 @@ def _choose(
             )
     best = min(passing, key=Candidate.rank)
     if few and forced is None:
-        # No colour term below 10 stars, so the plausibility test is blind; a wrong band shows
-        # instead as the colour spread in the residuals of all matched stars (none clipped).
-        best = min(passing, key=lambda c: float(np.sqrt(np.mean(c.fit.residual**2))))
+        # Below 10 stars there is no colour term, so a wrong band shows instead as the colour
+        # spread in the residuals of all matched stars (none clipped). A band that did fit one
+        # must still be plausible: a colour term absorbs the spread (I with k = +1.08 on 10
+        # stars of an R frame matched R's residuals, 0.3-0.45 mag off quoting 0.01).
+        best = min(
+            passing,
+            key=lambda c: (not c.plausible, float(np.sqrt(np.mean(c.fit.residual**2)))),
+        )
+    if not best.plausible and forced is None:
+        warnings.append(
+            f"no band has a plausible colour term (|k| <= {MAX_PLAUSIBLE_COLOUR_TERM}): "
+            f"{best.survey}/{best.band} (k = {best.fit.colour_term:+.2f} ± "
+            f"{best.colour_term_err:.2f}) is the nearest, but the band is uncertain; set "
+            "forceFilter"
+        )
     if few:
         if forced is not None:
             how = "the forced filter"
@@ -706,10 +769,12 @@ def _estimate_errors(
     )
     cleaned = replace(cleaned, mag_err=model(cleaned.mag))
     catalog = replace(catalog, mag_err=model(catalog.mag))
+    systematic = chosen.fit.systematic
     chosen.fit = fit_zeropoint(
         cleaned.mag[chosen.j1], cleaned.mag_err[chosen.j1], band_mag[chosen.j2],
         band_err[chosen.j2], colour=chosen.colour, colour_name=chosen.colour_name,
     )  # fmt: skip
+    chosen.fit.add_systematic(systematic)
     return cleaned, catalog
 
 
@@ -829,11 +894,13 @@ MAX_TARGET_CONTAMINATION = 0.1
 def _flag_reference_neighbours(
     target: TargetMeasurement, chosen: Candidate, crowd_radius: float
 ) -> None:
-    """Flag ``blended`` when reference stars near the target would add to its flux.
+    """Flag ``blended`` when reference stars near the target would add to its flux, and widen
+    its error by the brightening they would cause, ``2.5 log10(1 + f)``.
 
     The frame may not resolve a star next to the transient, but the reference does. The
     nearest reference star within the calibrators' match radius is taken as the target's own
-    counterpart (a catalogued variable) and not counted.
+    counterpart (a catalogued variable) and not counted. (A 13 mag target merged with a 13.5
+    mag star was measured 0.72 mag bright quoting 0.027.)
     """
     ref = chosen.match.ref
     band_mag = ref.bands[chosen.band][0]
@@ -847,9 +914,10 @@ def _flag_reference_neighbours(
         if "blended" not in target.target_flags:
             target.target_flags.append("blended")
             target.target_flags.sort(key=TARGET_FLAGS.index)
+        target.mag_err = float(np.hypot(target.mag_err, 2.5 * np.log10(1.0 + flux)))
         target.notes.append(
             f"target is blended: {len(j)} reference star(s) within {crowd_radius:.1f} arcsec "
-            f"would add about {flux:.0%} to its flux"
+            f"would add about {flux:.0%} to its flux (error {target.mag_err:.2f} mag)"
         )
 
 

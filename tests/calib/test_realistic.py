@@ -38,6 +38,14 @@ def assert_honest(result, truth):
         assert_target_within_3_sigma(result, truth)
 
 
+def zeropoint_error(result, truth) -> float:
+    """The result's zero point minus the truth at the fit's pivot colour."""
+    pivot = result.fit.colour_pivot if result.fit.colour_pivot is not None else 0.5
+    return result.zeropoint - (
+        truth["zeropoint"] - truth["colour_term"] * (pivot - truth["colour_pivot"])
+    )
+
+
 # 1. catalogues ---------------------------------------------------------------------------------
 
 
@@ -82,10 +90,14 @@ def test_target_off_by_two_arcsec_in_coarse_pixels_is_measured_and_flagged(rng):
     assert result.match_dist < 2.0 < field.truth["fwhm_arcsec"]  # calibrators' radius is smaller
 
 
-@pytest.mark.parametrize("separation", [3.5, 12.0])
-def test_catalogued_neighbour_of_the_target_is_flagged_blended(separation, rng):
-    """Unresolved (3.5 arcsec, FWHM 8) or resolved inside the search radius (12 arcsec)."""
-    field = render_field(int(rng.integers(1 << 31)), **COARSE, target_neighbour=(separation, 13.5))
+@pytest.mark.parametrize("separation,seed", [(3.5, None), (12.0, None), (12.0, 1783218293)])
+def test_catalogued_neighbour_of_the_target_is_flagged_blended(separation, seed, rng):
+    """Unresolved (3.5 arcsec, FWHM 8) or resolved inside the search radius (12 arcsec); the
+    neighbour's light is subtracted or bounds the limit. Seed 1783218293: the pair merged into
+    one source 8.3 arcsec from the alert, outside the one-FWHM radius (reported as the frame's
+    limit before)."""
+    seed = int(rng.integers(1 << 31)) if seed is None else seed
+    field = render_field(seed, **COARSE, target_neighbour=(separation, 13.5))
     result = run(field)
     assert "blended" in result.target_flags, result.log
     assert any("blend" in w or "ambiguous" in w for w in result.warnings)
@@ -117,10 +129,13 @@ def test_unsaturated_bright_target_is_not_flagged(rng):
     assert_target_within_3_sigma(result, field.truth)
 
 
-def test_target_on_the_frame_edge_is_flagged(rng):
-    field = render_field(
-        int(rng.integers(1 << 31)), npix=240, target_mag=14.0, target_offset_arcsec=(119.0, 0.0)
-    )
+@pytest.mark.parametrize("seed", [None, 1000001, 1000002, 1808650543])
+def test_target_on_the_frame_edge_is_flagged(seed, rng):
+    """Seeds 1000001-2: the edge-flagged target was cleaned away and lay outside the box of the
+    other sources (an "outside the frame" error on 23 of 100 such frames); 1808650543: cut by
+    the edge, it centroided 3.6 arcsec inwards, outside the one-FWHM search radius."""
+    seed = int(rng.integers(1 << 31)) if seed is None else seed
+    field = render_field(seed, npix=240, target_mag=14.0, target_offset_arcsec=(119.0, 0.0))
     t = field.truth
     result = calibrate(field.catalog, [field.reference], t["source_ra"], t["source_dec"])
     assert not result.limit
@@ -148,43 +163,96 @@ def test_target_brighter_than_the_limit_is_detected(rng):
 
 # 5. spatially varying zero point ---------------------------------------------------------------
 
+VIGNETTED = {"npix": 640, "zeropoint": 26.0, "density_per_arcmin2": 60.0, "vignetting_mag": 0.1}
+
 
 def test_vignetting_is_fitted_and_evaluated_at_the_target(rng):
-    fields = [
-        render_field(
-            int(rng.integers(1 << 31)),
-            npix=640,
-            zeropoint=26.0,
-            density_per_arcmin2=60.0,
-            vignetting_mag=0.1,
-        )
-        for _ in range(5)
-    ]
+    fields = [render_field(int(rng.integers(1 << 31)), **VIGNETTED) for _ in range(5)]
     results = [run(f) for f in fields]
-    assert sum(r.zeropoint_order >= 1 for r in results) >= 3, [r.log for r in results]
+    # The Wald test of the position terms chose order 2 on 120 of 120 such frames; when too
+    # few effective stars forbid it, its distance from the order used widens the error.
+    for r, f in zip(results, fields):  # noqa: B905
+        assert r.zeropoint_order == 2 or any("too few effective" in x for x in r.log), r.log
+        assert abs(zeropoint_error(r, f.truth)) <= 3 * r.zeropoint_err, r.log
     errors = [abs(r.zeropoint - f.truth["zeropoint"]) for r, f in zip(results, fields)]  # noqa: B905
     assert np.median(errors) < 0.015, errors  # a constant zero point is 0.03-0.05 off here
+
+
+@pytest.mark.parametrize("seed", [None, 600000, 600029, 600093])
+def test_vignetted_zero_point_within_its_error(seed, rng):
+    """Seeds 600000, 600029, 600093: order 2 fitted, but the faint calibrators (measured 0.8
+    sigma too faint) pulled the centre 0.02 mag off quoting 0.004-0.005; the disagreement of
+    the brighter and fainter halves now widens the error."""
+    seed = int(rng.integers(1 << 31)) if seed is None else seed
+    field = render_field(seed, **VIGNETTED)
+    result = run(field)
+    assert abs(zeropoint_error(result, field.truth)) <= 3 * result.zeropoint_err, result.log
+
+
+def test_vignetting_with_too_few_effective_stars_for_its_order_has_an_honest_error():
+    """20.2 effective calibrators, short of the 21 order 2 needs: the constant zero point was
+    kept 0.060 off at the centre quoting 0.009 (0.003 before the systematic errors). The order
+    the data ask for now widens the error by its distance from the one used."""
+    field = render_field(1438807958, **(VIGNETTED | {"npix": 500}))
+    result = run(field, allowed_filters=["R", "I"])
+    assert abs(zeropoint_error(result, field.truth)) <= 3 * result.zeropoint_err, result.log
+    assert any("too few effective stars" in line for line in result.log)
+
+
+@pytest.mark.parametrize("seed", [600028, 600077, 600108])
+def test_vignetting_missed_by_the_robust_aic_is_fitted(seed):
+    """Frames where AIC on the robust spread of all stars' residuals kept order 0 or 1: the
+    faint stars, most of the count, hid the trend, and the centre was 0.05 mag off quoting
+    0.002-0.003. The Wald test of the position terms finds it."""
+    field = render_field(seed, **VIGNETTED)
+    result = run(field)
+    assert result.zeropoint_order == 2, result.log
+    assert abs(result.zeropoint - field.truth["zeropoint"]) < 0.02, result.log
 
 
 def test_flat_frame_zero_point_is_unbiased_whatever_the_order(rng):
     for _ in range(3):
         field = render_field(int(rng.integers(1 << 31)))
         result = run(field)
-        error = abs(result.zeropoint - field.truth["zeropoint"])
+        error = abs(zeropoint_error(result, field.truth))
         assert error <= max(3 * result.zeropoint_err, 0.01), result.log
+
+
+def test_zero_point_that_depends_on_clipped_bright_stars_has_an_honest_error():
+    """Two of the four brightest calibrators (36 % of the weight) were clipped for residuals
+    no larger than the faint stars' scatter; the colour term came out -0.16 (true 0.07) and the
+    zero point 0.045 off quoting 0.011."""
+    field = render_field(1238838165)
+    result = run(field)
+    error = abs(result.zeropoint - field.truth["zeropoint"])
+    assert error <= 3 * result.zeropoint_err, result.log
+    assert any("stars clipped" in line for line in result.log)
 
 
 # 6. crowded fields -----------------------------------------------------------------------------
 
 
+CROWDED = {"npix": 250, "density_per_arcmin2": 400.0, "faint_mag": 21.0}
+
+
 def test_crowded_field_zero_point_within_its_error(rng):
-    field = render_field(
-        int(rng.integers(1 << 31)), npix=250, density_per_arcmin2=400.0, faint_mag=21.0
-    )
+    field = render_field(int(rng.integers(1 << 31)), **CROWDED)
     result = run(field)
     assert any("dropped for neighbours" in line for line in result.log), result.log
     # All stars give a zero point 0.2-0.3 mag too bright here; isolated ones within 0.04.
     assert abs(result.zeropoint - field.truth["zeropoint"]) < 0.04
+    assert abs(zeropoint_error(result, field.truth)) <= 3 * result.zeropoint_err, result.log
+
+
+@pytest.mark.parametrize("seed", [700003, 700034, 710033])
+def test_crowding_error_survives_the_spatial_fit(seed):
+    """The calibrators' contamination is a systematic error of the zero point; a spatial refit
+    once dropped it (28 of 100 crowded frames 0.01-0.04 mag off quoting 3-8 mmag)."""
+    options = CROWDED | ({"target_mag": 15.0} if seed < 710000 else {})
+    field = render_field(seed, **options)
+    result = run(field)
+    assert result.zeropoint_order >= 1, result.log
+    assert abs(zeropoint_error(result, field.truth)) <= 3 * result.zeropoint_err, result.log
 
 
 def test_alert_next_to_brighter_catalogued_stars_in_a_crowded_field_is_honest(rng):
@@ -230,6 +298,29 @@ def test_few_stars_restricted_to_the_observatory_filters_with_a_warning(rng):
     assert abs(result.mag - field.truth["target_mag"]) <= max(3 * result.mag_err, 0.1)
     with pytest.raises(CalibrationError, match="set forceFilter"):
         run(field, allowed_filters=["u"])
+
+
+@pytest.mark.parametrize("seed", [900002, 900025, 900081])
+def test_few_stars_never_choose_an_implausible_colour_term(seed):
+    """With 9-10 stars both observatory filters (R, I) fitted a colour term; I's +1.08 absorbed
+    the colour spread that the few-star choice looks for, and I was chosen, the target 0.3-0.45
+    mag off quoting 0.05. A colour term must be plausible in the few-star choice too."""
+    field = render_field(seed, **FEW)
+    result = run(field, allowed_filters=["R", "I"])
+    assert result.filter == "R", result.log
+    assert_target_within_3_sigma(result, field.truth)
+
+
+def test_no_plausible_colour_term_chooses_the_nearest_band_with_a_warning():
+    """Calibrators all fainter than 15.7 mag: R's colour term came out +0.36 ± 0.16 (true
+    0.07) and V's -0.42 ± 0.08, both beyond 0.3; ranked by their widened zero-point errors V
+    won, the target 0.53 mag off quoting 0.045. Among implausible bands the one fewest
+    standard errors beyond the limit is chosen, and the observer is warned."""
+    field = render_field(960106, bright_mag=15.0, npix=240)
+    result = run(field)
+    assert result.filter == "R", result.log
+    assert_target_within_3_sigma(result, field.truth)
+    assert any("plausible colour term" in w for w in result.warnings)
 
 
 # 8. bad matchDist ------------------------------------------------------------------------------
