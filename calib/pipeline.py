@@ -894,13 +894,12 @@ MAX_TARGET_CONTAMINATION = 0.1
 def _flag_reference_neighbours(
     target: TargetMeasurement, chosen: Candidate, crowd_radius: float
 ) -> None:
-    """Flag ``blended`` when reference stars near the target would add to its flux, and widen
-    its error by the brightening they would cause, ``2.5 log10(1 + f)``.
+    """Flag ``blended`` when reference stars near the target would add to its flux.
 
-    The frame may not resolve a star next to the transient, but the reference does. The
-    nearest reference star within the calibrators' match radius is taken as the target's own
-    counterpart (a catalogued variable) and not counted. (A 13 mag target merged with a 13.5
-    mag star was measured 0.72 mag bright quoting 0.027.)
+    The light of those the frame did not resolve is subtracted when it matters
+    (`_alert_in_blend`); this flags the rest, resolved neighbours whose wings reach the
+    target. The nearest reference star within the calibrators' match radius is taken as the
+    target's own counterpart (a catalogued variable) and not counted.
     """
     ref = chosen.match.ref
     band_mag = ref.bands[chosen.band][0]
@@ -914,10 +913,9 @@ def _flag_reference_neighbours(
         if "blended" not in target.target_flags:
             target.target_flags.append("blended")
             target.target_flags.sort(key=TARGET_FLAGS.index)
-        target.mag_err = float(np.hypot(target.mag_err, 2.5 * np.log10(1.0 + flux)))
         target.notes.append(
             f"target is blended: {len(j)} reference star(s) within {crowd_radius:.1f} arcsec "
-            f"would add about {flux:.0%} to its flux (error {target.mag_err:.2f} mag)"
+            f"would add about {flux:.0%} to its flux"
         )
 
 
