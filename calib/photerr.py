@@ -4,6 +4,11 @@ Without a MAGERR column every star would weigh the same and the target's error w
 to the zero point's. Instead the residuals of the matched stars, binned by magnitude, give the
 scatter at each brightness; a noise model ``sigma² = a + b·F⁻¹ + c·F⁻²`` (floor, source
 photon noise, sky noise, with F the relative flux) is fitted to it with non-negative terms.
+
+Calibrators are bright, and a catalogue reaches much fainter: fitted on them alone the model
+can be a bare floor, and a target 1.5 mag fainter than every calibrator got 0.017 mag while
+0.06 off. The catalogue's faintest detections anchor the faint end: a source extractor keeps
+what it finds at S/N of about 5 (`FAINT_END_ERR`), so one more bin says so there.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import numpy as np
 from .stats import median_and_robust_std
 
 STARS_PER_BIN = 12
+MIN_STARS = 5  # fewer than two bins' worth make one bin, anchored at the faint end
 MIN_ERR = 0.002
+FAINT_END_ERR = 1.0857 / 5.0  # the error of an S/N = 5 detection
 
 
 @dataclass(frozen=True)
@@ -39,15 +46,22 @@ class ErrorModel:
 
 
 def fit_error_model(
-    inst_mag: np.ndarray, residual: np.ndarray, ref_err: np.ndarray
+    inst_mag: np.ndarray,
+    residual: np.ndarray,
+    ref_err: np.ndarray,
+    faint_end: float | None = None,
 ) -> ErrorModel | None:
-    """Fit the noise model to the residuals of the calibrators (reference errors removed).
+    """Fit the noise model to the residuals of the calibrators (reference errors removed),
+    and to `FAINT_END_ERR` at ``faint_end`` (the catalogue's faintest detections) when that
+    lies half a magnitude or more beyond the faintest bin.
 
-    ``None`` with fewer than two bins of `STARS_PER_BIN` stars.
+    ``None`` with fewer than two points to fit: two bins of `STARS_PER_BIN` stars, or one of
+    at least `MIN_STARS` and the faint end.
     """
     order = np.argsort(inst_mag)
-    nbins = len(order) // STARS_PER_BIN
-    if nbins < 2:
+    nbins = max(len(order) // STARS_PER_BIN, int(len(order) >= MIN_STARS))
+    anchored = faint_end is not None and len(order) and faint_end >= inst_mag[order[-1]] + 0.5
+    if nbins + int(bool(anchored)) < 2:
         return None
     mags, variances = [], []
     for chunk in np.array_split(order, nbins):
@@ -56,6 +70,9 @@ def fit_error_model(
         ref2 = float(np.median(ref[np.isfinite(ref)] ** 2)) if np.isfinite(ref).any() else 0.0
         mags.append(float(np.median(inst_mag[chunk])))
         variances.append(max(spread**2 - ref2, MIN_ERR**2))
+    if anchored:
+        mags.append(float(faint_end))
+        variances.append(FAINT_END_ERR**2)
     mags, variances = np.array(mags), np.array(variances)
     m0 = float(mags.max())
     f = 10 ** (0.4 * (mags - m0))

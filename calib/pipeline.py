@@ -61,10 +61,12 @@ from .target import (
     TargetMeasurement,
     limiting_magnitude,
     measure_target,
+    position_scatter,
     sources_within,
     target_radius,
 )
 from .zeropoint import (
+    MIN_STARS,
     ZeroPointFit,
     brightness_systematic,
     clipping_systematic,
@@ -107,7 +109,8 @@ def parse_force_filter(value: str | None) -> tuple[str | None, str | None] | Non
 @dataclass
 class SurveyMatch:
     """One survey matched to the cleaned catalogue: the reference's positions, radius and
-    shift, pairs (at most `MAX_CALIBRATORS`), which reference stars the frame detected
+    shift, pairs (at most `MAX_CALIBRATORS`) and their separations (arcsec), which reference
+    stars the frame detected
     (``resolved``, from every pair), astrometric scatter (Rayleigh sigma of the pair
     separations, arcsec) and chance coincidences."""
 
@@ -116,6 +119,7 @@ class SurveyMatch:
     match: MatchRadius
     i1: np.ndarray
     i2: np.ndarray
+    sep: np.ndarray
     resolved: np.ndarray
     sigma_arcsec: float
     expected_chance: float
@@ -376,6 +380,7 @@ def calibrate(
         limiting_mag=limiting_mag,
         saturation=_saturation(shifted, shifted_sky, cleaned, chosen, fit, zp_target, radius),
         source_fwhm_arcsec=_source_fwhm_arcsec(catalog, geometry),
+        scatter=position_scatter(cleaned.mag[chosen.match.i1], chosen.match.sep),
     )
     if target.limit:
         log.append(
@@ -515,13 +520,21 @@ def _match_survey(
         i1, i2, sep = crossmatch(sky, ref_sky, match.radius_arcsec)
         expected = _chance_matches(n, ref, geometry, match.radius_arcsec)
         how = "given"
-        if not _significant(len(i1), expected):
+        # Too few to calibrate counts as failed too: 1 match among 3000 sources of a sparse
+        # Gaia frame beats the 0.05 expected by chance, yet the frame was 5 arcsec off.
+        too_few = len(i1) < MIN_STARS
+        if too_few or not _significant(len(i1), expected):
             auto, a1, a2, asep = auto_crossmatch(sky, ref_sky)
             auto_expected = _chance_matches(n, ref, geometry, auto.radius_arcsec)
-            if _significant(len(a1), auto_expected) and len(a1) > len(i1):
+            if _significant(len(a1), auto_expected) and len(a1) > max(len(i1), MIN_STARS - 1):
+                why = (
+                    f"too few to calibrate (need {MIN_STARS})"
+                    if too_few and _significant(len(i1), expected)
+                    else f"no more than the {expected:.1f} expected by chance"
+                )
                 warnings.append(
-                    f"{ref.survey}: matchDist={match_dist:g} arcsec gave {len(i1)} matches, no "
-                    f"more than the {expected:.1f} expected by chance; the catalogue is offset "
+                    f"{ref.survey}: matchDist={match_dist:g} arcsec gave {len(i1)} matches, "
+                    f"{why}; the catalogue is offset "
                     f"by {auto.shift_ra_arcsec:+.1f}, {auto.shift_dec_arcsec:+.1f} arcsec "
                     f"(RA, Dec): corrected and rematched ({len(a1)} matches within "
                     f"{auto.radius_arcsec:.1f} arcsec)"
@@ -555,9 +568,9 @@ def _match_survey(
         # systematics, and every later step (crowding, fits, error model) scales with it.
         keep = np.linspace(0, len(i1) - 1, MAX_CALIBRATORS).astype(np.int64)
         log.append(f"{ref.survey}: {MAX_CALIBRATORS} of the {len(i1)} matched stars used")
-        i1, i2 = i1[keep], i2[keep]
+        i1, i2, sep = i1[keep], i2[keep], sep[keep]
     return SurveyMatch(
-        ref, ref_sky, match, i1, i2, resolved, float(sigma), float(expected), failure
+        ref, ref_sky, match, i1, i2, sep, resolved, float(sigma), float(expected), failure
     )
 
 
@@ -759,7 +772,10 @@ def _estimate_errors(
     band_mag, band_err = chosen.match.ref.bands[chosen.band]
     # Every matched star, not only the isolated ones kept for the fit: they reach fainter.
     inst, residual, ref_err = _matched_residuals(chosen, cleaned)
-    model = fit_error_model(inst, residual, ref_err)
+    with np.errstate(invalid="ignore"):
+        valid = cleaned.mag[np.isfinite(cleaned.mag)]
+    faint_end = float(np.percentile(valid, 99)) if len(valid) else None
+    model = fit_error_model(inst, residual, ref_err, faint_end)
     if model is None:
         log.append("no MAGERR column and too few calibrators to estimate errors from")
         return cleaned, catalog

@@ -334,6 +334,18 @@ def test_wcs_offset_with_small_matchdist_is_detected_and_rematched(rng):
     assert_target_within_3_sigma(result, field.truth)
 
 
+def test_wcs_offset_leaving_too_few_matches_on_a_sparse_frame_is_rematched(rng):
+    """A 5"/px frame 2.8" off with matchDist=2 and a shallow reference: the few matches beat
+    the chance expectation (near zero) but cannot calibrate; the offset search finds the
+    frame's shift."""
+    shallow = {**COARSE, "ref_depth_mag": 13.5}
+    for _ in range(3):
+        field = render_field(int(rng.integers(1 << 31)), **shallow, wcs_offset_arcsec=(2.8, 0.0))
+        result = run(field, match_dist_arcsec=2.0, allowed_filters=["R"])
+        assert any("rematched" in w for w in result.warnings), result.log
+        assert_target_within_3_sigma(result, field.truth)
+
+
 def test_match_no_better_than_chance_fails_with_a_reason(rng):
     field = render_field(
         int(rng.integers(1 << 31)), wcs_offset_arcsec=(40.0, 25.0), density_per_arcmin2=60.0
