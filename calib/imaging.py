@@ -17,7 +17,7 @@ import numpy as np
 
 from .astrometry import WcsCorrection, refine_wcs
 from .blend import (
-    DEFAULT_RELATIVE_ERROR,
+    APERTURE_RELATIVE_ERROR,
     DETECTION_SNR,
     MIN_CONTAMINATION,
     aperture_share,
@@ -126,7 +126,7 @@ def calibrate_image(
     subtract = light >= MIN_CONTAMINATION * max(flux, DETECTION_SNR * flux_err)
     if subtract:
         flux -= light
-        flux_err = math.hypot(flux_err, DEFAULT_RELATIVE_ERROR * light)
+        flux_err = math.hypot(flux_err, APERTURE_RELATIVE_ERROR * light)
         if "blended" not in forced.flags:
             forced.flags.append("blended")
     detected = flux >= SNR_DETECTION * flux_err
@@ -169,7 +169,7 @@ def calibrate_image(
         warnings.append(
             f"{stars} catalogued star(s) near the alert put {light / forced.flux:.0%} of the "
             f"light into its aperture; their predicted light was subtracted (±"
-            f"{DEFAULT_RELATIVE_ERROR:.0%})"
+            f"{APERTURE_RELATIVE_ERROR:.0%})"
             + ("" if detected else f", and what remains is an upper limit ({mag:.2f})")
         )
     shift_arcsec = corr.shift_px * scale
