@@ -374,11 +374,17 @@ def calibrate(
     if not target.limit:
         _flag_reference_neighbours(target, chosen, crowd_radius)
         if "saturated" not in target.target_flags:
-            empirical = _empirical_error(chosen, cleaned, target.mag - zp_target)
+            crowded = "blended" in target.target_flags or (
+                len(near(shifted_sky, target.ra, target.dec, crowd_radius)[0]) > 1
+            )
+            empirical = _empirical_error(
+                chosen, cleaned, sky, target.mag - zp_target, crowd_radius, crowded
+            )
             if empirical is not None and empirical > target.mag_err:
                 log.append(
                     f"target error raised from {target.mag_err:.3f} to {empirical:.3f} mag: the "
-                    f"scatter of the {EMPIRICAL_NEIGHBOURS} matched stars nearest its magnitude"
+                    f"scatter of the {EMPIRICAL_NEIGHBOURS} matched stars nearest its magnitude "
+                    f"({'crowded' if crowded else 'isolated'} like it when enough)"
                 )
                 target.mag_err = float(np.hypot(empirical, zp_target_err))
     warnings.extend(target.notes)
@@ -687,9 +693,10 @@ def _failure_message(pool: list[Candidate], n_sources: int) -> str:
 
 def _matched_residuals(
     chosen: Candidate, cleaned: SourceCatalog
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Instrumental magnitude, residual from the chosen fit (at the frame centre) and reference
-    error of every star the survey matched, crowded or not."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Instrumental magnitude, residual from the chosen fit (at the frame centre), reference
+    error and rows (cleaned catalogue, reference) of every star the survey matched, crowded or
+    not."""
     fit, ref = chosen.fit, chosen.match.ref
     band_mag, band_err = ref.bands[chosen.band]
     i1, i2 = chosen.match.i1, chosen.match.i2
@@ -700,18 +707,36 @@ def _matched_residuals(
         predicted += np.where(np.isfinite(colour), fit.colour_term * (fit.colour_pivot - colour), 0)
     residual = band_mag[i2] - cleaned.mag[i1] - predicted
     good = np.isfinite(residual)
-    return cleaned.mag[i1][good], residual[good], band_err[i2][good]
+    return cleaned.mag[i1][good], residual[good], band_err[i2][good], (i1[good], i2[good])
 
 
 #: The target's error is at least the scatter of this many matched stars nearest its magnitude.
 EMPIRICAL_NEIGHBOURS = 15
 
 
-def _empirical_error(chosen: Candidate, cleaned: SourceCatalog, inst_mag: float) -> float | None:
-    """Robust scatter of the matched stars (crowded ones included, like the target) nearest the
-    target in magnitude, reference errors removed: what a star of that brightness really
-    scatters by in this frame, whatever the catalogue quotes."""
-    inst, residual, ref_err = _matched_residuals(chosen, cleaned)
+def _empirical_error(
+    chosen: Candidate,
+    cleaned: SourceCatalog,
+    sky: Sky,
+    inst_mag: float,
+    crowd_radius: float,
+    crowded: bool,
+) -> float | None:
+    """Robust scatter of the matched stars nearest the target in magnitude, reference errors
+    removed: what a star of that brightness really scatters by in this frame, whatever the
+    catalogue quotes. Only stars crowded like the target are used when enough lie within 1 mag
+    of it (crowded: another source within ``crowd_radius``, FLAGS 1/2, or reference stars
+    there adding over `MAX_TARGET_CONTAMINATION` to its flux): blended neighbours raised an
+    isolated target's error from 0.08 to 0.33 mag."""
+    inst, residual, ref_err, (rows, stars) = _matched_residuals(chosen, cleaned)
+    neighbours = reference_neighbours(chosen.match.sky, stars, crowd_radius)
+    contamination = reference_contamination(
+        neighbours, stars, chosen.match.ref.bands[chosen.band][0]
+    )
+    blended = crowded_sources(sky, cleaned.flags, rows, crowd_radius)
+    like = (blended | (contamination > MAX_TARGET_CONTAMINATION)) == crowded
+    if np.count_nonzero(like & (np.abs(inst - inst_mag) <= 1.0)) >= EMPIRICAL_NEIGHBOURS:
+        inst, residual, ref_err = inst[like], residual[like], ref_err[like]
     if len(inst) < EMPIRICAL_NEIGHBOURS:
         return None
     near = np.argsort(np.abs(inst - inst_mag))[:EMPIRICAL_NEIGHBOURS]
@@ -728,7 +753,7 @@ def _estimate_errors(
     """Errors from the calibrators' magnitude-scatter relation; the chosen band is refitted."""
     band_mag, band_err = chosen.match.ref.bands[chosen.band]
     # Every matched star, not only the isolated ones kept for the fit: they reach fainter.
-    inst, residual, ref_err = _matched_residuals(chosen, cleaned)
+    inst, residual, ref_err, _ = _matched_residuals(chosen, cleaned)
     model = fit_error_model(inst, residual, ref_err)
     if model is None:
         log.append("no MAGERR column and too few calibrators to estimate errors from")
