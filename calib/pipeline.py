@@ -729,14 +729,15 @@ def _empirical_error(
     there adding over `MAX_TARGET_CONTAMINATION` to its flux): blended neighbours raised an
     isolated target's error from 0.08 to 0.33 mag."""
     inst, residual, ref_err, (rows, stars) = _matched_residuals(chosen, cleaned)
-    neighbours = reference_neighbours(chosen.match.sky, stars, crowd_radius)
-    contamination = reference_contamination(
-        neighbours, stars, chosen.match.ref.bands[chosen.band][0]
-    )
-    blended = crowded_sources(sky, cleaned.flags, rows, crowd_radius)
-    like = (blended | (contamination > MAX_TARGET_CONTAMINATION)) == crowded
-    if np.count_nonzero(like & (np.abs(inst - inst_mag) <= 1.0)) >= EMPIRICAL_NEIGHBOURS:
-        inst, residual, ref_err = inst[like], residual[like], ref_err[like]
+    close = np.flatnonzero(np.abs(inst - inst_mag) <= 1.0)
+    if len(close) >= EMPIRICAL_NEIGHBOURS:
+        band_mag = chosen.match.ref.bands[chosen.band][0]
+        neighbours = reference_neighbours(chosen.match.sky, stars[close], crowd_radius)
+        contamination = reference_contamination(neighbours, stars[close], band_mag)
+        blended = crowded_sources(sky, cleaned.flags, rows[close], crowd_radius)
+        like = close[(blended | (contamination > MAX_TARGET_CONTAMINATION)) == crowded]
+        if len(like) >= EMPIRICAL_NEIGHBOURS:
+            inst, residual, ref_err = inst[like], residual[like], ref_err[like]
     if len(inst) < EMPIRICAL_NEIGHBOURS:
         return None
     near = np.argsort(np.abs(inst - inst_mag))[:EMPIRICAL_NEIGHBOURS]
