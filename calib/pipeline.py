@@ -11,7 +11,7 @@ The rules, in the order they apply (docs/calibration.md explains each with its n
 4. every band is fitted; the automatic choice prefers the observatory's filters, and below 10
    stars only considers them (``few calibration stars`` warning);
 5. without MAGERR, errors come from the calibrators' magnitude-scatter relation;
-6. the chosen fit may vary over the frame (polynomial order by AIC), evaluated at the target;
+6. the chosen fit may vary over the frame (order by a Wald test), evaluated at the target;
 7. the target has its own search radius and flags; a saturated target gets an honest error;
 8. the limiting magnitude is the 50 % completeness of the reference stars when measurable.
 """
