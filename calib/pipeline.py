@@ -138,7 +138,8 @@ class Candidate:
         the widened error chose, 0.53 mag off."""
         ct = self.fit.colour_term or 0.0
         if not self.plausible:
-            return (True, (abs(ct) - MAX_PLAUSIBLE_COLOUR_TERM) / self.colour_term_err)
+            beyond = (abs(ct) - MAX_PLAUSIBLE_COLOUR_TERM) / self.colour_term_err
+            return (True, beyond if beyond > 0 else math.inf)
         err = self.fit.zeropoint_err or math.inf
         return (False, err * (1.0 + (ct / MAX_PLAUSIBLE_COLOUR_TERM) ** 2))
 
@@ -146,7 +147,8 @@ class Candidate:
     def colour_term_err(self) -> float:
         """Standard error of the colour term (inf when not measured)."""
         cov = self.fit.cov
-        return float(np.sqrt(cov[1, 1])) if cov.shape[0] > 1 and cov[1, 1] > 0 else math.inf
+        ok = cov.shape[0] > 1 and np.isfinite(cov[1, 1]) and cov[1, 1] > 0
+        return float(np.sqrt(cov[1, 1])) if ok else math.inf
 
     def to_dict(self) -> dict:
         f = self.fit
