@@ -11,7 +11,7 @@ The rules, in the order they apply (docs/calibration.md explains each with its n
 4. every band is fitted; the automatic choice prefers the observatory's filters, and below 10
    stars only considers them (``few calibration stars`` warning);
 5. without MAGERR, errors come from the calibrators' magnitude-scatter relation;
-6. the chosen fit may vary over the frame (polynomial order by AIC), evaluated at the target;
+6. the chosen fit may vary over the frame (order by a Wald test), evaluated at the target;
 7. the target has its own search radius and flags; a saturated target gets an honest error;
 8. the limiting magnitude is the 50 % completeness of the reference stars when measurable.
 """
@@ -158,7 +158,8 @@ class Candidate:
         the widened error chose, 0.53 mag off."""
         ct = self.fit.colour_term or 0.0
         if not self.plausible:
-            return (True, (abs(ct) - MAX_PLAUSIBLE_COLOUR_TERM) / self.colour_term_err)
+            beyond = (abs(ct) - MAX_PLAUSIBLE_COLOUR_TERM) / self.colour_term_err
+            return (True, beyond if beyond > 0 else math.inf)
         err = self.fit.zeropoint_err or math.inf
         return (False, err * (1.0 + (ct / MAX_PLAUSIBLE_COLOUR_TERM) ** 2))
 
@@ -166,7 +167,8 @@ class Candidate:
     def colour_term_err(self) -> float:
         """Standard error of the colour term (inf when not measured)."""
         cov = self.fit.cov
-        return float(np.sqrt(cov[1, 1])) if cov.shape[0] > 1 and cov[1, 1] > 0 else math.inf
+        ok = cov.shape[0] > 1 and np.isfinite(cov[1, 1]) and cov[1, 1] > 0
+        return float(np.sqrt(cov[1, 1])) if ok else math.inf
 
     def to_dict(self) -> dict:
         f = self.fit
@@ -404,11 +406,17 @@ def calibrate(
     elif not target.limit:
         _flag_reference_neighbours(target, chosen, crowd_radius)
         if "saturated" not in target.target_flags:
-            empirical = _empirical_error(chosen, cleaned, target.mag - zp_target)
+            crowded = "blended" in target.target_flags or (
+                len(near(shifted_sky, target.ra, target.dec, crowd_radius)[0]) > 1
+            )
+            empirical = _empirical_error(
+                chosen, cleaned, sky, target.mag - zp_target, crowd_radius, crowded
+            )
             if empirical is not None and empirical > target.mag_err:
                 log.append(
                     f"target error raised from {target.mag_err:.3f} to {empirical:.3f} mag: the "
-                    f"scatter of the {EMPIRICAL_NEIGHBOURS} matched stars nearest its magnitude"
+                    f"scatter of the {EMPIRICAL_NEIGHBOURS} matched stars nearest its magnitude "
+                    f"({'crowded' if crowded else 'isolated'} like it when enough)"
                 )
                 target.mag_err = float(np.hypot(empirical, zp_target_err))
     warnings.extend(target.notes)
@@ -730,9 +738,10 @@ def _failure_message(pool: list[Candidate], n_sources: int) -> str:
 
 def _matched_residuals(
     chosen: Candidate, cleaned: SourceCatalog
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Instrumental magnitude, residual from the chosen fit (at the frame centre) and reference
-    error of every star the survey matched, crowded or not."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Instrumental magnitude, residual from the chosen fit (at the frame centre), reference
+    error and rows (cleaned catalogue, reference) of every star the survey matched, crowded or
+    not."""
     fit, ref = chosen.fit, chosen.match.ref
     band_mag, band_err = ref.bands[chosen.band]
     i1, i2 = chosen.match.i1, chosen.match.i2
@@ -743,18 +752,37 @@ def _matched_residuals(
         predicted += np.where(np.isfinite(colour), fit.colour_term * (fit.colour_pivot - colour), 0)
     residual = band_mag[i2] - cleaned.mag[i1] - predicted
     good = np.isfinite(residual)
-    return cleaned.mag[i1][good], residual[good], band_err[i2][good]
+    return cleaned.mag[i1][good], residual[good], band_err[i2][good], (i1[good], i2[good])
 
 
 #: The target's error is at least the scatter of this many matched stars nearest its magnitude.
 EMPIRICAL_NEIGHBOURS = 15
 
 
-def _empirical_error(chosen: Candidate, cleaned: SourceCatalog, inst_mag: float) -> float | None:
-    """Robust scatter of the matched stars (crowded ones included, like the target) nearest the
-    target in magnitude, reference errors removed: what a star of that brightness really
-    scatters by in this frame, whatever the catalogue quotes."""
-    inst, residual, ref_err = _matched_residuals(chosen, cleaned)
+def _empirical_error(
+    chosen: Candidate,
+    cleaned: SourceCatalog,
+    sky: Sky,
+    inst_mag: float,
+    crowd_radius: float,
+    crowded: bool,
+) -> float | None:
+    """Robust scatter of the matched stars nearest the target in magnitude, reference errors
+    removed: what a star of that brightness really scatters by in this frame, whatever the
+    catalogue quotes. Only stars crowded like the target are used when enough lie within 1 mag
+    of it (crowded: another source within ``crowd_radius``, FLAGS 1/2, or reference stars
+    there adding over `MAX_TARGET_CONTAMINATION` to its flux): blended neighbours raised an
+    isolated target's error from 0.08 to 0.33 mag."""
+    inst, residual, ref_err, (rows, stars) = _matched_residuals(chosen, cleaned)
+    close = np.flatnonzero(np.abs(inst - inst_mag) <= 1.0)
+    if len(close) >= EMPIRICAL_NEIGHBOURS:
+        band_mag = chosen.match.ref.bands[chosen.band][0]
+        neighbours = reference_neighbours(chosen.match.sky, stars[close], crowd_radius)
+        contamination = reference_contamination(neighbours, stars[close], band_mag)
+        blended = crowded_sources(sky, cleaned.flags, rows[close], crowd_radius)
+        like = close[(blended | (contamination > MAX_TARGET_CONTAMINATION)) == crowded]
+        if len(like) >= EMPIRICAL_NEIGHBOURS:
+            inst, residual, ref_err = inst[like], residual[like], ref_err[like]
     if len(inst) < EMPIRICAL_NEIGHBOURS:
         return None
     near = np.argsort(np.abs(inst - inst_mag))[:EMPIRICAL_NEIGHBOURS]
@@ -771,7 +799,7 @@ def _estimate_errors(
     """Errors from the calibrators' magnitude-scatter relation; the chosen band is refitted."""
     band_mag, band_err = chosen.match.ref.bands[chosen.band]
     # Every matched star, not only the isolated ones kept for the fit: they reach fainter.
-    inst, residual, ref_err = _matched_residuals(chosen, cleaned)
+    inst, residual, ref_err, _ = _matched_residuals(chosen, cleaned)
     with np.errstate(invalid="ignore"):
         valid = cleaned.mag[np.isfinite(cleaned.mag)]
     faint_end = float(np.percentile(valid, 99)) if len(valid) else None

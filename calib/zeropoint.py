@@ -449,4 +449,6 @@ def clipping_systematic(fit: ZeroPointFit) -> float:
     finite = np.isfinite(fit.residual)
     with np.errstate(invalid="ignore"):
         marginal = ~fit.used & finite & (np.abs(fit.residual) <= MARGINAL_CLIP * fit.scatter)
+    if not marginal.any():
+        return 0.0
     return float(abs(np.sum(w[marginal] * fit.residual[marginal])) / np.sum(w[finite]))
