@@ -50,7 +50,15 @@ from .crowding import (
 )
 from .errors import CalibrationError
 from .geometry import FrameGeometry, frame_geometry
-from .match import MatchRadius, Sky, apply_shift, auto_crossmatch, crossmatch, near
+from .match import (
+    MatchRadius,
+    Sky,
+    apply_shift,
+    auto_crossmatch,
+    crossmatch,
+    near,
+    pairs_within,
+)
 from .photerr import fit_error_model
 from .reference import RefCatalog
 from .schema import LIMIT_MAG_ERR
@@ -412,6 +420,11 @@ def calibrate(
             empirical = _empirical_error(
                 chosen, cleaned, sky, target.mag - zp_target, crowd_radius, crowded
             )
+            shared = _shared_light_error(
+                target, shifted, shifted_sky, cleaned, sky, chosen, geometry.fwhm_arcsec
+            )
+            if shared is not None and (empirical is None or shared > empirical):
+                empirical, crowded = shared, True
             if empirical is not None and empirical > target.mag_err:
                 log.append(
                     f"target error raised from {target.mag_err:.3f} to {empirical:.3f} mag: the "
@@ -791,6 +804,56 @@ def _empirical_error(
     spread = median_and_robust_std(residual[near])[1]
     ref2 = float(np.median(np.where(np.isfinite(ref_err[near]), ref_err[near], 0.0) ** 2))
     return float(np.sqrt(max(spread**2 - ref2, 0.0)))
+
+
+#: Neighbouring sources within this many FWHM share light with a source when it is measured.
+SHARING_FWHM = 2.0
+#: Matched stars with neighbours needed to measure how much of their light leaks, and the leak
+#: (relative to the neighbours' flux) assumed with fewer: measured 0.01-0.08 on frames of
+#: 1500-40000 stars; the 14 mag target above took 6 % of its neighbour's light.
+MIN_SHARING = 10
+ASSUMED_LEAK = 0.05
+
+
+def _shared_light_error(
+    target: TargetMeasurement,
+    shifted: SourceCatalog,
+    shifted_sky: Sky,
+    cleaned: SourceCatalog,
+    sky: Sky,
+    chosen: Candidate,
+    fwhm: float,
+) -> float | None:
+    """Error a target carries from the light its detected neighbours share with it.
+
+    Deblending splits a blend's light by a model, and apertures overlap: a 14 mag target
+    1.8 FWHM from a 13 mag star came out 0.16 mag bright quoting 0.01. How much leaks is
+    measured on the matched stars with neighbours within `SHARING_FWHM` (those neighbours'
+    catalogue fluxes summed): the robust scatter of (measured - predicted flux) / neighbours'
+    flux, or `ASSUMED_LEAK` with fewer than `MIN_SHARING` such stars. The target's error is
+    that fraction of its own neighbours' flux, in magnitudes. ``None`` without neighbours.
+    """
+    radius = SHARING_FWHM * fwhm
+    j, _ = near(shifted_sky, target.ra, target.dec, radius)
+    with np.errstate(invalid="ignore"):
+        j = j[(j != target.row) & np.isfinite(shifted.mag[j]) & (np.abs(shifted.mag[j]) < 90)]
+    if len(j) == 0:
+        return None
+    target_flux = 10 ** (-0.4 * (target.mag - chosen.fit.zeropoint))
+    neighbours = float(np.sum(10 ** (-0.4 * shifted.mag[j])))
+    inst, residual, _, (rows, _) = _matched_residuals(chosen, cleaned)
+    p1, p2, _ = pairs_within(sky.take(rows), sky, radius)
+    others = rows[p1] != p2
+    p1, p2 = p1[others], p2[others]
+    around = np.bincount(p1, weights=10 ** (-0.4 * cleaned.mag[p2]), minlength=len(rows))
+    has = around > 0
+    leak = ASSUMED_LEAK
+    if np.count_nonzero(has) >= MIN_SHARING:
+        own = 10 ** (-0.4 * inst[has])
+        # residual = reference - measured - model: positive when the source is too faint.
+        excess = own * (10 ** (0.4 * residual[has]) - 1.0) / around[has]
+        leak = median_and_robust_std(excess)[1]
+    return float(1.0857 * leak * neighbours / target_flux)
 
 
 def _estimate_errors(

@@ -106,6 +106,23 @@ def test_catalogued_neighbour_of_the_target_is_flagged_blended(separation, seed,
     assert_honest(result, field.truth)
 
 
+def test_deblended_target_error_covers_the_light_deblending_shares(rng):
+    """A target 1.7-2.3 FWHM from a star one magnitude brighter is split from it by Source
+    Extractor's deblending; its photon noise alone left it 4.5σ off on such a frame."""
+    pulls = []
+    for _ in range(8):
+        fwhm = 3.0  # render_field's defaults: 3 pixels of 1 arcsec
+        separation = float(rng.uniform(1.7, 2.3)) * fwhm
+        field = render_field(
+            int(rng.integers(1 << 31)), target_mag=14.0, target_neighbour=(separation, 13.0)
+        )
+        result = run(field, allowed_filters=["R"])
+        assert_honest(result, field.truth)
+        if not result.limit:
+            pulls.append((result.mag - 14.0) / result.mag_err)
+    assert len(pulls) >= 4
+
+
 def test_isolated_target_is_not_flagged_blended(rng):
     result = run(render_field(int(rng.integers(1 << 31)), **COARSE, clear_radius_arcsec=60.0))
     assert "blended" not in result.target_flags
