@@ -1058,8 +1058,13 @@ def _alert_in_blend(
     zp, zp_err = zeropoint
     flux = predicted_flux(ref.bands[band][0], colour, zp, fit.colour_term, fit.colour_pivot)
     match_radius = chosen.match.match.radius_arcsec
+    # The catalogued star at the alert is the alert itself (a variable) unless the frame's
+    # source there lies too far from the alert to be it (`offset`): then it is a neighbour
+    # (a 16.4 mag transient 0.5" from a 14.7 mag star was reported as the star, 2 mag bright).
     j, sep = near(chosen.match.sky, *alert, match_radius)
-    counterpart = int(j[np.argmin(sep)]) if len(j) else None
+    counterpart = None
+    if len(j) and "offset" not in target.target_flags:
+        counterpart = int(j[np.argmin(sep)])
     if target.limit:
         rows = sources_within(shifted, shifted_sky, *alert, SEARCH_FWHM * fwhm)[0]
     else:
