@@ -214,11 +214,13 @@ def _catalogued_light(
 ) -> tuple[float, int]:
     """Light the chosen survey's stars near the alert put into its aperture (instrumental
     flux) and how many contribute; the star at the alert's own position (within the match
-    radius: a catalogued variable) is the alert itself."""
+    radius: a catalogued variable) is the alert itself, unless the catalogue calibration of
+    the extracted sources found the source there `offset` from the alert."""
     ref = next(r for r in refs if r.survey == result.survey)
     reach_px = ex.aperture_px + 2.0 * ex.fwhm_px  # the share is negligible beyond
     idx, sep = near(Sky.at(ref.ra, ref.dec), *alert, reach_px * pixel_arcsec)
-    if len(sep) and sep.min() <= result.match_dist:
+    # Not when the catalogue measurement found the source there offset from the alert.
+    if len(sep) and sep.min() <= result.match_dist and "offset" not in result.target_flags:
         idx = np.delete(idx, np.argmin(sep))
     if len(idx) == 0:
         return 0.0, 0
