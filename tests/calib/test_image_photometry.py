@@ -183,14 +183,16 @@ def test_saturated_target_gets_an_honest_error_not_its_photon_noise(synth_ref, w
     assert len(notes) == 1 and f"{r.mag_err:.2f} mag" in notes[0], notes
 
 
-@pytest.mark.parametrize(("fwhm_apart", "fainter"), [(1.0, 1.5), (1.3, 2.5), (0.8, 3.0), (0.25, 2.0)])
+@pytest.mark.parametrize(
+    ("fwhm_apart", "fainter"), [(1.0, 1.5), (1.3, 2.5), (0.8, 3.0), (0.25, 2.0)]
+)
 def test_alert_beside_a_brighter_catalogued_star_is_measured_honestly(
     synth_ref, fwhm_apart, fainter
 ):
     """The star's wing falls in the alert's aperture: measured as it stands the alert came out
     0.4-4 mag too bright quoting a few mmag (and, 0.5" from it, was taken for the star itself).
-    Its predicted light is subtracted: a magnitude
-    within 3 sigma, or a limit that does not claim the alert fainter than it is."""
+    Its predicted light is subtracted: a magnitude within 3 sigma, or a limit that does not
+    claim the alert fainter than it is."""
     cols = reference_columns()
     cos_dec = math.cos(math.radians(CENTRE[1]))
     east = (cols["ra"] - CENTRE[0]) * cos_dec * 3600
