@@ -412,24 +412,29 @@ def calibrate(
     if blend is not None:
         target = blend
     elif not target.limit:
+        phot_err = math.sqrt(max(target.mag_err**2 - zp_target_err**2, 0.0))
         _flag_reference_neighbours(target, chosen, crowd_radius)
         if "saturated" not in target.target_flags:
             crowded = "blended" in target.target_flags or (
                 len(near(shifted_sky, target.ra, target.dec, crowd_radius)[0]) > 1
             )
             empirical = _empirical_error(
-                chosen, cleaned, sky, target.mag - zp_target, crowd_radius, crowded
+                chosen, cleaned, sky, target.mag - zp_target, crowd_radius, crowded, phot_err
+            )
+            why = (
+                f"the scatter of the {EMPIRICAL_NEIGHBOURS} matched stars nearest its magnitude "
+                f"({'crowded' if crowded else 'isolated'} like it when enough; beyond 1 mag the "
+                "ratio of their scatter to their quoted errors)"
             )
             shared = _shared_light_error(
                 target, shifted, shifted_sky, cleaned, sky, chosen, geometry.fwhm_arcsec
             )
             if shared is not None and (empirical is None or shared > empirical):
-                empirical, crowded = shared, True
+                empirical = shared
+                why = "the light its detected neighbours share with it (deblending, apertures)"
             if empirical is not None and empirical > target.mag_err:
                 log.append(
-                    f"target error raised from {target.mag_err:.3f} to {empirical:.3f} mag: the "
-                    f"scatter of the {EMPIRICAL_NEIGHBOURS} matched stars nearest its magnitude "
-                    f"({'crowded' if crowded else 'isolated'} like it when enough)"
+                    f"target error raised from {target.mag_err:.3f} to {empirical:.3f} mag: " + why
                 )
                 target.mag_err = float(np.hypot(empirical, zp_target_err))
     warnings.extend(target.notes)
@@ -779,13 +784,18 @@ def _empirical_error(
     inst_mag: float,
     crowd_radius: float,
     crowded: bool,
+    phot_err: float,
 ) -> float | None:
     """Robust scatter of the matched stars nearest the target in magnitude, reference errors
     removed: what a star of that brightness really scatters by in this frame, whatever the
-    catalogue quotes. Only stars crowded like the target are used when enough lie within 1 mag
-    of it (crowded: another source within ``crowd_radius``, FLAGS 1/2, or reference stars
-    there adding over `MAX_TARGET_CONTAMINATION` to its flux): blended neighbours raised an
-    isolated target's error from 0.08 to 0.33 mag."""
+    catalogue quotes. When they lie further than 1 mag from it, the target's own error
+    ``phot_err`` times the robust spread of their residuals over their quoted errors instead
+    (a ratio carries across magnitudes, a scatter does not): two 16 mag targets with no
+    calibrator within 1 mag were 0.12-0.13 mag bright quoting 0.041, their neighbours'
+    errors 1.9 times too small. Only stars crowded like the target are used when enough lie
+    within 1 mag of it (crowded: another source within ``crowd_radius``, FLAGS 1/2, or
+    reference stars there adding over `MAX_TARGET_CONTAMINATION` to its flux): blended
+    neighbours raised an isolated target's error from 0.08 to 0.33 mag."""
     inst, residual, ref_err, (rows, stars) = _matched_residuals(chosen, cleaned)
     close = np.flatnonzero(np.abs(inst - inst_mag) <= 1.0)
     if len(close) >= EMPIRICAL_NEIGHBOURS:
@@ -795,12 +805,16 @@ def _empirical_error(
         blended = crowded_sources(sky, cleaned.flags, rows[close], crowd_radius)
         like = close[(blended | (contamination > MAX_TARGET_CONTAMINATION)) == crowded]
         if len(like) >= EMPIRICAL_NEIGHBOURS:
-            inst, residual, ref_err = inst[like], residual[like], ref_err[like]
+            inst, residual, ref_err, rows = inst[like], residual[like], ref_err[like], rows[like]
     if len(inst) < EMPIRICAL_NEIGHBOURS:
         return None
     near = np.argsort(np.abs(inst - inst_mag))[:EMPIRICAL_NEIGHBOURS]
     if np.max(np.abs(inst[near] - inst_mag)) > 1.0:
-        return None  # no stars of similar brightness: nothing to learn from
+        quoted = np.hypot(cleaned.mag_err[rows[near]], np.nan_to_num(ref_err[near]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = residual[near] / quoted
+        z = z[np.isfinite(z)]
+        return float(phot_err * median_and_robust_std(z)[1]) if len(z) >= MIN_STARS else None
     spread = median_and_robust_std(residual[near])[1]
     ref2 = float(np.median(np.where(np.isfinite(ref_err[near]), ref_err[near], 0.0) ** 2))
     return float(np.sqrt(max(spread**2 - ref2, 0.0)))

@@ -30,6 +30,7 @@ MIN_STARS_COLOUR = 10  # below this a colour term is not fitted
 MAX_SPATIAL_ORDER = 2
 STARS_PER_SPATIAL_TERM = 5  # an order is tried only with this many stars per fitted term
 EFFECTIVE_STARS_PER_SPATIAL_TERM = 3  # ... and this many counted by their weights
+RIVAL_STARS_PER_SPATIAL_TERM = 2  # with fewer effective ones not even tried as a rival
 MAX_SCATTER = 0.3  # mag
 MAX_OUTLIER_FRACTION = 0.5
 CLIP_SIGMA = 3.0
@@ -351,7 +352,8 @@ def fit_spatial_zeropoint(
     fit's own covariance (already widened by its reduced χ²), less twice their number: the
     AIC's test of nested models, which keeps an order whose terms are each worth more than
     √2 σ. The order with the highest score wins (order 0 scores 0). An order that would win
-    but has too few effective stars is kept as the winner's ``rival``: the difference of their
+    but has too few effective stars (at least `RIVAL_STARS_PER_SPATIAL_TERM` per term) is kept
+    as the winner's ``rival``: the difference of their
     zero points is added to the error wherever it is evaluated (a vignetted frame with 20.2
     effective stars, 0.2 short of order 2's 21, kept the constant 0.060 off quoting 0.009).
     An earlier score, AIC on the robust spread of all stars' normalised residuals, missed a
@@ -372,7 +374,7 @@ def fit_spatial_zeropoint(
     best, best_score, rival = base, 0.0, None
     for order in range(1, max_order + 1):
         k = len(base.params) + (order + 1) * (order + 2) // 2 - 1
-        if n < STARS_PER_SPATIAL_TERM * k:
+        if n < STARS_PER_SPATIAL_TERM * k or n_eff < RIVAL_STARS_PER_SPATIAL_TERM * k:
             break
         fit = fit_zeropoint(
             base.inst_mag, inst_err, base.ref_mag, ref_err, colour=colour,

@@ -396,3 +396,14 @@ def test_fresh_small_fields_give_the_right_band_and_the_target_within_3_sigma(rn
         result = run(field)
         assert result.filter == field.truth["band"], result.log
         assert_target_within_3_sigma(result, field.truth)
+
+
+@pytest.mark.parametrize("seed", [918841693, 881065908])
+def test_target_without_calibrators_of_its_brightness_has_an_honest_error(seed):
+    """No matched star within 1 mag of the 16 mag target: its SExtractor error (0.04) stood,
+    and MAG_AUTO put it 0.12-0.13 mag bright. The ratio of the nearest stars' scatter to their
+    quoted errors (1.9) now widens it."""
+    field = render_field(seed)
+    result = run(field)
+    assert_target_within_3_sigma(result, field.truth)
+    assert any("ratio of their scatter" in line for line in result.log)
