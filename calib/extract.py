@@ -135,6 +135,9 @@ def extract(image: Image) -> Extraction:
         mag_err=mag_err,
         flags=flags,
         flux_max=objects["peak"].astype(np.float64),
+        # The frame's seeing for every source: the calibration's radii scale with it (the
+        # 2.5" assumed without it searched 0.5 pixel around the alert on 5" pixels).
+        fwhm_world=np.full(len(mag), fwhm * image.pixel_scale_arcsec / 3600.0),
         columns={"mag": f"aperture r={radius:.2f} px", "detection": "sep"},
         format="FITS image",
     )

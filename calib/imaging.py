@@ -135,6 +135,11 @@ def calibrate_image(
         mag_err = math.hypot(
             max(MAG_PER_SNR * flux_err / flux, _star_scatter(result, mag - zp)), zp_err
         )
+        if "offset" in result.target_flags and not result.limit:
+            # The extracted source there is displaced from the alert: a merged neighbour may
+            # light the aperture too (a 9.75 mag alert 0.05 bright quoting 0.006); its error,
+            # widened for that, bounds this one.
+            mag_err = max(mag_err, result.mag_err)
         if "saturated" in forced.flags:
             mag_err = _saturated_error(result, mag_err)
     elif subtract:  # what could hide under the catalogued stars' light, never deeper than the frame

@@ -215,7 +215,7 @@ def test_alert_beside_a_brighter_catalogued_star_is_measured_honestly(
 
 def test_bright_targets_errors_include_the_calibrators_scatter(synth_ref):
     """A 12.5 mag alert's photon noise is a few mmag; calibrators as bright scatter by more
-    (pixel phase in the aperture). Photon noise alone put one of these 12 frames 3.3σ off."""
+    (pixel phase in the aperture)."""
     z = []
     for seed in range(12):
         frame, truth = synth_frame((-30 + seed, 60 - 0.37 * seed), 12.5, seed=200 + seed)
@@ -223,7 +223,8 @@ def test_bright_targets_errors_include_the_calibrators_scatter(synth_ref):
             load_image(frame.to_fits()), lambda *_: [synth_ref], truth.target_ra, truth.target_dec
         ).result
         z.append((r.mag - 12.5) / r.mag_err)
-    assert np.max(np.abs(z)) < 3, np.round(z, 1)
+    # Honest errors: z spreads like a unit normal (photon noise alone: RMS 1.8, max 3.3).
+    assert np.sqrt(np.mean(np.square(z))) < 1.6 and np.max(np.abs(z)) < 4, np.round(z, 1)
 
 
 def test_wcs_shift_and_rotation_are_recovered(synth_ref):
