@@ -1,0 +1,448 @@
+"""The alert measured on a calibrated frame: the limit, saturation evidence, blends with
+catalogued stars, and the error floors a catalogue's quoted errors miss (stars crowded like
+the target, light shared with neighbours, a displaced centroid). docs/calibration.md gives
+each rule its numbers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from .blend import (
+    DETECTION_SNR,
+    MAG_PER_FLUX,
+    MERGED_SNR,
+    MIN_CONTAMINATION,
+    SEARCH_FWHM,
+    BlendKernel,
+    Decomposition,
+    decompose,
+    fit_kernel,
+    predicted_flux,
+)
+from .candidates import Candidate, matched_residuals
+from .catalog import SourceCatalog
+from .clean import on_saturation_plateau
+from .completeness import completeness_50
+from .crowding import (
+    crowded_sources,
+    reference_contamination,
+    reference_neighbours,
+)
+from .geometry import FrameGeometry
+from .match import (
+    Sky,
+    crossmatch,
+    near,
+    pairs_within,
+)
+from .schema import LIMIT_MAG_ERR
+from .stats import median, median_and_robust_std
+from .target import (
+    TARGET_FLAGS,
+    Saturation,
+    TargetMeasurement,
+    limiting_magnitude,
+    sources_within,
+)
+from .zeropoint import (
+    MIN_STARS,
+    ZeroPointFit,
+    colour_for_band,
+)
+
+MAX_COMPLETENESS_STARS = 5000  # reference stars tested for detection (evenly spaced subset)
+
+
+#: The target's error is at least the scatter of this many matched stars nearest its magnitude.
+EMPIRICAL_NEIGHBOURS = 15
+
+
+def empirical_error(
+    chosen: Candidate,
+    cleaned: SourceCatalog,
+    sky: Sky,
+    inst_mag: float,
+    crowd_radius: float,
+    crowded: bool,
+    phot_err: float,
+) -> float | None:
+    """Robust scatter of the matched stars nearest the target in magnitude, reference errors
+    removed: what a star of that brightness really scatters by in this frame, whatever the
+    catalogue quotes. When they lie further than 1 mag from it, the target's own error
+    ``phot_err`` times the robust spread of their residuals over their quoted errors instead
+    (a ratio carries across magnitudes, a scatter does not): two 16 mag targets with no
+    calibrator within 1 mag were 0.12-0.13 mag bright quoting 0.041, their neighbours'
+    errors 1.9 times too small. Only stars crowded like the target are used when enough lie
+    within 1 mag of it (crowded: another source within ``crowd_radius``, FLAGS 1/2, or
+    reference stars there adding over `MAX_TARGET_CONTAMINATION` to its flux): blended
+    neighbours raised an isolated target's error from 0.08 to 0.33 mag."""
+    inst, residual, ref_err, (rows, stars) = matched_residuals(chosen, cleaned)
+    close = np.flatnonzero(np.abs(inst - inst_mag) <= 1.0)
+    if len(close) >= EMPIRICAL_NEIGHBOURS:
+        band_mag = chosen.match.ref.bands[chosen.band][0]
+        neighbours = reference_neighbours(chosen.match.sky, stars[close], crowd_radius)
+        contamination = reference_contamination(neighbours, stars[close], band_mag)
+        blended = crowded_sources(sky, cleaned.flags, rows[close], crowd_radius)
+        like = close[(blended | (contamination > MAX_TARGET_CONTAMINATION)) == crowded]
+        if len(like) >= EMPIRICAL_NEIGHBOURS:
+            inst, residual, ref_err, rows = inst[like], residual[like], ref_err[like], rows[like]
+    if len(inst) < EMPIRICAL_NEIGHBOURS:
+        return None
+    near = np.argsort(np.abs(inst - inst_mag))[:EMPIRICAL_NEIGHBOURS]
+    if np.max(np.abs(inst[near] - inst_mag)) > 1.0:
+        quoted = np.hypot(cleaned.mag_err[rows[near]], np.nan_to_num(ref_err[near]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = residual[near] / quoted
+        z = z[np.isfinite(z)]
+        return float(phot_err * median_and_robust_std(z)[1]) if len(z) >= MIN_STARS else None
+    spread = median_and_robust_std(residual[near])[1]
+    ref2 = float(np.median(np.where(np.isfinite(ref_err[near]), ref_err[near], 0.0) ** 2))
+    return float(np.sqrt(max(spread**2 - ref2, 0.0)))
+
+
+#: Neighbouring sources within this many FWHM share light with a source when it is measured.
+SHARING_FWHM = 2.0
+
+
+def widen_for_displacement(target: TargetMeasurement, fwhm: float, log: list[str]) -> None:
+    """Widen an `offset` target's error by the light an unseen neighbour would need to pull
+    its centroid that far: two unresolved point sources centroid at their flux-weighted mean,
+    so a source displaced by d holds at least d / FWHM of its flux from elsewhere. The frame
+    cannot tell that from a displaced alert; a 9.75 mag transient merged with an uncatalogued
+    10.6 mag star 4" away (FWHM 15") was 0.28 mag bright quoting 0.005."""
+    share = min(target.separation_arcsec / fwhm, 1.0)
+    error = 1.0857 * share
+    target.mag_err = float(np.hypot(target.mag_err, error))
+    log.append(
+        f"target error widened by {error:.3f} mag: {target.separation_arcsec:.1f} arcsec from "
+        f"the alert, its light may be up to {share:.0%} a neighbour's"
+    )
+
+
+#: Matched stars with neighbours needed to measure how much of their light leaks, and the leak
+#: (relative to the neighbours' flux) assumed with fewer: measured 0.01-0.08 on frames of
+#: 1500-40000 stars; the 14 mag target above took 6 % of its neighbour's light.
+MIN_SHARING = 10
+
+
+ASSUMED_LEAK = 0.05
+
+
+def shared_light_error(
+    target: TargetMeasurement,
+    shifted: SourceCatalog,
+    shifted_sky: Sky,
+    cleaned: SourceCatalog,
+    sky: Sky,
+    chosen: Candidate,
+    fwhm: float,
+) -> float | None:
+    """Error a target carries from the light its detected neighbours share with it.
+
+    Deblending splits a blend's light by a model, and apertures overlap: a 14 mag target
+    1.8 FWHM from a 13 mag star came out 0.16 mag bright quoting 0.01. How much leaks is
+    measured on the matched stars with neighbours within `SHARING_FWHM` (those neighbours'
+    catalogue fluxes summed): the robust scatter of (measured - predicted flux) / neighbours'
+    flux, or `ASSUMED_LEAK` with fewer than `MIN_SHARING` such stars. The target's error is
+    that fraction of its own neighbours' flux, in magnitudes. ``None`` without neighbours.
+    """
+    radius = SHARING_FWHM * fwhm
+    j, _ = near(shifted_sky, target.ra, target.dec, radius)
+    with np.errstate(invalid="ignore"):
+        j = j[(j != target.row) & np.isfinite(shifted.mag[j]) & (np.abs(shifted.mag[j]) < 90)]
+    if len(j) == 0:
+        return None
+    target_flux = 10 ** (-0.4 * (target.mag - chosen.fit.zeropoint))
+    neighbours = float(np.sum(10 ** (-0.4 * shifted.mag[j])))
+    inst, residual, _, (rows, _) = matched_residuals(chosen, cleaned)
+    p1, p2, _ = pairs_within(sky.take(rows), sky, radius)
+    others = rows[p1] != p2
+    p1, p2 = p1[others], p2[others]
+    around = np.bincount(p1, weights=10 ** (-0.4 * cleaned.mag[p2]), minlength=len(rows))
+    has = around > 0
+    leak = ASSUMED_LEAK
+    if np.count_nonzero(has) >= MIN_SHARING:
+        own = 10 ** (-0.4 * inst[has])
+        # residual = reference - measured - model: positive when the source is too faint.
+        excess = own * (10 ** (0.4 * residual[has]) - 1.0) / around[has]
+        leak = median_and_robust_std(excess)[1]
+    return float(1.0857 * leak * neighbours / target_flux)
+
+
+def measured_limit(
+    chosen: Candidate,
+    shifted: SourceCatalog,
+    shifted_sky: Sky,
+    cleaned: SourceCatalog,
+    geometry: FrameGeometry,
+    zeropoint: float,
+    radius: float,
+    log: list[str],
+) -> float:
+    """50 % completeness of the reference stars in the frame (detected: any source within the
+    target's search radius); S/N = 5 capped at the faintest detections when the reference is
+    not deep enough to measure it."""
+    ref = chosen.match.ref
+    band_mag = ref.bands[chosen.band][0]
+    inside = geometry.inside(ref.ra, ref.dec, margin_arcsec=geometry.fwhm_arcsec)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(shifted.mag) & (np.abs(shifted.mag) < 90) & np.isfinite(shifted.ra)
+    rows = np.flatnonzero(valid)
+    # Stars brighter than the median calibrator are detected anyway; the 50 % point is fitted
+    # from those fainter (still bracketing it from the bright side).
+    calibrators = band_mag[chosen.j2]
+    if len(calibrators):
+        with np.errstate(invalid="ignore"):
+            inside &= band_mag >= median(calibrators[np.isfinite(calibrators)])
+    idx = np.flatnonzero(inside)
+    faintest = float(np.percentile(cleaned.mag, 99)) + zeropoint
+    with np.errstate(invalid="ignore"):
+        deep_enough = np.count_nonzero(band_mag[idx] > faintest) >= 5
+    if not deep_enough:
+        idx = idx[:0]  # the reference stops before the frame does: nothing to measure
+    if len(idx) > MAX_COMPLETENESS_STARS:
+        idx = idx[np.linspace(0, len(idx) - 1, MAX_COMPLETENESS_STARS).astype(np.int64)]
+    _, found, _ = crossmatch(shifted_sky.take(rows), chosen.match.sky.take(idx), radius)
+    detected = np.zeros(len(idx), dtype=bool)
+    detected[found] = True
+    chance = len(rows) / geometry.area_arcsec2 * math.pi * radius**2
+    m50 = completeness_50(band_mag[idx], detected, chance)
+    if m50 is not None:
+        log.append(
+            f"limiting magnitude {m50:.2f}: 50 % of the {np.count_nonzero(inside)} "
+            f"{ref.survey}/{chosen.band} reference stars in the frame are detected there "
+            f"(logistic fit, {chance:.1%} chance matches allowed for)"
+        )
+        return m50
+    inst_limit = limiting_magnitude(cleaned.mag, cleaned.mag_err)
+    snr5 = zeropoint + inst_limit if inst_limit is not None else faintest
+    limit = min(snr5, faintest)
+    log.append(
+        f"limiting magnitude {limit:.2f}: the reference is too shallow to measure the frame's "
+        f"completeness; S/N = 5 magnitude {snr5:.2f}, capped at the faintest detections "
+        f"(99th percentile, {faintest:.2f})"
+    )
+    return limit
+
+
+def saturation_evidence(
+    shifted: SourceCatalog,
+    shifted_sky: Sky,
+    cleaned: SourceCatalog,
+    chosen: Candidate,
+    fit: ZeroPointFit,
+    zeropoint: float,
+    radius: float,
+) -> Saturation:
+    """Saturation evidence of the frame (see `target.Saturation`)."""
+    plateau = None if shifted.flux_max is None else on_saturation_plateau(shifted.flux_max, 0.9)
+    knee = None
+    if len(fit.inst_mag) and fit.used.any():
+        brightest_used = float(np.min(fit.inst_mag[fit.used]))
+        brighter = fit.inst_mag < brightest_used
+        if np.count_nonzero(brighter & ~fit.used & (fit.residual > 0)) >= 2:
+            knee = brightest_used
+    if shifted.flux_max is not None and cleaned.flux_max is not None:
+        flat = _flat_topped(shifted, cleaned, chosen.j1[fit.used])
+        plateau = flat if plateau is None else plateau | flat
+    saturated = (shifted.flags & 4) != 0
+    if plateau is not None:
+        saturated |= plateau
+    idx = np.flatnonzero(saturated & np.isfinite(shifted.mag) & (np.abs(shifted.mag) < 90))
+    ref = chosen.match.ref
+    band_mag = ref.bands[chosen.band][0]
+    i1, i2, _ = crossmatch(shifted_sky.take(idx), chosen.match.sky, radius)
+    inst = shifted.mag[idx[i1]]
+    residual = band_mag[i2] - (inst + zeropoint)
+    good = np.isfinite(residual)
+    return Saturation(plateau, knee, inst[good], residual[good])
+
+
+def _flat_topped(shifted: SourceCatalog, cleaned: SourceCatalog, calibrators: np.ndarray):
+    """Sources among the highest peaks of the frame whose peak is too low for their flux.
+
+    For point sources FLUX_MAX / flux is fixed by the PSF; a saturated star's top is cut off,
+    so its ratio falls. Catches a lone saturated star (no plateau of several, no FLAGS 4 when
+    SATUR_LEVEL was set too high), while extended hosts are spared by requiring a peak within
+    a factor 2 of the frame's highest. ``calibrators`` index the cleaned catalogue.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        ratio = shifted.flux_max * 10 ** (0.4 * shifted.mag)
+        good = np.isfinite(ratio) & (ratio > 0) & (np.abs(shifted.mag) < 90)
+        typical = cleaned.flux_max[calibrators] * 10 ** (0.4 * cleaned.mag[calibrators])
+    typical = typical[np.isfinite(typical) & (typical > 0)]
+    if len(typical) < 5 or not good.any():
+        return np.zeros(len(shifted), dtype=bool)
+    highest = float(np.max(shifted.flux_max[good]))
+    with np.errstate(invalid="ignore"):
+        return good & (ratio < 0.7 * median(typical)) & (shifted.flux_max >= 0.5 * highest)
+
+
+#: A target whose catalogued neighbours within 2 FWHM add more than this to its flux is blended.
+MAX_TARGET_CONTAMINATION = 0.1
+
+
+def flag_reference_neighbours(
+    target: TargetMeasurement, chosen: Candidate, crowd_radius: float
+) -> None:
+    """Flag ``blended`` when reference stars near the target would add to its flux.
+
+    The light of those the frame did not resolve is subtracted when it matters
+    (`alert_in_blend`); this flags the rest, resolved neighbours whose wings reach the
+    target. The nearest reference star within the calibrators' match radius is taken as the
+    target's own counterpart (a catalogued variable) and not counted.
+    """
+    ref = chosen.match.ref
+    band_mag = ref.bands[chosen.band][0]
+    j, sep = near(chosen.match.sky, target.ra, target.dec, crowd_radius)
+    if len(j) and sep.min() <= chosen.match.match.radius_arcsec:
+        keep = np.arange(len(j)) != int(np.argmin(sep))
+        j = j[keep]
+    with np.errstate(invalid="ignore"):
+        flux = np.nansum(10 ** (-0.4 * (band_mag[j] - target.mag)))
+    if flux > MAX_TARGET_CONTAMINATION:
+        if "blended" not in target.target_flags:
+            target.target_flags.append("blended")
+            target.target_flags.sort(key=TARGET_FLAGS.index)
+        target.notes.append(
+            f"target is blended: {len(j)} reference star(s) within {crowd_radius:.1f} arcsec "
+            f"would add about {flux:.0%} to its flux"
+        )
+
+
+def alert_in_blend(
+    target: TargetMeasurement,
+    shifted: SourceCatalog,
+    shifted_sky: Sky,
+    cleaned: SourceCatalog,
+    sky: Sky,
+    chosen: Candidate,
+    fit: ZeroPointFit,
+    zeropoint: tuple[float, float],
+    alert: tuple[float, float],
+    radius: float,
+    fwhm: float,
+    log: list[str],
+) -> TargetMeasurement | None:
+    """The alert measured as what its source holds beyond the unresolved catalogued stars
+    (`calib.blend`), or ``None`` when none blends with it.
+
+    A measured target is decomposed when its neighbours hold `MIN_CONTAMINATION` of its
+    flux. An alert with no source within the search radius is looked for in the sources within
+    `SEARCH_FWHM` of it, nearest first: one holding more than its neighbours by `MERGED_SNR`
+    sigma holds the alert. Below `DETECTION_SNR` the result is an upper limit.
+    """
+    if "saturated" in target.target_flags:
+        return None
+    ref, band = chosen.match.ref, chosen.band
+    pair = colour_for_band(band, list(ref.bands))
+    colour = None
+    if pair is not None and fit.colour_term is not None:
+        colour = ref.bands[pair[0]][0] - ref.bands[pair[1]][0]
+    zp, zp_err = zeropoint
+    flux = predicted_flux(ref.bands[band][0], colour, zp, fit.colour_term, fit.colour_pivot)
+    match_radius = chosen.match.match.radius_arcsec
+    # The catalogued star at the alert is the alert itself (a variable) unless the frame's
+    # source there lies too far from the alert to be it (`offset`): then it is a neighbour
+    # (a 16.4 mag transient 0.5" from a 14.7 mag star was reported as the star, 2 mag bright).
+    j, sep = near(chosen.match.sky, *alert, match_radius)
+    counterpart = None
+    if len(j) and "offset" not in target.target_flags:
+        counterpart = int(j[np.argmin(sep)])
+    if target.limit:
+        rows = sources_within(shifted, shifted_sky, *alert, SEARCH_FWHM * fwhm)[0]
+    else:
+        rows = np.array([target.row])
+
+    def split(row: int, kernel: BlendKernel) -> Decomposition:
+        return decompose(
+            shifted, shifted_sky, int(row), alert, chosen.match.sky, flux, counterpart,
+            match_radius, fwhm, kernel,
+        )  # fmt: skip
+
+    # The default kernel tells cheaply whether any catalogued star is in reach; the frame's
+    # own kernel (a search over the calibrators) is fitted only then.
+    if not any(split(row, BlendKernel()).stars for row in rows):
+        return None
+    kernel = fit_kernel(
+        cleaned, sky, chosen.match.sky, flux, (chosen.match.i1, chosen.match.i2),
+        chosen.match.resolved, fwhm,
+    )  # fmt: skip
+    parts = [split(row, kernel) for row in rows]
+    if target.limit:
+        blends = [d for d in parts if d.stars and d.alert_share > 0]
+        merged = [d for d in blends if d.snr >= MERGED_SNR]
+        if not merged:
+            return _hidden_in_blend(target, blends, zp, log)
+        parts = merged[:1]
+    else:
+        parts = [d for d in parts if d.contamination >= MIN_CONTAMINATION * d.measured]
+    if not parts:
+        return None
+    d = parts[0]
+    src = shifted_sky.take(np.array([d.row]))
+    _, src_sep = near(src, *alert, 180 * 3600.0)
+    flags = ["blended"] + [f for f in target.target_flags if f in ("edge", "offset")]
+    if target.limit:
+        flags.append("offset")
+    flags = sorted(set(flags), key=TARGET_FLAGS.index)
+    detected = d.snr >= DETECTION_SNR
+    fitted = (
+        f"fitted on {kernel.blends} blended stars of this frame" if kernel.blends else "assumed"
+    )
+    how = (
+        f"{d.stars} catalogued star(s) the frame did not resolve put "
+        f"{d.contamination / d.measured:.0%} of the light into the source at "
+        f"{float(src_sep[0]):.1f} arcsec; their reference fluxes were subtracted (blend model "
+        f"{fitted}, ±{kernel.relative_error:.0%})"
+    )
+    if detected:
+        mag = d.magnitude(zp)
+        mag_err = float(np.hypot(MAG_PER_FLUX / d.snr, zp_err))
+        note = f"the alert sits in a blend: {how}"
+    else:
+        mag, mag_err = d.bound(zp), LIMIT_MAG_ERR
+        note = (
+            f"the alert sits in a blend: {how}; what remains has S/N {d.snr:.1f}, so its "
+            f"magnitude is an upper limit ({mag:.2f})"
+        )
+    log.append(
+        f"target: {note}; {band} = "
+        + (f"{mag:.3f} ± {mag_err:.3f}" if detected else f"upper limit {mag:.2f}")
+    )
+    return TargetMeasurement(
+        mag=float(mag),
+        mag_err=float(mag_err),
+        limit=not detected,
+        limiting_mag=target.limiting_mag,
+        ra=float(src.ra[0]) if detected else alert[0],
+        dec=float(src.dec[0]) if detected else alert[1],
+        separation_arcsec=float(src_sep[0]),
+        flags=int(shifted.flags[d.row]),
+        row=d.row,
+        target_flags=flags,
+        notes=[note],
+    )
+
+
+def _hidden_in_blend(
+    target: TargetMeasurement, blends: list[Decomposition], zeropoint: float, log: list[str]
+) -> TargetMeasurement | None:
+    """An alert not found, next to blends that show no excess: a transient there would have
+    merged with them, so the limit is the brightest it could be and stay unseen in their light
+    when that is brighter than the frame's own limit."""
+    if not blends:
+        return None
+    bound = min(d.bound(zeropoint) for d in blends)
+    if bound >= target.mag:
+        return None
+    note = (
+        f"the alert lies within {SEARCH_FWHM:g} FWHM of {len(blends)} source(s) holding "
+        f"catalogued stars the frame did not resolve; a transient up to {bound:.2f} could hide "
+        "in their light, so that is the limit here"
+    )
+    log.append(f"target: {note}")
+    return replace(target, mag=float(bound), target_flags=["blended"], notes=[*target.notes, note])
