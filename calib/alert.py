@@ -44,6 +44,7 @@ from .target import (
     TARGET_FLAGS,
     Saturation,
     TargetMeasurement,
+    faintest_detections,
     limiting_magnitude,
     sources_within,
 )
@@ -103,10 +104,6 @@ def empirical_error(
     return float(np.sqrt(max(spread**2 - ref2, 0.0)))
 
 
-#: Neighbouring sources within this many FWHM share light with a source when it is measured.
-SHARING_FWHM = 2.0
-
-
 def widen_for_displacement(target: TargetMeasurement, fwhm: float, log: list[str]) -> None:
     """Widen an `offset` target's error by the light an unseen neighbour would need to pull
     its centroid that far: two unresolved point sources centroid at their flux-weighted mean,
@@ -122,12 +119,12 @@ def widen_for_displacement(target: TargetMeasurement, fwhm: float, log: list[str
     )
 
 
+#: Neighbouring sources within this many FWHM share light with a source when it is measured.
+SHARING_FWHM = 2.0
 #: Matched stars with neighbours needed to measure how much of their light leaks, and the leak
 #: (relative to the neighbours' flux) assumed with fewer: measured 0.01-0.08 on frames of
-#: 1500-40000 stars; the 14 mag target above took 6 % of its neighbour's light.
+#: 1500-40000 stars; the 14 mag target below took 6 % of its neighbour's light.
 MIN_SHARING = 10
-
-
 ASSUMED_LEAK = 0.05
 
 
@@ -198,7 +195,7 @@ def measured_limit(
         with np.errstate(invalid="ignore"):
             inside &= band_mag >= median(calibrators[np.isfinite(calibrators)])
     idx = np.flatnonzero(inside)
-    faintest = float(np.percentile(cleaned.mag, 99)) + zeropoint
+    faintest = faintest_detections(cleaned.mag) + zeropoint
     with np.errstate(invalid="ignore"):
         deep_enough = np.count_nonzero(band_mag[idx] > faintest) >= 5
     if not deep_enough:

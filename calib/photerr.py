@@ -60,8 +60,8 @@ def fit_error_model(
     """
     order = np.argsort(inst_mag)
     nbins = max(len(order) // STARS_PER_BIN, int(len(order) >= MIN_STARS))
-    anchored = faint_end is not None and len(order) and faint_end >= inst_mag[order[-1]] + 0.5
-    if nbins + int(bool(anchored)) < 2:
+    anchored = bool(len(order)) and faint_end is not None and faint_end >= inst_mag[order[-1]] + 0.5
+    if nbins + anchored < 2:
         return None
     mags, variances = [], []
     for chunk in np.array_split(order, nbins):

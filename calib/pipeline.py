@@ -60,6 +60,7 @@ from .photerr import fit_error_model
 from .reference import RefCatalog
 from .stats import median
 from .target import (
+    faintest_detections,
     measure_target,
     position_scatter,
     target_radius,
@@ -669,10 +670,7 @@ def _estimate_errors(
     band_mag, band_err = chosen.match.ref.bands[chosen.band]
     # Every matched star, not only the isolated ones kept for the fit: they reach fainter.
     inst, residual, ref_err, _ = matched_residuals(chosen, cleaned)
-    with np.errstate(invalid="ignore"):
-        valid = cleaned.mag[np.isfinite(cleaned.mag)]
-    faint_end = float(np.percentile(valid, 99)) if len(valid) else None
-    model = fit_error_model(inst, residual, ref_err, faint_end)
+    model = fit_error_model(inst, residual, ref_err, faintest_detections(cleaned.mag))
     if model is None:
         log.append("no MAGERR column and too few calibrators to estimate errors from")
         return cleaned, catalog

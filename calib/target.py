@@ -147,7 +147,13 @@ def limiting_magnitude(mag: np.ndarray, mag_err: np.ndarray) -> float | None:
     if extrapolated is not None:
         return extrapolated
     # Computed only here: a percentile of a large catalogue costs more than the rest.
-    return float(np.percentile(mag[finite], 99))
+    return faintest_detections(mag[finite])
+
+
+def faintest_detections(mag: np.ndarray) -> float:
+    """Where the catalogue's reliable detections end: the 99th percentile of its (finite)
+    magnitudes, so a few spurious faint rows do not count."""
+    return float(np.percentile(mag, 99))
 
 
 def _limit_from_error_trend(mag: np.ndarray, err: np.ndarray, finite: np.ndarray) -> float | None:
