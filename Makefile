@@ -10,7 +10,7 @@ export CALSERV_REDIS_PORT ?= 6380
 # A developer's machine: the built-in secret key and pepper are accepted (production refuses them).
 export CALSERV_ENV ?= development
 
-.PHONY: run test install services stop migrate demo lint lock bench clean
+.PHONY: run test install services stop migrate demo lint lock lock-check bench clean
 
 # The development environment: runtime + tests + honcho, from the hashed lock (deploy/bootstrap.sh).
 $(VENV)/.installed: requirements-dev.lock deploy/bootstrap.sh
@@ -43,13 +43,13 @@ test: services
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-# After editing requirements.txt or requirements-dev.txt: pin every dependency, with hashes. Pins
-# already in the locks are kept unless a change needs otherwise (`UPGRADE=--upgrade` lifts them).
-LOCK := $(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 \
-	--python-platform x86_64-manylinux_2_28 $(UPGRADE)
+# After editing requirements.txt or requirements-dev.txt: pin every dependency, with hashes
+# (deploy/lock.sh). `make lock-check` (CI) fails when the locks and the requirements disagree.
 lock: install
-	$(LOCK) requirements.txt -o requirements.lock
-	$(LOCK) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
+	deploy/lock.sh
+
+lock-check: install
+	deploy/lock.sh --check
 
 .venv-bench/.installed: requirements.lock bench/requirements-bench.txt
 	[ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench

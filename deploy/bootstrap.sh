@@ -37,12 +37,23 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # Every package pinned with its hashes (`make lock`): production gets the runtime lock,
 # `make` (CALSERV_DEV=1) the development one, plus the batch client from ./client.
+# --no-deps: the lock already holds the whole dependency closure, so pip resolves nothing and
+# what the index serves today cannot change what is installed (an extra such as dask[complete]
+# would otherwise be resolved afresh, and a newer release breaks --require-hashes). `pip check`
+# then proves the closure is complete and consistent.
+pip_install() { .venv/bin/pip install -q --disable-pip-version-check --no-deps "$@"; }
 if [ "${CALSERV_DEV:-0}" = 1 ]; then
-  .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e ./client
+  pip_install --require-hashes -r requirements-dev.lock
+  # The venv's own setuptools builds it: no build dependency is fetched from the index.
+  pip_install --no-build-isolation -e ./client
 else
-  .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+  pip_install --require-hashes -r requirements.lock
 fi
+.venv/bin/pip check --disable-pip-version-check >/dev/null || {
+  .venv/bin/pip check --disable-pip-version-check >&2
+  echo "bootstrap: the lock is incomplete or inconsistent (run \`make lock\`)" >&2
+  exit 1
+}
 if [ "${CALSERV_TEST_BROWSER:-0}" = 1 ] && [ ! -f node_modules/axe-core/axe.min.js ]; then
   npm ci --no-audit --no-fund --silent
 fi
