@@ -7,8 +7,6 @@ FLASK := $(VENV)/bin/flask --app web
 export CALSERV_VAR_DIR ?= $(CURDIR)/var
 export CALSERV_PG_PORT ?= 5433
 export CALSERV_REDIS_PORT ?= 6380
-# A developer's machine: the built-in secret key and pepper are accepted (production refuses them).
-export CALSERV_ENV ?= development
 
 .PHONY: run test install services stop migrate demo lint lock lock-check bench clean
 

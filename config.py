@@ -31,6 +31,17 @@ def _env(name: str, default: Any = None, **kw: Any) -> Any:
     return Field(default, validation_alias=alias, **kw)
 
 
+def _local_secret(data: dict, name: str, dev_default: str) -> str:
+    """The secret `deploy/services.sh` generated into `VAR_DIR/<name>` on this machine, else the
+    development default (which production refuses): a new shell after `make run` needs nothing
+    exported to reach the same instance."""
+    path = Path(data.get("var_dir", ROOT / "var")) / name
+    try:
+        return path.read_text().strip() or dev_default
+    except OSError:
+        return dev_default
+
+
 def local_database_url(name: str, var_dir: Path, pg_port: int) -> str:
     """The URL of database `name` on the local PostgreSQL of deploy/services.sh, with the
     password it generated (`<var_dir>/pg-password`), or without one when there is no such file."""
@@ -74,8 +85,14 @@ class Settings(BaseSettings):
     )
     #: The S3-compatible server of an `s3://` store when it is not AWS (else `AWS_ENDPOINT_URL`).
     storage_endpoint_url: str | None = _env("STORAGE_ENDPOINT_URL")
-    secret_key: str = _env("SECRET_KEY", DEV_SECRET_KEY)
-    hashtag_pepper: str = _env("HASHTAG_PEPPER", DEV_HASHTAG_PEPPER)
+    #: Default: the local secret `make run` generated (VAR_DIR/secret-key), else a development one.
+    secret_key: str = _env(
+        "SECRET_KEY", default_factory=lambda d: _local_secret(d, "secret-key", DEV_SECRET_KEY)
+    )
+    hashtag_pepper: str = _env(
+        "HASHTAG_PEPPER",
+        default_factory=lambda d: _local_secret(d, "hashtag-pepper", DEV_HASHTAG_PEPPER),
+    )
     max_upload_bytes: int = _env("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, gt=0)
     refcat_cache_bytes: int = _env("REFCAT_CACHE_BYTES", 512 * 1024 * 1024, ge=0)
     #: remote reference surveys: where their partition files are cached, and the byte budget

@@ -4,8 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAR="${CALSERV_VAR_DIR:-$PWD/var}"
-# The laptop setup: the built-in secret key and pepper are accepted (production refuses them).
-export CALSERV_ENV="${CALSERV_ENV:-development}"
 mkdir -p "$VAR/run"
 if [ -z "${FLOWER_BASIC_AUTH:-}" ]; then
   [ -s "$VAR/flower-auth" ] || (umask 077; echo "admin:$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" > "$VAR/flower-auth")

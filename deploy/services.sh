@@ -97,8 +97,18 @@ redis_stop() {
   if redis_cli ping >/dev/null 2>&1; then redis_cli shutdown >/dev/null 2>&1 || true; echo "redis: stopped"; fi
 }
 
+# This machine's own secret key and hashtag pepper (mode 600), which config.py reads when
+# CALSERV_SECRET_KEY / CALSERV_HASHTAG_PEPPER are not set: the app, the workers and a CLI in a new
+# shell all agree without anything exported. Production sets both in /etc/calserv/env instead.
+local_secrets() {
+  mkdir -p "$VAR"
+  for name in secret-key hashtag-pepper; do
+    [ -s "$VAR/$name" ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$VAR/$name")
+  done
+}
+
 case "${1:-}" in
-  start) pg_start; redis_start ;;
+  start) local_secrets; pg_start; redis_start ;;
   stop) redis_stop; pg_stop ;;
   status)
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status || true
