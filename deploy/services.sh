@@ -109,11 +109,12 @@ local_secrets() {
 
 case "${1:-}" in
   start) local_secrets; pg_start; redis_start ;;
+  secrets) local_secrets ;;
   stop) redis_stop; pg_stop ;;
   status)
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status || true
     redis_cli ping || true ;;
   start-postgres) pg_start ;; stop-postgres) pg_stop ;;
   start-redis) redis_start ;; stop-redis) redis_stop ;;
-  *) echo "usage: $0 start|stop|status|start-postgres|stop-postgres|start-redis|stop-redis" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|secrets|start-postgres|stop-postgres|start-redis|stop-redis" >&2; exit 2 ;;
 esac

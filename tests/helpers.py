@@ -26,10 +26,16 @@ TMP = Path(os.environ.get("CALSERV_TEST_VAR", f"/tmp/calserv-test-{os.getpid()}"
 ACCESS_LOG = TMP / "gunicorn-access.log"
 
 
+def environ(changes: dict[str, str | None]) -> dict[str, str]:
+    """This process's environment with `changes` applied; a None value removes the variable."""
+    env = {**os.environ, **changes}
+    return {k: v for k, v in env.items() if v is not None}
+
+
 class WorkerProcess:
     """A real `celery worker` subprocess (its own process group, so it can be SIGKILLed whole)."""
 
-    def __init__(self, name: str, env: dict[str, str] | None = None, concurrency: int = 1):
+    def __init__(self, name: str, env: dict[str, str | None] | None = None, concurrency: int = 1):
         self.name, self.env, self.concurrency = name, env or {}, concurrency
         self.log = TMP / f"worker-{name}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +58,7 @@ class WorkerProcess:
                 f"--hostname={self.name}-{secrets.token_hex(3)}@%h",
             ],
             cwd=ROOT,
-            env={**os.environ, **self.env},
+            env=environ(self.env),
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -99,7 +105,9 @@ class Gunicorn:
     """The real web tier under gunicorn with deploy/gunicorn.conf.py, as `make run` serves it;
     `env` adds to the environment (e.g. another queue), `workers` sets WEB_CONCURRENCY."""
 
-    def __init__(self, workers: int = 2, env: dict[str, str] | None = None, name: str = "gunicorn"):
+    def __init__(
+        self, workers: int = 2, env: dict[str, str | None] | None = None, name: str = "gunicorn"
+    ):
         port = free_port()
         self.log = TMP / f"{name}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +126,7 @@ class Gunicorn:
                 "web:create_app()",
             ],
             cwd=ROOT,
-            env={**os.environ, "WEB_CONCURRENCY": str(workers), **(env or {})},
+            env=environ({"WEB_CONCURRENCY": str(workers), **(env or {})}),
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
         )

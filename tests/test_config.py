@@ -11,14 +11,19 @@ from pathlib import Path
 import pytest
 
 from config import DEV_SECRET_KEY, ConfigError, Settings
+from tests.helpers import TMP
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: A VAR_DIR with no generated secrets: the built-in development ones are the defaults there.
+NO_SECRETS_VAR = TMP / "bare-var"
+
+
 def clean_env(**values: str) -> dict[str, str]:
-    """The environment without any calserv setting, plus `values`."""
+    """The environment without any calserv setting (VAR_DIR: one without secrets), plus `values`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALSERV_")}
-    return {**env, **values}
+    return {**env, "CALSERV_VAR_DIR": str(NO_SECRETS_VAR), **values}
 
 
 def run(code: str, **values: str) -> subprocess.CompletedProcess:
@@ -75,6 +80,28 @@ def test_development_mode_accepts_the_built_in_secrets():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == DEV_SECRET_KEY
+
+
+def test_secrets_generated_into_the_var_dir_are_the_defaults(tmp_path):
+    """`make run` writes this machine's secrets into VAR_DIR; a new shell's CLI and the app read
+    them without anything exported, in production mode."""
+    subprocess.run(
+        ["deploy/services.sh", "secrets"],
+        cwd=ROOT,
+        env=clean_env(CALSERV_VAR_DIR=str(tmp_path)),
+        check=True,
+    )
+    assert (tmp_path / "secret-key").stat().st_mode & 0o077 == 0
+    proc = run(
+        "import web; app = web.create_app(); from config import settings;"
+        "print(app.config['SECRET_KEY'], settings().hashtag_pepper, settings().env)",
+        CALSERV_VAR_DIR=str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    key, pepper, env = proc.stdout.split()
+    assert key == (tmp_path / "secret-key").read_text() and len(key) == 64
+    assert pepper == (tmp_path / "hashtag-pepper").read_text() and pepper != key
+    assert env == "production"
 
 
 def test_the_celery_config_is_built_from_the_settings():
