@@ -98,7 +98,7 @@ def test_claim_starts_the_job_and_reads_what_it_needs(job_id, observatory):
     assert claimed.path == str(FRAME)
     assert claimed.target == (120.5, 45.25)
     assert claimed.filters == ["R", "V", "G"]
-    assert claimed.params["mjd"] == 60000.5
+    assert claimed.params.mjd == 60000.5
     with session_scope() as s:
         job = s.get(Job, job_id)
         assert job.state == JobState.running and job.started_at is not None
