@@ -2,7 +2,8 @@
 
 Parsed with `ast` (nothing is imported), so a forbidden import is caught even on a code path no
 other test runs: an import inside a function, or a module named by a constant string to
-`importlib.import_module` (or the constant head of an f-string, `import_module(f"calib.{name}")`).
+`importlib.import_module` or Celery's `config_from_object` (or the constant head of an f-string,
+`import_module(f"calib.{name}")`).
 Imports under ``if TYPE_CHECKING:`` never run, and are left out. Every function takes the tree's
 root, so the last tests plant each kind of violation in a copy of the tree and show it caught.
 """
@@ -122,7 +123,7 @@ class _Imports(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        if name in ("import_module", "__import__") and node.args:
+        if name in ("import_module", "__import__", "config_from_object") and node.args:
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 self.names.add(arg.value)
@@ -213,6 +214,7 @@ def test_the_checker_sees_imports_in_functions_and_by_name(tmp_path):
         "if TYPE_CHECKING:\n    import refcats.store\n"
         "def f():\n    from workers.tasks import run\n    import web.jobs\n"
         "    importlib.import_module('db.dispatch')\n"
+        "    app.config_from_object('celeryconfig')\n"
         "    return importlib.import_module(f'blobstore.{run}')\n"
     )
     visitor = _Imports("")
@@ -223,6 +225,7 @@ def test_the_checker_sees_imports_in_functions_and_by_name(tmp_path):
         "workers.tasks.run",
         "web.jobs",
         "db.dispatch",
+        "celeryconfig",
         "blobstore",
     }
 
