@@ -1,7 +1,8 @@
 """The jobs table's statements of creating and reading jobs (with their uploads).
 
-Every change of a job's state is :mod:`db.job_states`; everything else the web tier and the
-sweeper do with job rows is here, as Core statements built once: job polls are the busiest
+Every change of a job's state is :mod:`db.job_states`; the web tier's other statements on job
+rows (a new job and its upload, the job views polls read, the queue ahead of a job) are here, as
+Core statements built once: job polls are the busiest
 request, and a Core read costs a quarter of the CPU of loading the ORM entities (measured: 0.5
 against 2.1 ms).
 """
