@@ -196,6 +196,13 @@ def test_every_unit_is_checked():
     assert {"config", "celeryconfig", "migrations.env", "calserv_client.api"} <= set(modules(ROOT))
 
 
+def test_every_package_has_rules():
+    """A new top-level package or module is checked once it says what it may import."""
+    top = {p.stem for p in ROOT.glob("*.py")} | {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert top <= set(UNITS), f"add {sorted(top - set(UNITS))} to UNITS and FORBIDDEN"
+    assert set(FORBIDDEN) == set(UNITS)
+
+
 def test_no_forbidden_imports():
     bad = forbidden_imports(ROOT)
     assert not bad, "forbidden imports:\n" + "\n".join(bad)
