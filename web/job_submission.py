@@ -7,8 +7,8 @@ is queued again, and the task is sent only after the row is committed (the state
 `db.jobs` and `db.job_states`). Only the catalogue's header is read here (`check_columns` on the
 first kilobytes, so a table without position or magnitude columns is a 422 at once); workers
 parse the rest, under time and memory limits. Those header checks live in calib's numpy modules,
-loaded by a process's first upload: creating the app, job polls and pages never load the
-science stack.
+imported on first use (`web.ON_FIRST_USE`): building the app for a command or a test never loads
+the science stack.
 """
 
 from __future__ import annotations
