@@ -7,9 +7,10 @@ store (the Gaia demo survey, built into a temporary directory), then read, check
 the catalogue under the per-job memory budget (`JOB_MEMORY_MB`, default 1024), and report the
 outcome a job would show. The table gives the file, its size, the process's peak RSS (VmHWM,
 warm-up included: the baseline row is a normal frame), how far the job raised that peak above
-the warmed-up process's, the time of the job alone and the outcome. Before issue #11
-the probe measured 1.26 GB for 4,000 sources at one position and 2.8 GB for 6,000 (the duplicate
-search's N^2 pairs), 2.1 GB for 48 MB of comment lines, and a whole-survey read for the poles.
+the warmed-up process's, the time of the job alone and the outcome. Before the duplicate search
+was bounded and the per-job memory budget applied, the probe measured 1.26 GB for 4,000 sources
+at one position and 2.8 GB for 6,000 (the duplicate search's N^2 pairs), 2.1 GB for 48 MB of
+comment lines, and a whole-survey read for the poles.
 Prints the table and writes it to bench/results/hostile.txt.
 """
 
@@ -49,7 +50,8 @@ def _with_positions(rows: list[bytes], ra: np.ndarray, dec: np.ndarray) -> bytes
 
 
 def hostile_files(out: Path) -> dict[str, Path]:
-    """The cases of issue #11's probe, and a normal frame as the baseline."""
+    """The hostile cases (sources piled at one position, frames spanning the poles, bad values,
+    huge comments or bodies, random bytes) and a normal frame as the baseline."""
     header, rows = _header_and_rows()
     files: dict[str, bytes] = {"baseline: the Gaia demo frame": FRAME.read_bytes()}
     for n in (4_000, 6_000, 50_000):

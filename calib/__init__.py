@@ -21,7 +21,7 @@ _EXPORTS = {
     "crossmatch": "match",
     "CalibrationResult": "pipeline",
     "calibrate": "pipeline",
-    "parse_force_filter": "pipeline",
+    "parse_force_filter": "options",
     "RefCatalog": "reference",
     "ZeroPointFit": "zeropoint",
     "fit_zeropoint": "zeropoint",

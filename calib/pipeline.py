@@ -19,7 +19,6 @@ The rules, in the order they apply (docs/calibration.md explains each with its n
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -56,6 +55,7 @@ from .match import (
     crossmatch,
     near,
 )
+from .options import parse_force_filter
 from .photerr import fit_error_model
 from .reference import RefCatalog
 from .stats import median
@@ -80,32 +80,6 @@ FEW_STARS = 10  # below this the band choice is restricted to the observatory's 
 
 
 MAX_CALIBRATORS = 3000
-
-
-_AUTOMATIC = ("", "no", "none", "auto", "0")
-
-
-_FORCE_RE = re.compile(r"^\s*([^/\s]+)\s*/\s*([^/\s]+)\s*$")
-
-
-def parse_force_filter(value: str | None) -> tuple[str | None, str | None] | None:
-    """Parse ``forceFilter``: ``None`` for automatic, else ``(survey, band)``.
-
-    ``'no'``, ``''`` or ``None`` mean automatic; ``'APASS/V'`` forces both; ``any`` on either
-    side leaves that side free (``'any/V'`` -> ``(None, 'V')``).
-    """
-    if value is None or value.strip().lower() in _AUTOMATIC:
-        return None
-    match = _FORCE_RE.match(value)
-    if match is None:
-        raise ValueError(
-            f"forceFilter {value!r} is not understood; use 'no' for automatic, SURVEY/FILTER "
-            "(e.g. APASS/V), any/FILTER or SURVEY/any"
-        )
-    survey, band = (None if part.lower() == "any" else part for part in match.groups())
-    if survey is None and band is None:
-        return None
-    return survey, band
 
 
 @dataclass

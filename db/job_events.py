@@ -4,10 +4,11 @@ Ending a job (:func:`db.job_states.succeed` or :func:`db.job_states.fail`) also 
 in the same transaction (:func:`publish_job_end`), so Postgres delivers the wake-up exactly when
 the job's new row becomes visible: never before the commit (a woken reader would see the old
 state), never lost while the row is committed. Each web process keeps one listening connection
-(:class:`JobEnds`, started on first use) and wakes the threads waiting for the ended jobs; a
-waiter re-reads the job rows, so a notification only says "look now". Redis pub/sub would have to
-be published after the commit, in a second step that a crash between the two loses; Postgres
-NOTIFY costs no new service and no second round trip (the payload rides on the commit).
+to its app's database (:class:`JobEnds`, started on first use) and wakes the threads waiting
+for the ended jobs; a waiter re-reads the job rows, so a notification only says "look now".
+Redis pub/sub would have to be published after the commit, in a second step that a crash between
+the two loses; Postgres NOTIFY costs no new service and no second round trip (the payload rides
+on the commit).
 
 The payload also carries the job's run time, so every web process knows the recent mean job time
 without querying for it (for an honest ``Retry-After``).
@@ -26,8 +27,6 @@ from contextlib import contextmanager
 import psycopg2
 from sqlalchemy import ColumnElement, func, make_url, text
 from sqlalchemy.orm import Session
-
-from config import settings
 
 log = logging.getLogger(__name__)
 
@@ -149,15 +148,16 @@ def _seconds(text: str) -> float | None:
         return None
 
 
-_ENDS: JobEnds | None = None
+_ENDS: dict[str, JobEnds] = {}
 _ENDS_LOCK = threading.Lock()
 
 
-def job_ends() -> JobEnds:
-    """The process's :class:`JobEnds` (listening from the first call on)."""
-    global _ENDS
+def job_ends(database_url: str) -> JobEnds:
+    """The process's :class:`JobEnds` of this database (the app's URL; listening from the first
+    call on)."""
     with _ENDS_LOCK:
-        if _ENDS is None:
-            _ENDS = JobEnds(settings().database_url)
-    _ENDS.start()
-    return _ENDS
+        ends = _ENDS.get(database_url)
+        if ends is None:
+            ends = _ENDS[database_url] = JobEnds(database_url)
+    ends.start()
+    return ends

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, object_session
 
 from db.job_events import job_end_payload, notify_job_end, publish_job_end
+from db.job_params import JobParams
 from db.models import Alert, Followup, Job, JobState, Observatory, Upload
 
 FINISHED = (JobState.succeeded, JobState.failed)
@@ -42,7 +43,7 @@ class Claimed:
     observatory)."""
 
     attempt: int
-    params: dict
+    params: JobParams
     path: str
     target: tuple[float, float]
     filters: list[str]
@@ -81,7 +82,8 @@ def claim(s: Session | Connection, job_id: str) -> Claimed | None:
     row = s.execute(_CLAIM, {"job_id": job_id}).first()
     if row is None:
         return None
-    return Claimed(row.attempts, row.params, row.path, (row.ra, row.dec), list(row.filters or []))
+    params = JobParams.from_json(row.params)
+    return Claimed(row.attempts, params, row.path, (row.ra, row.dec), list(row.filters or []))
 
 
 _FOLLOWUPS = Followup.__table__

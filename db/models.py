@@ -77,7 +77,7 @@ class Alert(Base):
     published: Mapped[str | None] = mapped_column(String(40))
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    # --- migration 0004 (issue #16): discovery date (Gaia list); points_version is bumped by a
+    # --- migration 0004: discovery date (Gaia list); points_version is bumped by a
     # trigger on followups and keys the light-curve caches
     discovered: Mapped[str | None] = mapped_column(String(40))
     points_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -164,7 +164,7 @@ class Followup(Base):
     warnings: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    # --- migration 0004 (issue #16): withdrawn or superseded points leave light curves and lists
+    # --- migration 0004: withdrawn or superseded points leave light curves and lists
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     superseded_by: Mapped[int | None] = mapped_column(
         ForeignKey("followups.id", ondelete="SET NULL", name="fk_followups_superseded_by")

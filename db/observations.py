@@ -9,13 +9,12 @@ it succeeds; the old point stays in the database, marked superseded by the new o
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-#: Upload fields that change how a result is shown, not what it is.
+from db.job_params import JobParams
+
+#: Job options that change how a result is shown, not what it is.
 PRESENTATION = frozenset({"comment", "no_plot"})
 
 _SUPERSEDE_OTHERS = text(
@@ -34,9 +33,9 @@ _RESTORE = text(
 )
 
 
-def job_identity(params: Any) -> dict:
-    """The upload parameters that make a job different (its idempotency key's share)."""
-    return {k: v for k, v in asdict(params).items() if k not in PRESENTATION}
+def job_identity(params: JobParams) -> dict:
+    """The job options that make a job different (its idempotency key's share)."""
+    return {k: v for k, v in params.to_json().items() if k not in PRESENTATION}
 
 
 def make_current(s: Session, followup_id: int) -> None:

@@ -37,10 +37,14 @@ control_socket = str(Path(_var) / "run" / "gunicorn.ctl")
 
 
 def post_worker_init(worker):
-    """Move the app's import-time objects (SQLAlchemy, numpy, matplotlib) out of the garbage
-    collector's reach: a full collection then scans only what requests allocate."""
+    """Import what the app loads on first use (plots, pages, header checks), then move every
+    import-time object (SQLAlchemy, numpy, matplotlib) out of the garbage collector's reach: a
+    full collection then scans only what requests allocate."""
     import gc
 
+    from web import warm_up
+
+    warm_up()
     gc.freeze()
 
 

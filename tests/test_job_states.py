@@ -14,6 +14,7 @@ from sqlalchemy import select as sql_select
 
 from db import job_states
 from db.job_events import CHANNEL
+from db.job_params import JobParams
 from db.models import Followup, Job, JobState, Observatory, Upload
 from db.session import engine, session_scope
 from tests.helpers import DATA, add_alert
@@ -98,7 +99,8 @@ def test_claim_starts_the_job_and_reads_what_it_needs(job_id, observatory):
     assert claimed.path == str(FRAME)
     assert claimed.target == (120.5, 45.25)
     assert claimed.filters == ["R", "V", "G"]
-    assert claimed.params["mjd"] == 60000.5
+    # a row written with only some options (as earlier versions did) reads back typed
+    assert claimed.params == JobParams(mjd=60000.5, comment="states")
     with session_scope() as s:
         job = s.get(Job, job_id)
         assert job.state == JobState.running and job.started_at is not None

@@ -48,7 +48,7 @@ def test_revoked_task_is_resent_under_a_new_id(
     # Revoke the job's first task before it is sent (as Flower would while it waits in the queue):
     # the job's id is fixed in advance so that its task id is known.
     job_id = uuid.uuid4().hex
-    monkeypatch.setattr("web.job_submission.uuid.uuid4", lambda: uuid.UUID(job_id))
+    monkeypatch.setattr("db.jobs.uuid.uuid4", lambda: uuid.UUID(job_id))
     celery_app.control.revoke(f"{job_id}-0", reply=True, timeout=5)
     form = {
         "hashtag": observatory["hashtag"],

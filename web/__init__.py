@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from importlib import import_module
 from typing import Any
 
 import bokeh
@@ -13,6 +14,27 @@ from blobstore import open_store
 from config import Settings
 from config import settings as _process_settings
 from web.version import VERSION
+
+#: What requests load on first use, so that building the app (for the CLI, a script or a test)
+#: stays light: the light-curve plots (matplotlib, Bokeh), the alert pages' sexagesimal
+#: positions (astropy) and the upload's header checks (numpy).
+ON_FIRST_USE = (
+    "matplotlib.figure",
+    "matplotlib.lines",
+    "web.lightcurve_bokeh",
+    "astropy.coordinates",
+    "calib.catalog",
+    "calib.image",
+)
+
+
+def warm_up() -> None:
+    """Import :data:`ON_FIRST_USE` now: a server process does so before it serves (gunicorn's
+    `post_worker_init`), so that no request waits for a second of imports holding the GIL that
+    the process's other requests need, and the imported objects can be frozen out of the garbage
+    collector's reach."""
+    for name in ON_FIRST_USE:
+        import_module(name)
 
 
 def create_app(

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import bokeh
-from astropy.coordinates import Angle
 from bokeh.util.paths import bokehjs_path
 from flask import (
     Blueprint,
@@ -40,7 +39,6 @@ from web.alert_registry import alert_key, find_alert_by_key, is_web_url
 from web.dates import date_obs
 from web.errors import ApiError
 from web.lightcurve import CURRENT, lightcurve_rows, plot_png
-from web.lightcurve_bokeh import bokeh_item
 from web.listing import csv_response, flag_arg, list_response, paging, sort_arg
 from web.negotiation import output_format
 from web.ops import CSP_FOR_BOKEH
@@ -75,6 +73,8 @@ def _like(text: str) -> str:
 
 def sexagesimal(ra: float, dec: float) -> tuple[str, str]:
     """(`hh:mm:ss.ss`, `±dd:mm:ss.s`) of J2000 degrees."""
+    from astropy.coordinates import Angle  # loaded by the first alert page, not by the app
+
     return (
         Angle(ra, unit="deg").to_string(unit="hourangle", sep=":", precision=2, pad=True),
         Angle(dec, unit="deg").to_string(
@@ -247,6 +247,8 @@ def lightcurve_bokeh(key: str):
     alert = _alert(key)
 
     def item() -> bytes:
+        from web.lightcurve_bokeh import bokeh_item  # bokeh's numpy: loaded on first use
+
         rows = lightcurve_rows(db(), alert.id)
         for r in rows:
             r["job_url"] = url_for("jobs.show", job_id=r["job_id"])

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from db.models import Observatory
 from db.session import session_scope
-from refcats.cli import refcat
 from web import keys
 from web.alert_registry import add_alert
 from web.errors import ApiError
@@ -143,10 +142,30 @@ def jobs_sweep() -> None:
     click.echo(f"re-sent {len(sent)} job(s)" + "".join(f"\n{job_id}" for job_id in sent))
 
 
+class _RefcatGroup(click.Group):
+    """`flask refcat ...`: the `refcats.cli` group, imported when one of its commands runs (it
+    loads numpy and pyarrow, which the web app itself never needs); its commands default to the
+    app's store root."""
+
+    def __init__(self, root: str):
+        super().__init__("refcat", help="Reference catalogues (HATS HEALPix store).")
+        self._root = root
+
+    @staticmethod
+    def _group() -> click.Group:
+        from refcats.cli import refcat
+
+        return refcat
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        ctx.default_map = {**(ctx.default_map or {}), name: {"root": self._root}}
+        return self._group().get_command(ctx, name)
+
+
 def register(app: Flask) -> None:
     """Add the command groups; `refcat` commands default to the app's store root."""
-    refcat.context_settings["default_map"] = {
-        name: {"root": app.config["REFCAT_DIR"]} for name in refcat.commands
-    }
-    for group in (observatory, alert, refcat, jobs):
+    for group in (observatory, alert, _RefcatGroup(app.config["REFCAT_DIR"]), jobs):
         app.cli.add_command(group)

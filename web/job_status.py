@@ -9,18 +9,14 @@ until one of them ends (woken by the job-end notification, not a sleep).
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import String, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
 
-from db.session import engine
+from db.jobs import find_jobs, states_of
 from web.errors import ApiError, parse_bounded
 from web.jobs import (
-    _J,
     FINISHED,
-    JOB_VIEW,
     MAX_WAIT_S,
-    JobView,
     job_json,
+    read_connection,
     retry_after_s,
     wait_for_end,
     waiter_slot,
@@ -29,9 +25,6 @@ from web.jobs import (
 bp = Blueprint("job_status", __name__)
 #: The most job ids one request may list.
 MAX_IDS = 1000
-_IDS = bindparam("ids", type_=ARRAY(String(32)))
-_STATES = select(_J.c.id, _J.c.state, _J.c.created_at).where(_J.c.id == any_(_IDS))
-_VIEWS = JOB_VIEW.where(_J.c.id == any_(_IDS))
 
 
 def _request_body() -> tuple[list[str], dict[str, str], float]:
@@ -70,11 +63,10 @@ def bulk_status():
     """
     listed, seen, wait = _request_body()
     ids = [i for i in listed if len(i) <= 32]  # longer ones are no job's id
-    eng = engine(autocommit=True)
 
     def read() -> dict:
-        with eng.connect() as conn:
-            return {row.id: row for row in conn.execute(_STATES, {"ids": ids})}
+        with read_connection() as conn:
+            return states_of(conn, ids)
 
     def changed(rows: dict) -> list[str]:
         return [i for i in ids if i in rows and seen.get(i) != rows[i].state.value]
@@ -85,11 +77,9 @@ def bulk_status():
         with waiter_slot() as slot:
             if slot:
                 rows = wait_for_end(pending, wait, read, lambda r: bool(changed(r)))
-    with eng.connect() as conn:
+    with read_connection() as conn:
         wanted = changed(rows)
-        views = {}
-        if wanted:
-            views = {r.id: JobView(*r) for r in conn.execute(_VIEWS, {"ids": wanted})}
+        views = find_jobs(conn, wanted) if wanted else {}
         pending = [rows[i] for i in ids if i in rows and rows[i].state not in FINISHED]
         retry_after = None
         if pending:

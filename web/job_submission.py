@@ -1,42 +1,40 @@
 """A validated upload becomes a job: for `POST /upload` (scripts) and `/submit` (browsers).
 
 The one copy of the rules: form fields (or, for seed-era scripts, query parameters) are validated
-into :class:`UploadParams`; the raw bytes are stored durably under a server-made name before
-anything else; an identical re-upload returns the existing job, a re-sent failed job is queued
-again, and the task is sent only after the row is committed. Only the catalogue's header is read
-here (`check_columns` on the first kilobytes, so a table without position or magnitude columns is
-a 422 at once); workers parse the rest, under time and memory limits.
+into a :class:`db.job_params.JobParams`; the raw bytes are stored durably under a server-made
+name before anything else; an identical re-upload returns the existing job, a re-sent failed job
+is queued again, and the task is sent only after the row is committed (the statements are
+`db.jobs` and `db.job_states`). Only the catalogue's header is read here (`check_columns` on the
+first kilobytes, so a table without position or magnitude columns is a 422 at once); workers
+parse the rest, under time and memory limits. Those header checks live in calib's numpy modules,
+imported on first use (`web.ON_FIRST_USE`): building the app for a command or a test never loads
+the science stack.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import uuid
-from dataclasses import asdict, dataclass
 
 from flask import current_app, request
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
 from blobstore import BlobStore
 from blobstore.keys import upload_key
-from calib.catalog import check_columns
-from calib.errors import CatalogError
-from calib.image import SNIFF_BYTES, ImageError, gunzip_head, inspect_fits, is_gzip
-from calib.pipeline import parse_force_filter
+from calib.options import parse_force_filter
 from db import job_states
 from db.dispatch import send
-from db.models import Job, JobState, Upload
+from db.job_params import JobParams
+from db.jobs import JobView, find_job, new_job, record_upload
+from db.models import JobState
 from db.observations import job_identity, make_current
 from web.alert_registry import find_alert
 from web.dates import mjd_of
 from web.errors import ApiError, parse_bounded
 from web.hygiene import free_text
-from web.jobs import JOB_FIELDS, MAX_WAIT_S, JobView, find_job
+from web.jobs import MAX_WAIT_S
 from web.keys import KeyOwner
 from web.seedparams import seed_value
 
@@ -47,19 +45,6 @@ IMAGE_HINT = (
     "upload one 2-D FITS frame (plain, .fits.gz or Rice-compressed .fz) with a celestial WCS, "
     "or its SExtractor catalogue"
 )
-
-
-@dataclass(frozen=True)
-class UploadParams:
-    """The validated form fields that change a calibration (part of the idempotency key)."""
-
-    match_dist: float | None
-    mjd: float | None
-    exptime: float | None
-    comment: str | None
-    dry_run: bool
-    force_filter: str | None
-    no_plot: bool
 
 
 def number(name: str, lo: float, hi: float, required: bool = False) -> float | None:
@@ -117,7 +102,8 @@ def _mjd(required: bool, dates: bool) -> float | None:
     return parse_bounded("MJD", repr(value), float, 0.0, 200000.0)
 
 
-def parse_params(dates: bool = False) -> UploadParams:
+def parse_params(dates: bool = False) -> JobParams:
+    """The job's options from the form (or a seed-era query string); a 422 names a bad one."""
     dry_run = _flag("dryRun", False)
     match_dist = number("matchDist", 0.0, 60.0)
     force = seed_value("forceFilter", "").strip()
@@ -128,7 +114,7 @@ def parse_params(dates: bool = False) -> UploadParams:
     comment = free_text("comment", seed_value("comment", "").strip())
     if len(comment) > 2000:
         raise ApiError(422, "comment too long", "keep comments under 2000 characters")
-    return UploadParams(
+    return JobParams(
         match_dist=match_dist or None,
         mjd=_mjd(required=not dry_run, dates=dates),
         exptime=number("expTime", 0.0, 1e6),
@@ -152,28 +138,14 @@ def catalogue_file() -> FileStorage:
     return f
 
 
-_UPLOADS = Upload.__table__
-_NEW_UPLOAD = (
-    insert(_UPLOADS)
-    .values(
-        sha256=bindparam("sha256"),
-        size=bindparam("size"),
-        original_name=bindparam("name"),
-        path=bindparam("path"),
-    )
-    .on_conflict_do_nothing(index_elements=["sha256"])
-    .returning(_UPLOADS.c.id)
-)
-_UPLOAD_ID = select(_UPLOADS.c.id).where(_UPLOADS.c.sha256 == bindparam("sha256"))
-
-
 def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
     """Write the bytes durably under their sha256 (`blobstore`) and record them once.
 
-    Returns the upload's id and sha256. One statement for new bytes (INSERT ... RETURNING); bytes
-    seen before cost a second one to read the existing id. A full store is a 507 and an
+    Returns the upload's id (`db.jobs.record_upload`) and sha256. A full store is a 507 and an
     unreachable one a 503 (`web.errors`; the client retries later), with nothing partial left.
     """
+    from calib.image import SNIFF_BYTES
+
     store: BlobStore = current_app.extensions["blobstore"]
     digest = hashlib.sha256()
     size = 0
@@ -191,11 +163,7 @@ def store_upload(s: Session, f: FileStorage) -> tuple[int, str]:
         sha = digest.hexdigest()
         key = upload_key(sha)
         out.commit(key)  # durable before the job row that points at it is committed
-    values = {"sha256": sha, "size": size, "name": (f.filename or "")[:300], "path": key}
-    upload_id = s.execute(_NEW_UPLOAD, values).scalar()
-    if upload_id is None:
-        upload_id = s.execute(_UPLOAD_ID, {"sha256": sha}).scalar_one()
-    return upload_id, sha
+    return record_upload(s, sha, size, f.filename or "", key), sha
 
 
 def _check_content(head: bytes, size: int) -> None:
@@ -204,6 +172,10 @@ def _check_content(head: bytes, size: int) -> None:
     FITS headers are walked (gzip: its first megabyte decompressed) so that a cube, an absurd
     NAXIS, an endless header or a truncated image gets a 422 now; pixels are never decoded here.
     """
+    from calib.catalog import check_columns
+    from calib.errors import CatalogError
+    from calib.image import ImageError, gunzip_head, inspect_fits, is_gzip
+
     total: int | None = size
     try:
         if is_gzip(head):
@@ -227,7 +199,7 @@ def _check_content(head: bytes, size: int) -> None:
         ) from None
 
 
-def idempotency_key(obs: KeyOwner, alert: Row, sha256: str, params: UploadParams) -> str:
+def idempotency_key(obs: KeyOwner, alert: Row, sha256: str, params: JobParams) -> str:
     """The job's identity: the observation (observatory, alert, catalogue, MJD) and the options
     that change its point; presentation options (noPlot, comment) are left out."""
     payload = json.dumps(
@@ -237,27 +209,7 @@ def idempotency_key(obs: KeyOwner, alert: Row, sha256: str, params: UploadParams
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-_JOBS = Job.__table__
-_NEW_JOB = (
-    insert(_JOBS)
-    .values(
-        id=bindparam("id"),
-        idempotency_key=bindparam("key"),
-        observatory_id=bindparam("observatory_id"),
-        alert_id=bindparam("alert_id"),
-        upload_id=bindparam("upload_id"),
-        params=bindparam("params", type_=_JOBS.c.params.type),
-        state=JobState.queued,
-        enqueued_at=func.now(),  # cleared again if the send fails (db.dispatch)
-    )
-    .on_conflict_do_nothing(index_elements=["idempotency_key"])
-    .returning(*(_JOBS.c[name] for name in JOB_FIELDS))
-)
-
-
-def create_job(
-    s: Session, obs: KeyOwner, alert: Row, params: UploadParams, f: FileStorage
-) -> JobView:
+def create_job(s: Session, obs: KeyOwner, alert: Row, params: JobParams, f: FileStorage) -> JobView:
     """Store the catalogue durably, then return its (new, existing or re-queued) job.
 
     A new job is one INSERT ... ON CONFLICT DO NOTHING RETURNING and a commit (synchronous: the
@@ -266,21 +218,11 @@ def create_job(
     """
     upload_id, sha = store_upload(s, f)
     key = idempotency_key(obs, alert, sha, params)
-    row = s.execute(
-        _NEW_JOB,
-        {
-            "id": uuid.uuid4().hex,
-            "key": key,
-            "observatory_id": obs.id,
-            "alert_id": alert.id,
-            "upload_id": upload_id,
-            "params": asdict(params),
-        },
-    ).one_or_none()
-    if row is not None:
+    job = new_job(s, key, obs, alert, upload_id, params)
+    if job is not None:
         s.commit()
-        _send(s, row.id, row.attempts, alert.name, obs.name)
-        return JobView(*row, alert.name, alert.ivorn, obs.name, followup_id=None)
+        _send(s, job.id, job.attempts, alert.name, obs.name)
+        return job
     job = find_job(s, idempotency_key=key)
     # Sending the same frame again is how a user retries a failed job: a fresh start.
     if job.state == JobState.failed and job_states.requeue_failed(s, job.id):

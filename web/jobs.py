@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 from flask import (
     Blueprint,
@@ -20,15 +20,15 @@ from flask import (
     send_file,
     url_for,
 )
-from sqlalchemy import Connection, Select, and_, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from blobstore import BlobNotFound
 from blobstore.keys import cutout_key
 from calib.schema import RESULT_KEYS
-from db.job_events import RECHECK_S, job_ends
+from db.job_events import RECHECK_S, JobEnds, job_ends
 from db.job_states import FINISHED
-from db.models import Alert, Followup, Job, JobState, Observatory
+from db.jobs import JobView, find_job, running_and_ahead
+from db.models import JobState
 from db.session import engine
 from web.alert_registry import alert_key
 from web.dates import date_obs
@@ -43,71 +43,6 @@ MAX_RETRY_AFTER_S = 300
 T = TypeVar("T")
 
 
-_J, _A, _O, _F = Job.__table__, Alert.__table__, Observatory.__table__, Followup.__table__
-#: The job's own columns that its JSON shows; :data:`JOB_VIEW` adds its alert's, observatory's
-#: and follow-up's.
-JOB_FIELDS = (
-    "id",
-    "state",
-    "params",
-    "result",
-    "error",
-    "image_path",
-    "attempts",
-    "created_at",
-    "finished_at",
-    "alert_id",
-)
-#: What a job's JSON shows (:class:`JobView`), as plain columns: job polls are the busiest
-#: request, and this Core statement costs a quarter of the CPU of loading the ORM entities
-#: (measured: 0.5 against 2.1 ms).
-JOB_VIEW: Select = select(
-    *(_J.c[name] for name in JOB_FIELDS),
-    _A.c.name.label("alert"),
-    _A.c.ivorn,
-    _O.c.name.label("observatory"),
-    _F.c.id.label("followup_id"),
-).select_from(
-    _J.join(_A, _A.c.id == _J.c.alert_id)
-    .join(_O, _O.c.id == _J.c.observatory_id)
-    .outerjoin(_F, _F.c.job_id == _J.c.id)
-)
-_BY_ID = JOB_VIEW.where(_J.c.id == bindparam("job_id"))
-_BY_KEY = JOB_VIEW.where(_J.c.idempotency_key == bindparam("key"))
-
-
-class JobView(NamedTuple):
-    """A job as its JSON shows it: the columns of :data:`JOB_VIEW`, in order."""
-
-    id: str
-    state: JobState
-    params: dict
-    result: dict | None
-    error: str | None
-    image_path: str | None
-    attempts: int
-    created_at: datetime | None
-    finished_at: datetime | None
-    alert_id: int
-    alert: str
-    ivorn: str
-    observatory: str
-    followup_id: int | None
-
-
-def find_job(
-    s: Session | Connection, job_id: str | None = None, idempotency_key: str | None = None
-) -> JobView | None:
-    """The job with this id (or idempotency key) in one indexed query, or None."""
-    if job_id is not None:
-        if len(job_id) > 32:
-            return None
-        row = s.execute(_BY_ID, {"job_id": job_id}).one_or_none()
-    else:
-        row = s.execute(_BY_KEY, {"key": idempotency_key}).one_or_none()
-    return None if row is None else JobView(*row)
-
-
 def job_json(job: JobView) -> dict:
     """The job's public JSON: its state, and the result keys (`calib.schema`), null until the
     job has succeeded."""
@@ -119,12 +54,12 @@ def job_json(job: JobView) -> dict:
         "alert": job.alert,
         "ivorn": job.ivorn,
         "observatory": job.observatory,
-        "mjd": job.params.get("mjd"),
-        "date_obs": date_obs(job.params.get("mjd")),
+        "mjd": job.params.mjd,
+        "date_obs": date_obs(job.params.mjd),
         "url_page": url_for(
             "alert_pages.show", key=alert_key(job.alert_id, job.alert), _external=True
         ),
-        "dry_run": job.params.get("dry_run"),
+        "dry_run": job.params.dry_run,
         "created_at": job.created_at.astimezone(UTC).isoformat() if job.created_at else None,
         "finished_at": job.finished_at.astimezone(UTC).isoformat() if job.finished_at else None,
         "attempts": job.attempts,
@@ -150,28 +85,20 @@ def job_response(job: JobView, status: int) -> Response:
     resp.headers["Location"] = url_for("jobs.show", job_id=job.id)
     resp.headers["Cache-Control"] = "no-store"
     if job.state not in FINISHED:
-        with engine(autocommit=True).connect() as conn:
+        with read_connection() as conn:
             resp.headers["Retry-After"] = str(retry_after_s(conn, job.state, job.created_at))
     return resp
-
-
-_RUNNING_AND_AHEAD = select(
-    func.count().filter(_J.c.state == JobState.running),
-    func.count().filter(
-        and_(_J.c.state == JobState.queued, _J.c.created_at < bindparam("created_at"))
-    ),
-).where(_J.c.state.in_([JobState.queued, JobState.running]))
 
 
 def retry_after_s(conn: Connection, state: JobState, created_at: datetime | None) -> int:
     """Whole seconds until a queued or running job is likely to have ended: the queued jobs ahead
     of it, spread over the jobs running now (the workers' parallelism), times the recent mean job
     time this process has seen in job-end notifications; at least 1."""
-    mean = job_ends().mean_job_s
+    mean = _job_ends().mean_job_s
     if state == JobState.running or created_at is None:
         estimate = mean
     else:
-        running, ahead = conn.execute(_RUNNING_AND_AHEAD, {"created_at": created_at}).one()
+        running, ahead = running_and_ahead(conn, created_at)
         estimate = (ahead / max(1, running) + 1) * mean
     return max(1, min(MAX_RETRY_AFTER_S, math.ceil(estimate)))
 
@@ -206,7 +133,7 @@ def wait_for_end(
     milliseconds of the job's commit; without one it re-reads every `RECHECK_S` seconds.
     """
     deadline = time.monotonic() + seconds
-    with job_ends().watch(job_ids) as woken:
+    with _job_ends().watch(job_ids) as woken:
         while True:
             woken.clear()  # before the read: an end during the read still wakes the next wait
             value = read()
@@ -221,9 +148,18 @@ def wait_for_job(job_id: str, seconds: float) -> JobView:
     return wait_for_end([job_id], seconds, lambda: _get(job_id), lambda j: j.state in FINISHED)
 
 
+def read_connection() -> Connection:
+    """A connection of the app's database for one-statement reads: no transaction around them
+    (`db.session.engine`'s autocommit engine)."""
+    return engine(current_app.config["DATABASE_URL"], autocommit=True).connect()
+
+
+def _job_ends() -> JobEnds:
+    return job_ends(current_app.config["DATABASE_URL"])
+
+
 def _get(job_id: str) -> JobView:
-    # One read: no transaction around it.
-    with engine(current_app.config["DATABASE_URL"], autocommit=True).connect() as conn:
+    with read_connection() as conn:
         job = find_job(conn, job_id)
     if job is None:
         raise ApiError(404, f"unknown job {job_id[:40]!r}", "use the job_id returned by /upload")

@@ -13,8 +13,6 @@ import io
 from collections.abc import Sequence
 from itertools import cycle
 
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
@@ -122,6 +120,9 @@ def plot_png(rows: Sequence[dict], title: str) -> bytes:
     """The light curve as a PNG: magnitude axis inverted (brighter up) and labelled with the band
     systems, a colour per filter and a marker per observatory (two legends), error bars, and
     upper limits as bars with a downward (fainter) arrow."""
+    from matplotlib.figure import Figure  # loaded by the first plot, not by the app
+    from matplotlib.lines import Line2D
+
     fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     filters = sorted({r["filter"] for r in rows})

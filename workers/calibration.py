@@ -27,6 +27,7 @@ from calib.plot import render_calibration_plot
 from calib.schema import followup_values
 from config import Settings, settings
 from db import job_states
+from db.job_params import JobParams
 from db.models import JobState
 from db.observations import make_current
 from db.session import engine, session_scope
@@ -175,7 +176,7 @@ def _store() -> RefStore:
 
 
 def _calibrate(
-    job_id: str, upload: str, target: tuple[float, float], params: dict, filters: list[str]
+    job_id: str, upload: str, target: tuple[float, float], params: JobParams, filters: list[str]
 ) -> tuple[dict, str | None]:
     with _blobs().open(upload) as f:  # streamed from the store, on this host or not
         data = f.read()
@@ -183,44 +184,44 @@ def _calibrate(
         return _calibrate_image(job_id, data, target, params, filters)
     catalog = read_catalog(data)
     del data
-    references = _References(params.get("mjd"))
+    references = _References(params.mjd)
     with references.named_on_failure():
         result = calibrate(
             catalog,
             references(catalog.ra, catalog.dec),
             target[0],
             target[1],
-            match_dist_arcsec=params.get("match_dist"),
-            force_filter=params.get("force_filter"),
+            match_dist_arcsec=params.match_dist,
+            force_filter=params.force_filter,
             allowed_filters=filters or None,
         )
     image = None
-    if not params.get("no_plot"):
+    if not params.no_plot:
         image = _put_plot(job_id, result)
     return references.add_warnings(result.to_dict()), image
 
 
 def _calibrate_image(
-    job_id: str, data: bytes, target: tuple[float, float], params: dict, filters: list[str]
+    job_id: str, data: bytes, target: tuple[float, float], params: JobParams, filters: list[str]
 ) -> tuple[dict, str | None]:
     """A FITS image: extraction, WCS check, calibration and forced photometry (`calib.imaging`);
     the calibration plot and the cutout around the alert are written to the store together."""
     frame = load_image(data)
     del data  # the bytes are freed once decoded
-    references = _References(params.get("mjd"))
+    references = _References(params.mjd)
     with references.named_on_failure():
         cal = calibrate_image(
             frame,
             references,
             target[0],
             target[1],
-            match_dist_arcsec=params.get("match_dist"),
-            force_filter=params.get("force_filter"),
+            match_dist_arcsec=params.match_dist,
+            force_filter=params.force_filter,
             allowed_filters=filters or None,
         )
     result = references.add_warnings(cal.to_dict())
     image = None
-    if not params.get("no_plot"):
+    if not params.no_plot:
         r = cal.result
         shown = f"> {r.mag:.2f} (5σ)" if r.limit else f"{r.mag:.3f} ± {r.mag_err:.3f}"
         png = io.BytesIO()
@@ -294,15 +295,15 @@ def _check_footprint(ra, dec, max_radius_deg: float) -> None:
         )
 
 
-def _finish_succeeded(job_id: str, params: dict, result: dict, image: str | None) -> str:
-    if params.get("dry_run"):  # no point: the end is one statement, its own transaction
+def _finish_succeeded(job_id: str, params: JobParams, result: dict, image: str | None) -> str:
+    if params.dry_run:  # no point: the end is one statement, its own transaction
         with _autocommit() as conn:
             ended = job_states.succeed(conn, job_id, result, image)
     else:
         point = {
-            "mjd": params["mjd"],
-            "exptime": params.get("exptime"),
-            "comment": params.get("comment"),
+            "mjd": params.mjd,
+            "exptime": params.exptime,
+            "comment": params.comment,
             **followup_values(result),
         }
         with session_scope() as s:

@@ -10,8 +10,6 @@ Library use::
 The command line batch uploader is ``calserv-upload`` (`calserv_client.cli`).
 """
 
-__version__ = "0.1.0"
-
 from calserv_client.api import (
     DEFAULT_URL,
     CalservError,
@@ -21,6 +19,7 @@ from calserv_client.api import (
     parse_retry_after,
 )
 from calserv_client.config import ConfigError, load_settings
+from calserv_client.version import __version__ as __version__
 
 __all__ = [
     "DEFAULT_URL",

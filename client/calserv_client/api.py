@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 import urllib3
 from urllib3.exceptions import HTTPError as TransportError
 
-from calserv_client import __version__
+from calserv_client.version import __version__
 
 DEFAULT_URL = "http://127.0.0.1:5000"
 FINAL_STATES = ("succeeded", "failed")

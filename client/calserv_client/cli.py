@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-from calserv_client import __version__
 from calserv_client.api import Client, RetryPolicy
 from calserv_client.batch import ERROR, Batch, Options, is_failure
 from calserv_client.config import KEY_HELP, ConfigError, load_settings
@@ -32,6 +31,7 @@ from calserv_client.inputs import (
     read_manifest,
 )
 from calserv_client.state import DEFAULT_NAME, StateError, StateFile, default_state_path
+from calserv_client.version import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

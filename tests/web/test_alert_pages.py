@@ -158,8 +158,9 @@ def test_lightcurve_png(client, observed, make):
     assert empty.status_code == 200 and empty.data.startswith(b"\x89PNG")
 
 
-def test_plot_has_inverted_magnitudes_and_a_style_per_filter_and_observatory(observed):
+def test_plot_has_inverted_magnitudes_and_a_style_per_filter_and_observatory(observed, monkeypatch):
     """Look inside the figure rather than at pixels."""
+    import matplotlib.figure
     from matplotlib.legend import Legend
     from matplotlib.quiver import Quiver
 
@@ -171,17 +172,14 @@ def test_plot_has_inverted_magnitudes_and_a_style_per_filter_and_observatory(obs
         {"mjd": 3.0, "mag": 18.0, "magerr": -1.0, "filter": "R", "observatory": "A"},
     ]
     captured = {}
-    real_figure = lightcurve.Figure
+    real_figure = matplotlib.figure.Figure
 
     def spy(*args, **kwargs):
         captured["fig"] = real_figure(*args, **kwargs)
         return captured["fig"]
 
-    lightcurve.Figure = spy
-    try:
-        png = lightcurve.plot_png(rows, "test")
-    finally:
-        lightcurve.Figure = real_figure
+    monkeypatch.setattr(matplotlib.figure, "Figure", spy)  # plot_png imports it when it runs
+    png = lightcurve.plot_png(rows, "test")
     assert png.startswith(b"\x89PNG")
     ax = captured["fig"].axes[0]
     bottom, top = ax.get_ylim()
