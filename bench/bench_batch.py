@@ -48,6 +48,8 @@ import bench_load  # noqa: E402
 import urllib3  # noqa: E402
 from bench_load import GAIA, Stack, _children  # noqa: E402
 
+from config import local_redis_url  # noqa: E402
+
 CORES = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
 MAG_COLUMN = 5  # MAG_AUTO, 0-based among the whitespace-separated fields
@@ -294,7 +296,9 @@ def transport_latency(stack: Stack, n: int = 200) -> dict[str, list[float]]:
     listener.close()
     sender.close()
 
-    r = redis.Redis.from_url(stack.env.get("CALSERV_REDIS_URL", "redis://127.0.0.1:6380/0"))
+    var = Path(stack.env.get("CALSERV_VAR_DIR", ROOT / "var"))
+    port = int(stack.env.get("CALSERV_REDIS_PORT", "6380"))
+    r = redis.Redis.from_url(stack.env.get("CALSERV_REDIS_URL") or local_redis_url(var, port))
     sub = r.pubsub()
     sub.subscribe("bench_wake")
     sub.get_message(timeout=1.0)  # the subscribe confirmation

@@ -77,16 +77,18 @@ def test_development_mode_accepts_the_built_in_secrets():
     assert proc.stdout.strip() == DEV_SECRET_KEY
 
 
-def test_the_celery_config_is_built_from_the_settings():
+def test_the_celery_config_is_built_from_the_settings(tmp_path):
+    (tmp_path / "redis-password").write_text("s3cret\n")  # as deploy/services.sh makes it
     proc = run(
         "import celeryconfig as c; print(c.task_default_queue, c.task_time_limit, c.broker_url)",
         CALSERV_ENV="development",
         CALSERV_QUEUE="q-test",
         TASK_TIME_LIMIT="77",  # the bare name works too
         CALSERV_REDIS_PORT="6999",
+        CALSERV_VAR_DIR=str(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["q-test", "77", "redis://127.0.0.1:6999/0"]
+    assert proc.stdout.split() == ["q-test", "77", "redis://:s3cret@127.0.0.1:6999/0"]
 
 
 def test_defaults_follow_the_var_dir_and_ports(tmp_path, monkeypatch):
@@ -96,6 +98,7 @@ def test_defaults_follow_the_var_dir_and_ports(tmp_path, monkeypatch):
     s = Settings.load(env="development", var_dir=tmp_path, pg_port=5999)
     assert s.storage_url == str(tmp_path) and s.refcat_dir == tmp_path / "refcats"
     assert s.database_url == "postgresql+psycopg2://calserv@127.0.0.1:5999/calserv"
+    assert s.redis_url == "redis://127.0.0.1:6380/0"  # no redis-password file: no password
     assert s.max_upload_bytes == 50 * 1024 * 1024 and s.task_soft_time_limit == 120
 
 
@@ -129,3 +132,11 @@ def test_old_upload_and_plot_dirs_are_refused_not_ignored(monkeypatch):
     monkeypatch.setenv("CALSERV_UPLOAD_DIR", "/mnt/nfs/uploads")
     with pytest.raises(ConfigError, match=r"CALSERV_UPLOAD_DIR is gone.*CALSERV_STORAGE_URL"):
         Settings.load(env="development")
+
+
+def test_a_heartbeat_must_fit_twice_in_the_stale_time():
+    """One late heartbeat must not make a live job look abandoned (and run it twice)."""
+    assert Settings.load(env="development").stale_job_seconds == 30
+    with pytest.raises(ConfigError) as e:
+        Settings.load(env="development", heartbeat_seconds=20, stale_job_seconds=30)
+    assert "CALSERV_STALE_JOB_SECONDS=30" in str(e.value)

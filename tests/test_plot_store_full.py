@@ -5,6 +5,7 @@ without the privilege the test is skipped)."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -52,13 +53,14 @@ def tiny_store(tmp_path, app, monkeypatch):
 def fill(disk: Path) -> Path:
     """Fill the disk to the last byte with a ballast file."""
     ballast = disk / "ballast"
-    with ballast.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        except OSError:
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        while os.write(fd, b"\0" * 4096):
             pass
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
     return ballast
 
 
