@@ -69,7 +69,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_by_name=True)
 
-    #: `development` accepts the built-in secret key and pepper; `production` refuses them.
+    #: `development` accepts the built-in secret key and pepper; `production` refuses them
+    #: where they are used (:meth:`check_web_secrets`).
     env: Literal["production", "development"] = Field(
         "production", validation_alias=AliasChoices(PREFIX + "ENV")
     )
@@ -152,19 +153,21 @@ class Settings(BaseSettings):
             )
         return self
 
-    @model_validator(mode="after")
-    def _no_dev_secrets_in_production(self) -> Settings:
-        if self.env != "development":
-            for name, value, dev in (
-                ("SECRET_KEY", self.secret_key, DEV_SECRET_KEY),
-                ("HASHTAG_PEPPER", self.hashtag_pepper, DEV_HASHTAG_PEPPER),
-            ):
-                if value == dev:
-                    raise ValueError(
-                        f"{PREFIX}{name} is the development default: set a long random value "
-                        f"(or {PREFIX}ENV=development on a developer's machine)"
-                    )
-        return self
+    def check_web_secrets(self) -> None:
+        """Refuse (ConfigError) the development defaults of the web tier's own secrets, the
+        session key and the hashtag pepper, in production. Only the web tier and its CLI read
+        them (`web.create_app` checks): workers, the sweeper and Flower run without them."""
+        if self.env == "development":
+            return
+        for name, value, dev in (
+            ("SECRET_KEY", self.secret_key, DEV_SECRET_KEY),
+            ("HASHTAG_PEPPER", self.hashtag_pepper, DEV_HASHTAG_PEPPER),
+        ):
+            if value == dev:
+                raise ConfigError(
+                    f"invalid configuration: {PREFIX}{name} is the development default: set a "
+                    f"long random value (or {PREFIX}ENV=development on a developer's machine)"
+                )
 
     @classmethod
     def load(cls, **values: Any) -> Settings:

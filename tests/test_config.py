@@ -140,3 +140,17 @@ def test_a_heartbeat_must_fit_twice_in_the_stale_time():
     with pytest.raises(ConfigError) as e:
         Settings.load(env="development", heartbeat_seconds=20, stale_job_seconds=30)
     assert "CALSERV_STALE_JOB_SECONDS=30" in str(e.value)
+
+
+def test_processes_other_than_the_web_tier_run_without_its_secrets(tmp_path):
+    """Workers, the sweeper and Flower never read the session key or the hashtag pepper, so
+    production gives them neither (their units read no web secrets)."""
+    proc = run(
+        "import celeryconfig, workers.sweeper; print(celeryconfig.broker_url)",
+        CALSERV_VAR_DIR=str(tmp_path),  # production, and no secret anywhere
+        CALSERV_REDIS_URL="redis://:pw@10.0.0.2:6379/0",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "redis://:pw@10.0.0.2:6379/0"
+    web = run("import web; web.create_app()", CALSERV_VAR_DIR=str(tmp_path))
+    assert web.returncode == 1 and "CALSERV_SECRET_KEY is the development" in web.stderr

@@ -25,7 +25,7 @@ QUEUE = f"calserv-full-{secrets.token_hex(3)}"
 
 
 @pytest.fixture()
-def tiny_store(tmp_path, app, monkeypatch):
+def tiny_store(tmp_path, app, refstore, monkeypatch):
     """The web tier and a worker of its own sharing a 1 MB tmpfs as their file store."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")

@@ -11,7 +11,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blobstore import open_store
-from config import Settings
+from config import ConfigError, Settings
 from config import settings as _process_settings
 from web.version import VERSION
 
@@ -43,6 +43,10 @@ def create_app(
     )
 
     s = settings if settings is not None else _process_settings()
+    try:
+        s.check_web_secrets()
+    except ConfigError as e:
+        raise SystemExit(f"calserv: {e}") from None
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=s.secret_key,
