@@ -39,7 +39,11 @@ def attack(host: str, port: int, url: str) -> tuple[list[float], int]:
 
 
 def row(name: str, latencies: list[float], connects: int) -> str:
-    q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
+    q = (
+        statistics.quantiles(latencies, n=20, method="inclusive")
+        if len(latencies) > 1
+        else latencies * 19
+    )
     slow = sum(t >= 5.0 for t in latencies)
     return (
         f"{name:<34} {statistics.median(latencies):>8.3f} {q[18]:>8.3f} {max(latencies):>8.3f} "
