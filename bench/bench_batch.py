@@ -5,7 +5,7 @@ service's own ideal measured in the same run.
     .venv/bin/python bench/bench_batch.py --n 200       # quicker
 
 It starts its own stack as bench/bench_load.py does (gunicorn with deploy/gunicorn.conf.py, one
-Celery worker with one process per core at the Procfile's low CPU priority, a fresh database and
+Celery worker with one process per core at `make run`'s low CPU priority, a fresh database and
 queue on the local PostgreSQL and Redis of ``make services``) and stops it at the end.
 
 Frames: the Gaia demo frame (2,690 sources) and the same frame with 7,310 extra faint sources
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--normal-priority",
         action="store_true",
-        help="run the worker at normal CPU priority (default: the Procfile's low priority)",
+        help="run the worker at normal CPU priority (default: `make run`'s low priority)",
     )
     args = p.parse_args(argv)
     if args.normal_priority:
