@@ -115,10 +115,13 @@ def beat(conn: Connection, job_id: str) -> None:
     conn.execute(_BEAT, {"job_id": job_id})
 
 
-def alive_elsewhere(job: Job, now: datetime) -> bool:
-    """The job is running on a worker whose heartbeat is fresh: another delivery leaves it."""
+def alive_elsewhere(s: Session, job: Job) -> bool:
+    """The job is running on a worker whose heartbeat is fresh (by the database's clock, as
+    :func:`claim` judges it): another delivery leaves it."""
     last = job.heartbeat_at or job.started_at
-    return job.state == JobState.running and last is not None and last >= now - stale_after()
+    if job.state != JobState.running or last is None:
+        return False
+    return last >= s.scalar(select(func.now())) - stale_after()
 
 
 _FOLLOWUPS = Followup.__table__

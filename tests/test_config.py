@@ -154,3 +154,22 @@ def test_processes_other_than_the_web_tier_run_without_its_secrets(tmp_path):
     assert proc.stdout.strip() == "redis://:pw@10.0.0.2:6379/0"
     web = run("import web; web.create_app()", CALSERV_VAR_DIR=str(tmp_path))
     assert web.returncode == 1 and "CALSERV_SECRET_KEY is the development" in web.stderr
+
+
+@pytest.mark.parametrize("behind_proxy", [True, False])
+def test_behind_the_proxy_the_client_address_is_the_forwarded_one(tmp_path, behind_proxy):
+    """nginx in front (`make run`, production) says who the client is: rate limits per address
+    must count that client, not nginx; without the setting the header is never trusted."""
+    from flask import request
+
+    from web import create_app
+
+    s = Settings.load(env="development", storage_url=str(tmp_path), behind_proxy=behind_proxy)
+    app = create_app(s, overrides={"TESTING": True})
+    app.add_url_rule("/_peer", "peer", lambda: request.remote_addr or "")
+    resp = app.test_client().get(
+        "/_peer",
+        headers={"X-Forwarded-For": "203.0.113.9"},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    assert resp.get_data(as_text=True) == ("203.0.113.9" if behind_proxy else "127.0.0.1")

@@ -343,3 +343,27 @@ def test_retry_after_counts_the_wait_for_a_silent_workers_job(client, worker, ob
     finally:
         with session_scope() as s:
             s.get(Job, job_id).state = JobState.failed  # not for a worker of later tests
+
+
+def test_a_duplicate_delivery_leaves_a_job_to_its_live_worker(client, worker, observatory, alert):
+    """A second delivery of a job whose worker still beats (the broker's redelivery, a re-send
+    racing a slow worker) neither starts it again nor fails it: the live worker ends it."""
+    done = submit(client, observatory["hashtag"], "duplicate-template")
+    wait_job(client, done)
+    job_id = unsent_copy(done, "duplicate")
+    with session_scope() as s:
+        s.execute(
+            Job.__table__.update()
+            .where(Job.id == job_id)
+            .values(state=JobState.running, started_at=func.now(), heartbeat_at=func.now())
+        )
+    try:
+        calibrate_job.apply_async(args=[job_id])
+        deadline = time.monotonic() + 30
+        while f"job={job_id} event=job_running_elsewhere" not in worker.log.read_text():
+            assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+            time.sleep(0.1)
+        assert attempts(job_id) == ("running", 0)
+    finally:
+        with session_scope() as s:
+            s.get(Job, job_id).state = JobState.failed  # not for a worker of later tests

@@ -11,7 +11,6 @@ import io
 import logging
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from functools import cache
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -143,7 +142,7 @@ def _unclaimed(job_id: str) -> job_states.Claimed | str:
         if job is None:
             log.warning("event=job_missing")
             return "missing"
-        if job_states.alive_elsewhere(job, datetime.now(UTC)):
+        if job_states.alive_elsewhere(s, job):
             log.info("event=job_running_elsewhere")  # a duplicate delivery: the live one ends it
             return job.state.value
         if job.state not in job_states.FINISHED and job.attempts < job_states.MAX_ATTEMPTS:
