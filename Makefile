@@ -10,7 +10,7 @@ export CALSERV_REDIS_PORT ?= 6380
 
 .PHONY: run test install services stop migrate demo lint lock lock-check bench clean
 
-# The development environment: runtime + tests + honcho, from the hashed lock (deploy/bootstrap.sh).
+# The development environment: runtime + tests + supervisord, from the hashed lock (deploy/bootstrap.sh).
 $(VENV)/.installed: requirements-dev.lock deploy/bootstrap.sh
 	CALSERV_DEV=1 deploy/bootstrap.sh
 	touch $@
@@ -29,13 +29,14 @@ migrate: services
 demo: migrate
 	$(FLASK) refcat build-demo
 
+# supervisord runs web, worker, sweeper and Flower, restarting any that dies (deploy/run.sh).
 run: demo
 	deploy/run.sh
 
-# The test database's URL (with the generated password) comes from config.local_database_url.
+# The test database's and Redis's URLs (with the generated passwords) come from
+# config.local_database_url and config.local_redis_url (Redis database 1).
 test: services
 	@(command -v chromium >/dev/null && [ -f node_modules/axe-core/axe.min.js ]) || CALSERV_TEST_BROWSER=1 deploy/bootstrap.sh
-	CALSERV_REDIS_URL=redis://127.0.0.1:$(CALSERV_REDIS_PORT)/1 \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -40,7 +40,3 @@ worker_send_task_events = True
 task_send_sent_event = False
 include = ["workers.tasks"]
 broker_connection_timeout = 3
-beat_schedule = {
-    "sweep-lost-jobs": {"task": "calserv.sweep", "schedule": float(_s.sweep_interval)},
-}
-beat_schedule_filename = str(_s.var_dir / "run" / "celerybeat-schedule")

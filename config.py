@@ -51,6 +51,15 @@ def local_database_url(name: str, var_dir: Path, pg_port: int) -> str:
     return f"postgresql+psycopg2://{login}@127.0.0.1:{pg_port}/{name}"
 
 
+def local_redis_url(var_dir: Path, redis_port: int, db: int = 0) -> str:
+    """The URL of database `db` on the local Redis of deploy/services.sh, with the password it
+    generated (`<var_dir>/redis-password`), or without one when there is no such file."""
+    password_file = Path(var_dir) / "redis-password"
+    password = password_file.read_text().strip() if password_file.exists() else ""
+    login = f":{password}@" if password else ""
+    return f"redis://{login}127.0.0.1:{redis_port}/{db}"
+
+
 class ConfigError(ValueError):
     """A setting has a value calserv cannot use; the message names its variable, on one line."""
 
@@ -60,7 +69,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_by_name=True)
 
-    #: `development` accepts the built-in secret key and pepper; `production` refuses them.
+    #: `development` accepts the built-in secret key and pepper; `production` refuses them
+    #: where they are used (:meth:`check_web_secrets`).
     env: Literal["production", "development"] = Field(
         "production", validation_alias=AliasChoices(PREFIX + "ENV")
     )
@@ -74,7 +84,10 @@ class Settings(BaseSettings):
         ),
     )
     redis_url: str = _env(
-        "REDIS_URL", default_factory=lambda d: f"redis://127.0.0.1:{d.get('redis_port', 6380)}/0"
+        "REDIS_URL",
+        default_factory=lambda d: local_redis_url(
+            d.get("var_dir", ROOT / "var"), d.get("redis_port", 6380)
+        ),
     )
     queue: str = _env("QUEUE", "calserv")
     refcat_dir: Path = _env("REFCAT_DIR", default_factory=lambda d: _var(d, "refcats"))
@@ -103,8 +116,12 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = _env("TASK_SOFT_TIME_LIMIT", 120, gt=0)
     task_time_limit: int = _env("TASK_TIME_LIMIT", 180, gt=0)
     visibility_timeout: int = _env("VISIBILITY_TIMEOUT", 300, gt=0)
-    sweep_interval: int = _env("SWEEP_INTERVAL", 30, gt=0)
-    stale_job_seconds: int = _env("STALE_JOB_SECONDS", 600, gt=0)
+    #: The sweeper (`workers.sweeper`) looks for jobs to re-send this often.
+    sweep_interval: int = _env("SWEEP_INTERVAL", 10, gt=0)
+    #: A worker stamps the job it runs this often; a running job whose stamp is older than
+    #: STALE_JOB_SECONDS has lost its worker and is re-sent (within about 40 s by default).
+    heartbeat_seconds: int = _env("HEARTBEAT_SECONDS", 10, gt=0)
+    stale_job_seconds: int = _env("STALE_JOB_SECONDS", 30, gt=0)
     worker_max_memory_kb: int = _env("WORKER_MAX_MEMORY_KB", 1024 * 1024, gt=0)
     #: Requests each web process may hold waiting for job ends (`wait=`); beyond, they are
     #: answered at once. Keep it below gunicorn's threads per process, so one stays free.
@@ -115,6 +132,10 @@ class Settings(BaseSettings):
     max_frame_radius_deg: float = _env("MAX_FRAME_RADIUS_DEG", 5.0, gt=0, le=180)
     rate_limit: str = _env("RATE_LIMIT", "1200 per minute")
     session_cookie_secure: bool = _env("SESSION_COOKIE_SECURE", False)
+    #: The web tier is reached only through one reverse proxy (nginx: `make run`'s front end, or
+    #: the production site), which sets X-Forwarded-For/-Proto: the client's address (rate limits,
+    #: logs) is read from there. Never set it where clients reach gunicorn directly.
+    behind_proxy: bool = _env("BEHIND_PROXY", False)
 
     @field_validator("storage_url")
     @classmethod
@@ -123,18 +144,30 @@ class Settings(BaseSettings):
         return url
 
     @model_validator(mode="after")
-    def _no_dev_secrets_in_production(self) -> Settings:
-        if self.env != "development":
-            for name, value, dev in (
-                ("SECRET_KEY", self.secret_key, DEV_SECRET_KEY),
-                ("HASHTAG_PEPPER", self.hashtag_pepper, DEV_HASHTAG_PEPPER),
-            ):
-                if value == dev:
-                    raise ValueError(
-                        f"{PREFIX}{name} is the development default: set a long random value "
-                        f"(or {PREFIX}ENV=development on a developer's machine)"
-                    )
+    def _heartbeat_within_stale(self) -> Settings:
+        if self.heartbeat_seconds * 2 > self.stale_job_seconds:
+            raise ValueError(
+                f"{PREFIX}STALE_JOB_SECONDS={self.stale_job_seconds} must be at least twice "
+                f"{PREFIX}HEARTBEAT_SECONDS={self.heartbeat_seconds}: one late heartbeat would "
+                "otherwise make a live job look abandoned"
+            )
         return self
+
+    def check_web_secrets(self) -> None:
+        """Refuse (ConfigError) the development defaults of the web tier's own secrets, the
+        session key and the hashtag pepper, in production. Only the web tier and its CLI read
+        them (`web.create_app` checks): workers, the sweeper and Flower run without them."""
+        if self.env == "development":
+            return
+        for name, value, dev in (
+            ("SECRET_KEY", self.secret_key, DEV_SECRET_KEY),
+            ("HASHTAG_PEPPER", self.hashtag_pepper, DEV_HASHTAG_PEPPER),
+        ):
+            if value == dev:
+                raise ConfigError(
+                    f"invalid configuration: {PREFIX}{name} is the development default: set a "
+                    f"long random value (or {PREFIX}ENV=development on a developer's machine)"
+                )
 
     @classmethod
     def load(cls, **values: Any) -> Settings:

@@ -5,7 +5,7 @@ service's own ideal measured in the same run.
     .venv/bin/python bench/bench_batch.py --n 200       # quicker
 
 It starts its own stack as bench/bench_load.py does (gunicorn with deploy/gunicorn.conf.py, one
-Celery worker with one process per core at the Procfile's low CPU priority, a fresh database and
+Celery worker with one process per core at `make run`'s low CPU priority, a fresh database and
 queue on the local PostgreSQL and Redis of ``make services``) and stops it at the end.
 
 Frames: the Gaia demo frame (2,690 sources) and the same frame with 7,310 extra faint sources
@@ -47,6 +47,8 @@ sys.path.insert(2, str(ROOT / "bench"))
 import bench_load  # noqa: E402
 import urllib3  # noqa: E402
 from bench_load import GAIA, Stack, _children  # noqa: E402
+
+from config import local_redis_url  # noqa: E402
 
 CORES = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
@@ -294,7 +296,9 @@ def transport_latency(stack: Stack, n: int = 200) -> dict[str, list[float]]:
     listener.close()
     sender.close()
 
-    r = redis.Redis.from_url(stack.env.get("CALSERV_REDIS_URL", "redis://127.0.0.1:6380/0"))
+    var = Path(stack.env.get("CALSERV_VAR_DIR", ROOT / "var"))
+    port = int(stack.env.get("CALSERV_REDIS_PORT", "6380"))
+    r = redis.Redis.from_url(stack.env.get("CALSERV_REDIS_URL") or local_redis_url(var, port))
     sub = r.pubsub()
     sub.subscribe("bench_wake")
     sub.get_message(timeout=1.0)  # the subscribe confirmation
@@ -396,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--normal-priority",
         action="store_true",
-        help="run the worker at normal CPU priority (default: the Procfile's low priority)",
+        help="run the worker at normal CPU priority (default: `make run`'s low priority)",
     )
     args = p.parse_args(argv)
     if args.normal_priority:

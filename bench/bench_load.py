@@ -8,9 +8,9 @@
 Without ``--url`` it starts its own stack against the local PostgreSQL and Redis (``make
 services``): a fresh database ``calserv_bench_<pid>`` migrated with Alembic, its own Celery queue,
 uploads under a temporary directory, the Gaia demo reference store (the one of ``make demo`` when
-present, else built into the temporary directory), gunicorn as in the Procfile (its settings in
+present, else built into the temporary directory), gunicorn as `make run` starts it (its settings in
 ``deploy/gunicorn.conf.py``) and ``--workers`` Celery workers at a low CPU priority
-(``deploy/low-priority.sh``, as in the Procfile).
+(``deploy/low-priority.sh``, as `make run` does).
 Everything it started is stopped and the database dropped at the end.
 
 The burst: ``--n`` uploads of the Gaia demo frame for one alert (distinct observations through a
@@ -59,7 +59,7 @@ from calserv_client import CalservError, Client, Interrupted, RetryPolicy  # noq
 
 GAIA = ROOT / "tests" / "data" / "gaia-demo"
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
-#: Workers run at a lower CPU priority than the web tier, as in the Procfile.
+#: Workers run at a lower CPU priority than the web tier, as `make run` runs them.
 LOW_PRIORITY = ROOT / "deploy" / "low-priority.sh"
 TARGETS = {"worker_rss_mb": 500.0}
 LOOPBACK = ("127.0.0.1",)

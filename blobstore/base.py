@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import abc
+import logging
+import time
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+#: Waits between the tries of :meth:`BlobStore.put_retrying`: a disk that an operator or a
+#: cleanup frees, or a store that a restart or a network blip took away, is usually back within
+#: seconds; a longer outage is the caller's to handle (a job keeps its result without the image).
+RETRY_WAITS_S = (0.5, 1.0, 2.0, 4.0)
 
 
 class BlobNotFound(FileNotFoundError):
@@ -67,6 +75,19 @@ class BlobStore(abc.ABC):
         with self.writer() as w:
             w.write(data)
             w.commit(key)
+
+    def put_retrying(self, key: str, data: bytes, waits_s: tuple[float, ...] = RETRY_WAITS_S):
+        """:meth:`put`, tried again after each of `waits_s` while the store is full
+        (:class:`StoreFull`) or unreachable (:class:`StoreUnavailable`); the last error is raised
+        when every try failed. Putting the same key again is safe: a put replaces the object."""
+        for wait in (*waits_s, None):
+            try:
+                return self.put(key, data)
+            except (StoreFull, StoreUnavailable) as e:
+                if wait is None:
+                    raise
+                log.warning("event=store_put_retry key=%s wait_s=%.1f error=%r", key, wait, str(e))
+                time.sleep(wait)
 
     @abc.abstractmethod
     def open(self, key: str) -> BinaryIO:

@@ -10,10 +10,12 @@ neither the web tier nor this module imports the workers package.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
+import redis
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
@@ -60,20 +62,47 @@ def send(
 
 
 def sweep(stale_after: timedelta) -> list[str]:
-    """Re-send jobs that the queue lost: never sent (broker was down), or queued or running for
-    longer than `stale_after` (the `STALE_JOB_SECONDS` setting); returns the ids it sent.
+    """Re-send the jobs no worker will run, and return their ids: never sent (the broker was
+    down), running on a worker whose heartbeat stopped for `stale_after` (`STALE_JOB_SECONDS`:
+    it died), or sent but gone from the queue (Redis lost its data, someone deleted the queue).
 
-    Runs every `SWEEP_INTERVAL` seconds from Celery beat and on demand (`flask --app web jobs
-    sweep`). Re-sending is safe: the worker locks the row and skips jobs that have finished. Each
-    re-send has a task id of its own, so a job whose task was revoked (Flower) is run, not dropped.
+    Runs every `SWEEP_INTERVAL` seconds (`workers.sweeper`) and on demand (`flask --app web jobs
+    sweep`). Re-sending is safe: the worker's claim skips a job that has finished or that a live
+    worker runs. Each re-send has a task id of its own, so a job whose task was revoked (Flower)
+    is run, not dropped.
     """
     now = datetime.now(UTC)
     sent = []
     with session_scope() as s:
-        for job in job_states.lost(s, now, stale_after):
+        lost = job_states.lost(s, now, stale_after)
+        waiting = job_states.sent_and_waiting(s, now)
+        if waiting:
+            present = queued_job_ids()  # read after the rows are locked: no claim in between
+            if present is not None:
+                lost += [job for job in waiting if job.id not in present]
+        for job in lost:
             log.warning("event=job_resent job=%s state=%s", job.id, job.state.value)
             ok = send(job.id, job.attempts, job.alert.name, job.observatory.name, resend=True)
             job_states.resend(job, now if ok else None)
             if ok:
                 sent.append(job.id)
     return sent
+
+
+#: kombu's Redis transport keeps each message a worker has taken but not acknowledged here
+#: (its `unacked_key`), as `[message, exchange, routing_key]`, until the ack.
+UNACKED_KEY = "unacked"
+
+
+def queued_job_ids() -> set[str] | None:
+    """The ids of the jobs whose task is in the Redis queue or held by a worker (not yet
+    acknowledged); None when Redis cannot be read (then nothing is re-sent for being absent)."""
+    queue = celery_app.conf.task_default_queue
+    try:
+        with redis.Redis.from_url(celery_app.conf.broker_url, socket_timeout=5) as r:
+            waiting, held = r.lrange(queue, 0, -1), r.hvals(UNACKED_KEY)
+        messages = [*(json.loads(m) for m in waiting), *(json.loads(m)[0] for m in held)]
+        return {str(m["headers"]["id"]).split("-", 1)[0] for m in messages}
+    except (RedisError, OSError, ValueError, LookupError, TypeError) as e:
+        log.warning("event=queue_unreadable error=%r", str(e))
+        return None

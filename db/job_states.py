@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, object_session
 
+from config import settings
 from db.job_events import job_end_payload, notify_job_end, publish_job_end
 from db.job_params import JobParams
 from db.models import Alert, Followup, Job, JobState, Observatory, Upload
@@ -50,20 +51,32 @@ class Claimed:
 
 
 _UPLOADS, _ALERTS, _OBS = Upload.__table__, Alert.__table__, Observatory.__table__
-#: queued (or running: a redelivered task) → running, and everything the job needs, in one
-#: statement: the UPDATE locks the row and re-checks its state once a concurrent writer commits,
-#: so two deliveries never both start the same attempt and a finished job is never started.
+#: When a running job's worker last showed it was alive (rows from before heartbeats: its start).
+_LAST_SIGN_OF_LIFE = func.coalesce(_JOBS.c.heartbeat_at, _JOBS.c.started_at)
+_STALE_BEFORE = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, bindparam("stale_s"))
+#: queued (or running with a stale heartbeat: its worker died) → running, and everything the job
+#: needs, in one statement: the UPDATE locks the row and re-checks its state once a concurrent
+#: writer commits, so two deliveries never both start the same attempt, a job another worker is
+#: running (its heartbeat is fresh) is left to it, and a finished job is never started.
 _CLAIM = (
     update(_JOBS)
     .where(
         _JOBS.c.id == bindparam("job_id"),
-        _JOBS.c.state.not_in(FINISHED),
+        or_(
+            _JOBS.c.state == JobState.queued,
+            and_(_JOBS.c.state == JobState.running, _LAST_SIGN_OF_LIFE < _STALE_BEFORE),
+        ),
         _JOBS.c.attempts < MAX_ATTEMPTS,
         _JOBS.c.upload_id == _UPLOADS.c.id,
         _JOBS.c.alert_id == _ALERTS.c.id,
         _JOBS.c.observatory_id == _OBS.c.id,
     )
-    .values(state=JobState.running, started_at=func.now(), attempts=_JOBS.c.attempts + 1)
+    .values(
+        state=JobState.running,
+        started_at=func.now(),
+        heartbeat_at=func.now(),
+        attempts=_JOBS.c.attempts + 1,
+    )
     .returning(
         _JOBS.c.attempts,
         _JOBS.c.params,
@@ -75,15 +88,42 @@ _CLAIM = (
 )
 
 
+def stale_after() -> timedelta:
+    """How long a running job's heartbeat may be silent before its worker counts as dead."""
+    return timedelta(seconds=settings().stale_job_seconds)
+
+
 def claim(s: Session | Connection, job_id: str) -> Claimed | None:
-    """queued → running (one more attempt), unless the job is missing, finished or has used its
-    attempts (None: :func:`lock` it to tell which). On an autocommit connection this is the whole
-    transaction: one round trip."""
-    row = s.execute(_CLAIM, {"job_id": job_id}).first()
+    """queued → running (one more attempt), unless the job is missing, finished, running on a live
+    worker or has used its attempts (None: :func:`lock` it to tell which). On an autocommit
+    connection this is the whole transaction: one round trip."""
+    params = {"job_id": job_id, "stale_s": stale_after().total_seconds()}
+    row = s.execute(_CLAIM, params).first()
     if row is None:
         return None
     params = JobParams.from_json(row.params)
     return Claimed(row.attempts, params, row.path, (row.ra, row.dec), list(row.filters or []))
+
+
+_BEAT = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.state == JobState.running)
+    .values(heartbeat_at=func.now())
+)
+
+
+def beat(conn: Connection, job_id: str) -> None:
+    """The worker running the job is alive (its heartbeat, every HEARTBEAT_SECONDS)."""
+    conn.execute(_BEAT, {"job_id": job_id})
+
+
+def alive_elsewhere(s: Session, job: Job) -> bool:
+    """The job is running on a worker whose heartbeat is fresh (by the database's clock, as
+    :func:`claim` judges it): another delivery leaves it."""
+    last = job.heartbeat_at or job.started_at
+    if job.state != JobState.running or last is None:
+        return False
+    return last >= s.scalar(select(func.now())) - stale_after()
 
 
 _FOLLOWUPS = Followup.__table__
@@ -189,23 +229,36 @@ def mark_unsent(s: Session, job_id: str) -> None:
 
 
 def lost(s: Session, now: datetime, stale_after: timedelta, limit: int = 500) -> list[Job]:
-    """Jobs the queue lost, locked (skipping rows others hold): queued but never sent, queued or
-    running for longer than `stale_after`."""
-    stale = now - stale_after
+    """Jobs that no worker holds, locked (skipping rows others hold): queued but never sent, or
+    running with a heartbeat older than `stale_after` (their worker died)."""
     query = (
         select(Job)
         .where(
             or_(
                 and_(
                     Job.state == JobState.queued,
-                    or_(
-                        and_(Job.enqueued_at.is_(None), Job.created_at < now - UNSENT_GRACE),
-                        Job.enqueued_at < stale,
-                    ),
+                    Job.enqueued_at.is_(None),
+                    Job.created_at < now - UNSENT_GRACE,
                 ),
-                and_(Job.state == JobState.running, Job.started_at < stale),
+                and_(
+                    Job.state == JobState.running,
+                    func.coalesce(Job.heartbeat_at, Job.started_at) < now - stale_after,
+                ),
             )
         )
+        .with_for_update(skip_locked=True)
+        .limit(limit)
+    )
+    return list(s.scalars(query))
+
+
+def sent_and_waiting(s: Session, now: datetime, limit: int = 5000) -> list[Job]:
+    """Queued jobs sent to the broker more than UNSENT_GRACE ago, locked (skipping rows others
+    hold): each should still be in the queue, or held by a worker about to start it."""
+    query = (
+        select(Job)
+        .where(Job.state == JobState.queued, Job.enqueued_at < now - UNSENT_GRACE)
+        .order_by(Job.enqueued_at)
         .with_for_update(skip_locked=True)
         .limit(limit)
     )

@@ -44,6 +44,7 @@ JOB_FIELDS = (
     "attempts",
     "created_at",
     "finished_at",
+    "heartbeat_at",
     "alert_id",
 )
 #: What a job's JSON shows (:class:`JobView`), as plain columns.
@@ -77,6 +78,7 @@ class JobView(NamedTuple):
     attempts: int
     created_at: datetime | None
     finished_at: datetime | None
+    heartbeat_at: datetime | None
     alert_id: int
     alert: str
     ivorn: str

@@ -128,6 +128,9 @@ class Job(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Stamped by the worker while the job runs (`db.job_states.beat`); a running job whose
+    #: heartbeat is older than STALE_JOB_SECONDS has lost its worker and is re-sent.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     observatory: Mapped[Observatory] = relationship()
     alert: Mapped[Alert] = relationship()

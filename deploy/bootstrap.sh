@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Install what calserv needs on a fresh Debian machine: redis-server, source-extractor (apt) and
-# the Python venv (runtime only; CALSERV_DEV=1, as `make` sets, adds tests, lint and honcho).
+# Install what calserv needs on a fresh Debian machine: redis-server, nginx, source-extractor (apt)
+# and the Python venv (runtime only; CALSERV_DEV=1, as `make` sets, adds tests, lint and
+# supervisord).
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+# The buffering front end before gunicorn (slow clients hold nginx's connections, not gunicorn's
+# threads): `make run` runs its own (deploy/nginx.sh), production a site (deploy/nginx/).
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v psql >/dev/null || need+=(postgresql-client)
 # `ip netns`: the separate-hosts test (tests/test_separate_hosts.py) builds its network with it.
 command -v ip >/dev/null || need+=(iproute2)
@@ -31,8 +35,10 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: apt-get install ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  # Debian starts its own redis/postgres on the default ports; calserv runs its own under ./var.
-  systemctl disable --now redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true
+  # Debian starts its own redis/nginx on the default ports; calserv runs its own under ./var.
+  for unit in redis-server nginx; do
+    systemctl disable --now "$unit" >/dev/null 2>&1 || service "$unit" stop >/dev/null 2>&1 || true
+  done
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # Every package pinned with its hashes (`make lock`): production gets the runtime lock,

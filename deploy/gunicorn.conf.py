@@ -1,4 +1,4 @@
-"""gunicorn settings of the web tier, shared by the Procfile, the systemd unit and bench_load.py.
+"""gunicorn settings of the web tier, shared by `make run`, the systemd unit and bench_load.py.
 
     gunicorn -c deploy/gunicorn.conf.py --bind 127.0.0.1:5000 'web:create_app()'
 

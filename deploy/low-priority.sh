@@ -7,7 +7,7 @@
 #     `cpu.weight` 20 (one fifth of the default 100; `cpu.shares` 205 on cgroup v1), as systemd's
 #     `CPUWeight=20` in deploy/systemd/calserv-worker@.service does.
 #  2. Otherwise `nice` alone is not enough where the kernel groups processes by session
-#     (CONFIG_SCHED_AUTOGROUP, the default on Debian): honcho and bench_load.py start every
+#     (CONFIG_SCHED_AUTOGROUP, the default on Debian): bench_load.py starts every
 #     process in a session of its own, and CPU time is then shared between sessions whatever
 #     their nice values. So the session's group gets nice 10 too, but only when the session was
 #     made for this command (it leads it, or its parent `sh -c` does), never a terminal's.

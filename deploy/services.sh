@@ -77,24 +77,49 @@ pg_stop() {
   fi
 }
 
-redis_cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+REDIS_PASSWORD_FILE="$VAR/redis-password"
 
+# The password travels in the environment (REDISCLI_AUTH), never in argv, which `ps` shows.
+redis_cli() {
+  if [ -s "$REDIS_PASSWORD_FILE" ]; then
+    REDISCLI_AUTH="$(cat "$REDIS_PASSWORD_FILE")" redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+  else
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+  fi
+}
+
+# Redis asks every client for the password generated once into $CALSERV_VAR_DIR/redis-password
+# (mode 600, by `start`), where config.py reads it to build the Redis URL: another local user can
+# neither read nor delete the queue. The configuration, password included, goes in on stdin.
 redis_start() {
   mkdir -p "$VAR/redis" "$VAR/log" "$RUN"
-  if redis_cli ping >/dev/null 2>&1; then
+  if redis_cli ping 2>/dev/null | grep -q PONG; then
     echo "redis: already running on 127.0.0.1:$REDIS_PORT"
+    [ -s "$REDIS_PASSWORD_FILE" ] || echo "redis: it has no password (started by an older calserv): \`make stop\` and start it again to set one"
     return
   fi
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$VAR/redis" \
-    --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
-    --daemonize yes --pidfile "$RUN/redis.pid" --logfile "$VAR/log/redis.log" --protected-mode yes
-  for _ in $(seq 50); do redis_cli ping >/dev/null 2>&1 && break; sleep 0.1; done
-  redis_cli ping >/dev/null
-  echo "redis: started on 127.0.0.1:$REDIS_PORT (AOF on, noeviction)"
+  local auth=()
+  [ -s "$REDIS_PASSWORD_FILE" ] && auth=("requirepass $(cat "$REDIS_PASSWORD_FILE")")
+  printf '%s\n' "bind 127.0.0.1" "port $REDIS_PORT" "dir $VAR/redis" "appendonly yes" \
+    "appendfsync everysec" "maxmemory-policy noeviction" "daemonize yes" \
+    "pidfile $RUN/redis.pid" "logfile $VAR/log/redis.log" "protected-mode yes" "${auth[@]}" \
+    | redis-server -
+  for _ in $(seq 50); do redis_cli ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+  redis_cli ping | grep -q PONG
+  echo "redis: started on 127.0.0.1:$REDIS_PORT (AOF on, noeviction${auth:+, password in $REDIS_PASSWORD_FILE})"
+}
+
+# The Redis password, made once by `start` for a Redis it is about to start: a running Redis (and
+# the clients connected to it) keeps the password it has, or its lack of one, until `make stop`.
+redis_password() {
+  if [ ! -s "$REDIS_PASSWORD_FILE" ] && ! redis_cli ping 2>/dev/null | grep -q PONG; then
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$REDIS_PASSWORD_FILE")
+  fi
+  [ ! -e "$REDIS_PASSWORD_FILE" ] || chmod 600 "$REDIS_PASSWORD_FILE"
 }
 
 redis_stop() {
-  if redis_cli ping >/dev/null 2>&1; then redis_cli shutdown >/dev/null 2>&1 || true; echo "redis: stopped"; fi
+  if redis_cli ping 2>/dev/null | grep -q PONG; then redis_cli shutdown >/dev/null 2>&1 || true; echo "redis: stopped"; fi
 }
 
 # This machine's own secret key and hashtag pepper (mode 600), which config.py reads when
@@ -108,9 +133,9 @@ local_secrets() {
 }
 
 case "${1:-}" in
-  start) local_secrets; pg_start; redis_start ;;
+  start) local_secrets; redis_password; pg_start; redis_start ;;
   secrets) local_secrets ;;
-  stop) redis_stop; pg_stop ;;
+  stop) redis_stop & pg_stop; wait ;;  # both at once: Ctrl-C on `make run` ends in seconds
   status)
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status || true
     redis_cli ping || true ;;

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from config import local_database_url
+from config import local_database_url, local_redis_url
 from tests.helpers import DATA, ROOT, TMP, Gunicorn, WorkerProcess
 
 # Each test session gets its own database and queue, so concurrent runs never meet. The worker
 # and gunicorn subprocesses, and this process's settings (`config.settings()`), read these.
-# The base URL is the local cluster's (deploy/services.sh), with its generated password.
+# The base URLs are the local services' (deploy/services.sh), with their generated passwords.
 _BASE_DB_URL = os.environ.get("CALSERV_DATABASE_URL") or local_database_url(
     "calserv_test",
     Path(os.environ.get("CALSERV_VAR_DIR", ROOT / "var")),
@@ -28,7 +28,12 @@ _TEST_DB = f"calserv_test_{os.getpid()}"
 os.environ.update(
     CALSERV_DATABASE_URL=_BASE_DB_URL.rsplit("/", 1)[0] + "/" + _TEST_DB,
     CALSERV_QUEUE=f"calserv-test-{os.getpid()}",
-    CALSERV_REDIS_URL=os.environ.get("CALSERV_REDIS_URL", "redis://127.0.0.1:6380/1"),
+    CALSERV_REDIS_URL=os.environ.get("CALSERV_REDIS_URL")
+    or local_redis_url(
+        Path(os.environ.get("CALSERV_VAR_DIR", ROOT / "var")),
+        int(os.environ.get("CALSERV_REDIS_PORT", "6380")),
+        db=1,
+    ),
     CALSERV_STORAGE_URL=str(TMP / "store"),
     CALSERV_REFCAT_DIR=str(TMP / "refcats"),
     CALSERV_SECRET_KEY=os.environ.get("CALSERV_SECRET_KEY", "test-secret"),

@@ -6,8 +6,11 @@ small actions done as an operator or a client script would.
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -159,12 +162,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def procfile_command(name: str) -> str:
-    """The command line of process `name` in the Procfile (run it with `sh -c`, as honcho does)."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"no {name} in the Procfile")
+def supervised_command(name: str, env: dict[str, str]) -> list[str]:
+    """The argv of program `name` in deploy/supervisord.conf (what `make run` starts), with its
+    `%(ENV_X)s` taken from `env`, split as supervisord splits it."""
+    config = configparser.RawConfigParser()
+    config.read(ROOT / "deploy" / "supervisord.conf")
+    line = config.get(f"program:{name}", "command")
+    line = re.sub(r"%\(ENV_(\w+)\)s", lambda m: env[m.group(1)], line).replace("%%", "%")
+    return shlex.split(line)
 
 
 class MotoServer:

@@ -104,16 +104,18 @@ def test_secrets_generated_into_the_var_dir_are_the_defaults(tmp_path):
     assert env == "production"
 
 
-def test_the_celery_config_is_built_from_the_settings():
+def test_the_celery_config_is_built_from_the_settings(tmp_path):
+    (tmp_path / "redis-password").write_text("s3cret\n")  # as deploy/services.sh makes it
     proc = run(
         "import celeryconfig as c; print(c.task_default_queue, c.task_time_limit, c.broker_url)",
         CALSERV_ENV="development",
         CALSERV_QUEUE="q-test",
         TASK_TIME_LIMIT="77",  # the bare name works too
         CALSERV_REDIS_PORT="6999",
+        CALSERV_VAR_DIR=str(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["q-test", "77", "redis://127.0.0.1:6999/0"]
+    assert proc.stdout.split() == ["q-test", "77", "redis://:s3cret@127.0.0.1:6999/0"]
 
 
 def test_defaults_follow_the_var_dir_and_ports(tmp_path, monkeypatch):
@@ -123,6 +125,7 @@ def test_defaults_follow_the_var_dir_and_ports(tmp_path, monkeypatch):
     s = Settings.load(env="development", var_dir=tmp_path, pg_port=5999)
     assert s.storage_url == str(tmp_path) and s.refcat_dir == tmp_path / "refcats"
     assert s.database_url == "postgresql+psycopg2://calserv@127.0.0.1:5999/calserv"
+    assert s.redis_url == "redis://127.0.0.1:6380/0"  # no redis-password file: no password
     assert s.max_upload_bytes == 50 * 1024 * 1024 and s.task_soft_time_limit == 120
 
 
@@ -156,3 +159,44 @@ def test_old_upload_and_plot_dirs_are_refused_not_ignored(monkeypatch):
     monkeypatch.setenv("CALSERV_UPLOAD_DIR", "/mnt/nfs/uploads")
     with pytest.raises(ConfigError, match=r"CALSERV_UPLOAD_DIR is gone.*CALSERV_STORAGE_URL"):
         Settings.load(env="development")
+
+
+def test_a_heartbeat_must_fit_twice_in_the_stale_time():
+    """One late heartbeat must not make a live job look abandoned (and run it twice)."""
+    assert Settings.load(env="development").stale_job_seconds == 30
+    with pytest.raises(ConfigError) as e:
+        Settings.load(env="development", heartbeat_seconds=20, stale_job_seconds=30)
+    assert "CALSERV_STALE_JOB_SECONDS=30" in str(e.value)
+
+
+def test_processes_other_than_the_web_tier_run_without_its_secrets(tmp_path):
+    """Workers, the sweeper and Flower never read the session key or the hashtag pepper, so
+    production gives them neither (their units read no web secrets)."""
+    proc = run(
+        "import celeryconfig, workers.sweeper; print(celeryconfig.broker_url)",
+        CALSERV_VAR_DIR=str(tmp_path),  # production, and no secret anywhere
+        CALSERV_REDIS_URL="redis://:pw@10.0.0.2:6379/0",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "redis://:pw@10.0.0.2:6379/0"
+    web = run("import web; web.create_app()", CALSERV_VAR_DIR=str(tmp_path))
+    assert web.returncode == 1 and "CALSERV_SECRET_KEY is the development" in web.stderr
+
+
+@pytest.mark.parametrize("behind_proxy", [True, False])
+def test_behind_the_proxy_the_client_address_is_the_forwarded_one(tmp_path, behind_proxy):
+    """nginx in front (`make run`, production) says who the client is: rate limits per address
+    must count that client, not nginx; without the setting the header is never trusted."""
+    from flask import request
+
+    from web import create_app
+
+    s = Settings.load(env="development", storage_url=str(tmp_path), behind_proxy=behind_proxy)
+    app = create_app(s, overrides={"TESTING": True})
+    app.add_url_rule("/_peer", "peer", lambda: request.remote_addr or "")
+    resp = app.test_client().get(
+        "/_peer",
+        headers={"X-Forwarded-For": "203.0.113.9"},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    assert resp.get_data(as_text=True) == ("203.0.113.9" if behind_proxy else "127.0.0.1")

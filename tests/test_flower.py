@@ -1,8 +1,8 @@
 """Flower tells the truth: a failed calibration is FAILURE there, with its reason, labelled with its
 alert and observatory; and no secret sits in any process's command line (`ps` shows those).
 
-Flower runs from the Procfile's own command line, through a shell as honcho runs it, with its
-password in the environment only.
+Flower runs from `make run`'s own command line (deploy/supervisord.conf), with its password in its
+own environment only (deploy/flower.sh reads it).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DATA, ROOT, TMP, add_alert, free_port, procfile_command, wait_job
+from tests.helpers import DATA, ROOT, TMP, add_alert, free_port, supervised_command, wait_job
 
 PASSWORD = secrets.token_urlsafe(12)
 AUTH = "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
@@ -37,7 +37,7 @@ def flower(worker):
     log = TMP / "flower.log"
     env = {**os.environ, "FLOWER_BASIC_AUTH": f"ops:{PASSWORD}", "FLOWER_PORT": str(port)}
     proc = subprocess.Popen(
-        ["sh", "-c", procfile_command("flower")],
+        supervised_command("flower", env),
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),
@@ -60,10 +60,15 @@ def flower(worker):
     proc.wait(timeout=20)
 
 
-def test_flower_wants_the_password_from_the_environment(flower):
+@pytest.mark.parametrize("path", ["/api/tasks", "/metrics", "/healthcheck", "/"])
+def test_flower_wants_the_password_from_the_environment(flower, path):
+    """Every page, the Prometheus metrics and the health check included (`workers.flower`)."""
     with pytest.raises(urllib.error.HTTPError) as e:
-        get(f"{flower}/api/tasks", auth=None)
+        urllib.request.urlopen(f"{flower}{path}", timeout=10)
     assert e.value.code == 401
+    req = urllib.request.Request(f"{flower}{path}", headers={"Authorization": AUTH})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
 
 
 def test_a_failed_job_is_failure_in_flower_with_its_reason(app, client, observatory, flower):
@@ -134,7 +139,7 @@ def test_no_secret_in_any_command_line(live_server, flower, observatory):
     assert any(re.search(r"celery .*worker", a) for a in argvs.values())
     for pid, argv in argvs.items():
         assert not any(s in argv for s in secrets_), (pid, argv)
-    units = [*(ROOT / "deploy" / "systemd").glob("*.service"), ROOT / "Procfile"]
+    units = [*(ROOT / "deploy" / "systemd").glob("*.service"), ROOT / "deploy" / "supervisord.conf"]
     for unit in units:
         for line in unit.read_text().splitlines():
             if not line.startswith("#"):

@@ -1,6 +1,6 @@
-"""The Procfile's Celery worker runs at a lower but bounded CPU weight (nice 10, cgroup weight
-20), never at idle priority, and each pool process warms up (reference store, matplotlib) as it
-starts."""
+"""`make run`'s Celery worker (deploy/supervisord.conf) runs at a lower but bounded CPU weight
+(nice 10, cgroup weight 20), never at idle priority, and each pool process warms up (reference
+store, matplotlib) as it starts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, TMP, procfile_command
+from tests.helpers import ROOT, TMP, supervised_command
 
 
 def _celery_processes(root: int) -> list[int]:
@@ -28,17 +28,19 @@ def _celery_processes(root: int) -> list[int]:
 
 
 @pytest.fixture()
-def procfile_worker(database, refstore):
-    """The `worker:` line of the Procfile, run through a shell in a session of its own (honcho)."""
-    log = TMP / "procfile-worker.log"
+def supervised_worker(database, refstore):
+    """The worker program of deploy/supervisord.conf, started as supervisord starts it: in a
+    process group of its own, in the session of its supervisor (here: the test's)."""
+    log = TMP / "supervised-worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "WORKER_CONCURRENCY": "1"}
     proc = subprocess.Popen(
-        ["sh", "-c", procfile_command("worker")],
+        supervised_command("worker", env),
         cwd=ROOT,
-        env={**os.environ, "WORKER_CONCURRENCY": "1"},
+        env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        start_new_session=True,
+        process_group=0,
     )
     deadline = time.monotonic() + 90
     while b"event=worker_warm" not in log.read_bytes():
@@ -51,8 +53,8 @@ def procfile_worker(database, refstore):
     proc.wait(timeout=60)
 
 
-def test_worker_runs_at_a_bounded_lower_weight_and_warms_up(procfile_worker):
-    proc, log = procfile_worker
+def test_worker_runs_at_a_bounded_lower_weight_and_warms_up(supervised_worker):
+    proc, log = supervised_worker
     pids = _celery_processes(proc.pid)
     assert len(pids) >= 2, "no celery main and pool process"
     base = os.getpriority(os.PRIO_PROCESS, 0)
@@ -70,8 +72,10 @@ def test_worker_runs_at_a_bounded_lower_weight_and_warms_up(procfile_worker):
                 assert (group / "cpu.shares").read_text().strip() == "205"
             idle = group / "cpu.idle"
             assert not idle.exists() or idle.read_text().strip() == "0"
-        else:  # unprivileged: its session's autogroup at nice 10, not 19
+        else:  # unprivileged: in its supervisor's autogroup (the web tier's), where nice counts
             autogroup = Path(f"/proc/{pid}/autogroup")
-            assert not autogroup.exists() or autogroup.read_text().split()[-1] == "10"
+            if autogroup.exists():
+                mine = Path("/proc/self/autogroup").read_text().split()[0]
+                assert autogroup.read_text().split()[0] == mine
     warm = [line for line in log.read_text().splitlines() if "event=worker_warm" in line]
     assert "GaiaDR3" in warm[0] and "SYNTH" in warm[0], warm

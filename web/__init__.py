@@ -9,9 +9,10 @@ from typing import Any
 
 import bokeh
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blobstore import open_store
-from config import Settings
+from config import ConfigError, Settings
 from config import settings as _process_settings
 from web.version import VERSION
 
@@ -64,6 +65,10 @@ def create_app(
     )
 
     s = settings if settings is not None else _process_settings()
+    try:
+        s.check_web_secrets()
+    except ConfigError as e:
+        raise SystemExit(f"calserv: {e}") from None
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=s.secret_key,
@@ -83,11 +88,15 @@ def create_app(
         HASHTAG_PEPPER=s.hashtag_pepper,
         REFCAT_DIR=str(s.refcat_dir),
         STALE_JOB_SECONDS=s.stale_job_seconds,
+        HEARTBEAT_SECONDS=s.heartbeat_seconds,
+        SWEEP_INTERVAL=s.sweep_interval,
         # A form left open all night must still post: the token lives as long as the session.
         WTF_CSRF_TIME_LIMIT=None,
     )
     if overrides:
         app.config.update(overrides)
+    if s.behind_proxy:  # the client's address and scheme, as the one proxy in front saw them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
     # Uploads written, plots and cutouts served: `current_app.extensions["blobstore"]`.
     app.extensions["blobstore"] = open_store(s.storage_url, s.storage_endpoint_url)
     logging.basicConfig(

@@ -86,21 +86,41 @@ def job_response(job: JobView, status: int) -> Response:
     resp.headers["Cache-Control"] = "no-store"
     if job.state not in FINISHED:
         with read_connection() as conn:
-            resp.headers["Retry-After"] = str(retry_after_s(conn, job.state, job.created_at))
+            wait = retry_after_s(conn, job.state, job.created_at, job.heartbeat_at)
+            resp.headers["Retry-After"] = str(wait)
     return resp
 
 
-def retry_after_s(conn: Connection, state: JobState, created_at: datetime | None) -> int:
+def retry_after_s(
+    conn: Connection,
+    state: JobState,
+    created_at: datetime | None,
+    heartbeat_at: datetime | None = None,
+) -> int:
     """Whole seconds until a queued or running job is likely to have ended: the queued jobs ahead
     of it, spread over the jobs running now (the workers' parallelism), times the recent mean job
-    time this process has seen in job-end notifications; at least 1."""
+    time this process has seen in job-end notifications; for a running job whose heartbeat has
+    gone quiet, the time until the sweeper sends it again too; at least 1."""
     mean = _job_ends().mean_job_s
     if state == JobState.running or created_at is None:
-        estimate = mean
+        estimate = mean + _until_resent_s(heartbeat_at)
     else:
         running, ahead = running_and_ahead(conn, created_at)
         estimate = (ahead / max(1, running) + 1) * mean
     return max(1, min(MAX_RETRY_AFTER_S, math.ceil(estimate)))
+
+
+def _until_resent_s(heartbeat_at: datetime | None) -> float:
+    """0 while the job's worker beats; once a beat is late the worker may be dead, and the job
+    runs again only after the sweeper re-sends it: STALE_JOB_SECONDS after its last beat, at the
+    next sweep (`db.dispatch.sweep`)."""
+    if heartbeat_at is None:
+        return 0.0
+    cfg = current_app.config
+    silent_s = (datetime.now(UTC) - heartbeat_at).total_seconds()
+    if silent_s <= 1.5 * cfg["HEARTBEAT_SECONDS"]:
+        return 0.0
+    return max(0.0, cfg["STALE_JOB_SECONDS"] - silent_s) + cfg["SWEEP_INTERVAL"]
 
 
 _WAITERS: threading.BoundedSemaphore | None = None

@@ -34,6 +34,7 @@ from db.session import engine, session_scope
 from refcats.location import PartitionCache
 from refcats.store import RefStore, enclosing_cone
 from workers.budget import memory_budget
+from workers.heartbeat import heartbeat
 from workers.job_log import job_context
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def _run(job_id: str) -> str:
     cfg = settings()
     t0 = time.perf_counter()
     try:
-        with memory_budget(cfg.job_memory_mb):
+        with heartbeat(job_id, cfg.heartbeat_seconds), memory_budget(cfg.job_memory_mb):
             result, image = _calibrate(job_id, job.path, job.target, params, job.filters)
     except Exception as e:
         reason = _reason(e, cfg)
@@ -133,14 +134,18 @@ def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
 
 
 def _unclaimed(job_id: str) -> job_states.Claimed | str:
-    """The rare job that `claim` did not start, locked to tell why: missing, ended (its final
-    state), or out of attempts (failed now: a poison message); one that became startable
-    meanwhile (a failed job queued again) is started under the lock."""
+    """The rare job that `claim` did not start, locked to tell why: missing, running on a live
+    worker (a duplicate delivery), ended (its final state), or out of attempts (failed now: a
+    poison message); one that became startable meanwhile (a failed job queued again) is started
+    under the lock."""
     with session_scope() as s:
         job = job_states.lock(s, job_id)
         if job is None:
             log.warning("event=job_missing")
             return "missing"
+        if job_states.alive_elsewhere(s, job):
+            log.info("event=job_running_elsewhere")  # a duplicate delivery: the live one ends it
+            return job.state.value
         if job.state not in job_states.FINISHED and job.attempts < job_states.MAX_ATTEMPTS:
             return job_states.claim(s, job_id)
         if job.state not in job_states.FINISHED:
@@ -195,10 +200,9 @@ def _calibrate(
             force_filter=params.force_filter,
             allowed_filters=filters or None,
         )
-    image = None
-    if not params.no_plot:
-        image = _put_plot(job_id, result)
-    return references.add_warnings(result.to_dict()), image
+    out = references.add_warnings(result.to_dict())
+    image = None if params.no_plot else _put_plot(job_id, result, out)
+    return out, image
 
 
 def _calibrate_image(
@@ -233,20 +237,36 @@ def _calibrate_image(
             f"{r.survey}/{r.filter} {shown}, S/N {cal.forced.snr:.1f}"
             + "".join(f" [{flag}]" for flag in cal.result.target_flags),
         )
-        _blobs().put(cutout_key(job_id), png.getvalue())  # web.jobs serves it from there
-        image = _put_plot(job_id, cal.result)
-        result["cutout_url"] = f"/jobs/{job_id}/cutout.png"
+        if _put_image(cutout_key(job_id), png.getvalue(), result, "cutout"):
+            result["cutout_url"] = f"/jobs/{job_id}/cutout.png"  # web.jobs serves it from there
+        image = _put_plot(job_id, cal.result, result)
     return result, image
 
 
-def _put_plot(job_id: str, result: CalibrationResult) -> str:
+def _put_plot(job_id: str, result: CalibrationResult, out: dict) -> str | None:
     """The calibration plot rendered in memory and stored durably (before the row naming it
-    commits); returns its key."""
+    commits); returns its key, or None when it could not be stored (`out` then says so)."""
     png = io.BytesIO()
     render_calibration_plot(result, png)
     key = plot_key(job_id)
-    _blobs().put(key, png.getvalue())
-    return key
+    return key if _put_image(key, png.getvalue(), out, "calibration plot") else None
+
+
+def _put_image(key: str, data: bytes, out: dict, what: str) -> bool:
+    """Store an image of the result, retried with backoff while the store is full or away; if
+    it stays so, the result is kept without the image and its `warnings` say so: a briefly full
+    disk or a store outage never costs the observer the point."""
+    try:
+        _blobs().put_retrying(key, data)
+    except (StoreUnavailable, OSError) as e:
+        log.warning("event=image_not_stored key=%s error=%r", key, str(e))
+        out["warnings"] = [
+            *(out.get("warnings") or []),
+            f"the {what} could not be stored (the file store was full or unreachable); "
+            "the measurement is complete without it",
+        ]
+        return False
+    return True
 
 
 class _References:

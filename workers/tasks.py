@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
 from blobstore import StoreUnavailable
-from config import settings
-from db.dispatch import sweep
 from workers.calibration import JobFailed, run_job, warm_up
 
 log = logging.getLogger(__name__)
@@ -34,8 +31,3 @@ def _warm_up(**_) -> None:
 )
 def calibrate_job(job_id: str) -> str:
     return run_job(job_id)
-
-
-@shared_task(name="calserv.sweep")
-def sweep_jobs() -> list[str]:
-    return sweep(timedelta(seconds=settings().stale_job_seconds))
