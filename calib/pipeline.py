@@ -136,6 +136,8 @@ class CalibrationResult:
     ra: float
     dec: float
     zeropoint_order: int = 0
+    colour_term_err: float | None = None
+    fwhm: float | None = None
     candidates: list[dict] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     target_flags: list[str] = field(default_factory=list)
@@ -357,6 +359,8 @@ def calibrate(
         zeropoint=zp_target,
         zeropoint_err=zp_target_err,
         colour_term=fit.colour_term,
+        colour_term_err=chosen.colour_term_err if fit.colour_term is not None else None,
+        fwhm=geometry.fwhm_arcsec if geometry.fwhm_measured else None,
         scatter=fit.scatter,
         npoints=fit.npoints,
         outlier_fraction=fit.outlier_fraction,

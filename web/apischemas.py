@@ -98,7 +98,13 @@ class NewEventParams(Schema):
     outputFormat = fields.String(validate=OneOf(["json", "html"]))
 
 
-_KINDS = {str: fields.String, float: fields.Float, int: fields.Integer, bool: fields.Boolean}
+_KINDS = {
+    str: fields.String,
+    float: fields.Float,
+    int: fields.Integer,
+    bool: fields.Boolean,
+    dict: fields.Dict,
+}
 
 
 def _result(name: str, nullable: bool = False) -> fields.Field:

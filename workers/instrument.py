@@ -1,0 +1,78 @@
+"""A job against its instrument's history, and the history updated with the job.
+
+`check` adds `instrument_checks` (and a warning per flag) to a result before it is stored;
+`update_model` rebuilds the (observatory, filter) model from its frames once the job's point is
+committed, in a transaction of its own. Neither ever fails or holds up a job: the job's outcome
+is already decided, and the model can be rebuilt from the points at any time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from calib.instrument import Frame, InstrumentModel, build_model, check_frame
+from db import instrument as store
+from db.session import session_scope
+
+log = logging.getLogger(__name__)
+
+
+def frame_of(values: dict, mjd: float | None, exptime: float | None) -> Frame:
+    """A frame from a result (or a stored frame row: `depth` for `limiting_mag`)."""
+    return Frame(
+        mjd=mjd,
+        zeropoint=values["zeropoint"],
+        zeropoint_err=values.get("zeropoint_err"),
+        colour_term=values.get("colour_term"),
+        colour_term_err=values.get("colour_term_err"),
+        depth=values.get("depth", values.get("limiting_mag")),
+        fwhm=values.get("fwhm"),
+        exptime=exptime,
+    )
+
+
+def check(job_id: str, params: dict, result: dict) -> dict:
+    """`result` with `instrument_checks` when its instrument has enough history (and its flags'
+    sentences in `warnings`)."""
+    try:
+        with session_scope() as s:
+            observatory_id = store.job_instrument(s, job_id)
+            row = store.model(s, observatory_id, result["filter"])
+        if row is None:
+            return result
+        model = InstrumentModel.from_dict(row)
+        mjd = params.get("mjd") or model.last_mjd  # a dry run may come without a date
+        checks = check_frame(model, frame_of(result, mjd, params.get("exptime")))
+    except Exception:  # the checks are advice: a job never fails for them
+        log.exception("event=instrument_check_failed")
+        return result
+    if checks is not None:
+        result["instrument_checks"] = checks.to_dict()
+        result["warnings"] = [*(result.get("warnings") or []), *checks.warnings]
+        if checks.flags:
+            log.info("event=instrument_flags flags=%s", ",".join(checks.flags))
+    return result
+
+
+def update_model(job_id: str) -> None:
+    """Rebuild the model of the instrument that made the job's point (none for a dry run)."""
+    try:
+        with session_scope() as s:
+            instrument = store.point_instrument(s, job_id)
+            if instrument is None:
+                return
+            rebuild(s, *instrument)
+    except Exception:
+        log.exception("event=instrument_update_failed")
+
+
+def rebuild(s, observatory_id: int, filter_: str) -> InstrumentModel | None:
+    """The model of (observatory, filter) rebuilt from its current frames and stored."""
+    store.lock(s, observatory_id, filter_)
+    rows = store.frames(s, observatory_id, filter_)
+    model = build_model([frame_of(r, r["mjd"], r["exptime"]) for r in rows])
+    if model is None:
+        store.delete(s, observatory_id, filter_)
+    else:
+        store.store(s, observatory_id, filter_, model.to_dict())
+    return model
