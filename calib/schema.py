@@ -93,9 +93,10 @@ LIGHTCURVE_COLUMNS = (
     "mjd", "date_obs", "mag", "magerr", "caliberr", "filter", "survey", "observatory",
     "followup_id",
 )  # fmt: skip
-#: What the light curve's JSON adds to each row (lists do not fit the CSV).
+#: What the light curve's JSON adds to each row (lists do not fit the CSV); `outlier`: the point
+#: disagrees with most same-night points of other observatories in its band.
 LIGHTCURVE_JSON_COLUMNS = (
-    *LIGHTCURVE_COLUMNS, "limit", "zeropoint_order", "target_flags", "warnings",
+    *LIGHTCURVE_COLUMNS, "limit", "zeropoint_order", "target_flags", "warnings", "outlier",
 )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import Float, and_, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import Followup, InstrumentModel, Job
+from db.models import Alert, Followup, InstrumentModel, Job
 
 _MODELS = InstrumentModel.__table__
 MODEL_COLUMNS = tuple(
@@ -33,6 +33,8 @@ _FRAMES = (
         Followup.id.label("followup_id"),
         Followup.job_id,
         Followup.alert_id,
+        Alert.name.label("alert"),
+        Followup.filter,
         Followup.mjd,
         Followup.exptime,
         Followup.survey,
@@ -46,17 +48,20 @@ _FRAMES = (
         Job.result["instrument_checks"]["flags"].label("flags"),
     )
     .join(Job, Job.id == Followup.job_id)
+    .join(Alert, Alert.id == Followup.alert_id)
     .where(_CURRENT)
 )
 
 
-def frames(s: Session, observatory_id: int, filter_: str, limit: int = 1000) -> list[dict]:
-    """The instrument's most recent current frames, oldest first."""
-    q = (
-        _FRAMES.where(Followup.observatory_id == observatory_id, Followup.filter == filter_)
-        .order_by(Followup.mjd.desc(), Followup.id.desc())
-        .limit(limit)
-    )
+def frames(
+    s: Session, observatory_id: int, filter_: str | None = None, limit: int = 1000
+) -> list[dict]:
+    """The most recent current frames of the observatory (of one filter, or all), oldest
+    first."""
+    q = _FRAMES.where(Followup.observatory_id == observatory_id)
+    if filter_ is not None:
+        q = q.where(Followup.filter == filter_)
+    q = q.order_by(Followup.mjd.desc(), Followup.id.desc()).limit(limit)
     rows = [dict(r._mapping) for r in s.execute(q)]
     for r in rows:
         r["flags"] = r["flags"] or []

@@ -4,6 +4,7 @@ departs from that history (clouds, poor seeing) is checked and flagged in its re
 from __future__ import annotations
 
 import secrets
+import time
 
 import numpy as np
 import pytest
@@ -49,6 +50,18 @@ def site(app):
     return {"name": name, "id": obs_id, "hashtag": result.output.strip().splitlines()[-1]}
 
 
+def model_of(site, n_frames: int, timeout: float = 20.0) -> dict:
+    """The site's R model once it has `n_frames`: the worker rebuilds it just after the job's
+    end is committed, so a client can see the job end a moment before."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope() as s:
+            model = store.model(s, site["id"], "R")
+        if (model and model["n_frames"] == n_frames) or time.monotonic() > deadline:
+            return model
+        time.sleep(0.1)
+
+
 def send(client, site, data: bytes, mjd: float, **fields) -> dict:
     import io
 
@@ -79,8 +92,7 @@ def test_history_builds_the_model_and_checks_new_frames(client, worker, site):
         assert "instrument_checks" not in r or r["instrument_checks"] is None  # young model
     assert results[0]["fwhm"] == pytest.approx(2.9 * 0.6, rel=0.1)  # FWHM_IMAGE x 0.6"/px
     assert results[0]["colour_term_err"] > 0
-    with session_scope() as s:
-        model = store.model(s, site["id"], "R")
+    model = model_of(site, 5)
     assert model["n_frames"] == 5
     assert model["zeropoint_median"] == pytest.approx(ZP_TRUE, abs=0.03)
     assert model["colour_term"] == pytest.approx(COLOUR_TERM, abs=0.03)
@@ -102,19 +114,56 @@ def test_history_builds_the_model_and_checks_new_frames(client, worker, site):
     # A dry run is checked too, but is no frame of the history.
     dry = send(client, site, frame(0.0, seed=12), 61007.1, dryRun="1")
     assert dry["instrument_checks"]["flags"] == []
-    with session_scope() as s:
-        assert store.model(s, site["id"], "R")["n_frames"] == 7
+    assert model_of(site, 7)["n_frames"] == 7
 
 
 def test_a_withdrawn_frame_leaves_the_model_at_the_next_rebuild(client, worker, site):
     from workers.instrument import rebuild
 
     r = send(client, site, frame(0.02, seed=20), 61010.1)
-    with session_scope() as s:
-        before = store.model(s, site["id"], "R")["n_frames"]
+    before = model_of(site, 8)["n_frames"]
+    assert before == 8
     resp = client.delete(
         f"/followup/{r['followup_id']}", headers={"Authorization": f"Token {site['hashtag']}"}
     )
     assert resp.status_code == 204
     with session_scope() as s:
         assert rebuild(s, site["id"], "R").n_frames == before - 1
+
+
+def test_observatory_pages_show_the_model_and_history_never_the_key(client, worker, site):
+    listing = client.get("/observatories?format=json&per_page=500").get_json()
+    mine = next(o for o in listing["items"] if o["name"] == site["name"])
+    assert mine["npoints"] >= 7 and mine["filters"] == ["R"]
+    key = mine["key"]
+    assert key == f"{site['id']}-{site['name'].lower().replace(' ', '-')}"  # spaces: <id>-<slug>
+    assert mine["url_page"].endswith(f"/observatories/{key}")
+
+    page = client.get(f"/observatories/{key}?format=json")
+    assert page.status_code == 200
+    data = page.get_json()
+    assert {"name", "lon", "lat", "filters", "instrument", "frames"} <= set(data)
+    model = data["instrument"]["R"]
+    for k in ("colour_term", "colour_term_err", "zeropoint_median", "zeropoint_scatter",
+              "depth_median", "fwhm_median", "n_frames", "last_date_obs"):  # fmt: skip
+        assert k in model
+    assert model["zeropoint_median"] == pytest.approx(ZP_TRUE, abs=0.03)
+    assert len(data["frames"]) == model["n_frames"]
+    assert [f["mjd"] for f in data["frames"]] == sorted(f["mjd"] for f in data["frames"])
+    flagged = [f for f in data["frames"] if "zeropoint_low" in f["flags"]]
+    assert len(flagged) == 1 and flagged[0]["alert"] == "InstrumentSynth"
+
+    html = client.get(f"/observatories/{key}", headers={"Accept": "text/html"})
+    assert html.status_code == 200 and b"Instrument model" in html.data
+    assert b"observatory-history" in html.data
+    plots = client.get(f"/observatories/{key}/history.bokeh.json")
+    assert plots.get_json()["root_id"] and "doc" in plots.get_json()
+    listing_html = client.get("/observatories", headers={"Accept": "text/html"})
+    assert site["name"].encode() in listing_html.data
+    for body in (page.data, html.data, plots.data, listing_html.data):
+        assert site["hashtag"].encode() not in body
+        assert site["hashtag"][:8].encode() not in body  # not even its prefix
+
+    assert client.get("/observatories/no-such-place?format=json").status_code == 404
+    wrong_slug = client.get(f"/observatories/{site['id']}-elsewhere?format=json")
+    assert wrong_slug.status_code == 404

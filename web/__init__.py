@@ -33,6 +33,7 @@ def create_app(
         jobs,
         login,
         metrics,
+        observatory_pages,
         openapi,
         ops,
         redact,
@@ -90,6 +91,7 @@ def create_app(
         login,
         alert_pages,
         followups,
+        observatory_pages,
         openapi,
     )
     for module in blueprints:

@@ -1,0 +1,40 @@
+"""The light curve made consistent across observatories: each row's `outlier` flag, the offsets
+between (observatory, filter) systems measured on the alert's own points, and, when asked for
+(`aligned=1`, never by default), the rows moved onto each band's reference system
+(`calib.intercalibration` has the statistics)."""
+
+from __future__ import annotations
+
+import math
+
+from calib.intercalibration import Point, outliers, pair_offsets, system_offsets
+
+
+def consistency(rows: list[dict], aligned: bool = False) -> dict:
+    """Set `outlier` on every row (limits: False) and, when `aligned`, apply each system's
+    offset to its rows (`offset_applied`; the offset's error joins a detection's `magerr`).
+    Returns `{"offsets": [pair offsets], "alignment": [system offsets]}`."""
+    detections = [r for r in rows if r["magerr"] >= 0]
+    points = [
+        Point(r["observatory"], r["filter"], r["mjd"], r["mag"], r["magerr"]) for r in detections
+    ]
+    pairs = pair_offsets(points)
+    systems = system_offsets(points, pairs)
+    for r in rows:
+        r["outlier"] = False
+    for r, flagged in zip(detections, outliers(points, pairs), strict=True):
+        r["outlier"] = flagged
+    if aligned:
+        shift = {(s.observatory, s.filter): s for s in systems if s.offset is not None}
+        for r in rows:
+            s = shift.get((r["observatory"], r["filter"]))
+            r["offset_applied"] = s.offset if s else None
+            if s is None:
+                continue
+            r["mag"] -= s.offset
+            if r["magerr"] >= 0:
+                r["magerr"] = math.hypot(r["magerr"], s.offset_err)
+    return {
+        "offsets": [p.to_dict() for p in pairs],
+        "alignment": [s.to_dict() for s in systems],
+    }
