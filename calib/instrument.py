@@ -296,6 +296,17 @@ def check_frame(model: InstrumentModel | None, frame: Frame) -> Checks | None:
     return Checks(zp_offset, ct_offset, depth_offset, fwhm_ratio, flags, warnings)
 
 
+@dataclass(frozen=True)
+class BandHistory:
+    """What an instrument's history expects of a new frame in one band: the prior a frame with
+    too few stars calibrates with (`calib.pipeline`)."""
+
+    colour_term: float | None
+    colour_term_err: float | None
+    zeropoint: float
+    zeropoint_sigma: float
+
+
 def colour_term_prior(model: InstrumentModel | None) -> tuple[float, float] | None:
     """(colour term, its uncertainty for one frame) to use where a frame has too few stars to
     fit one: the model's mean, with its error and the frame-to-frame scatter."""
@@ -303,6 +314,21 @@ def colour_term_prior(model: InstrumentModel | None) -> tuple[float, float] | No
         return None
     err = math.hypot(model.colour_term_err or 0.0, model.colour_term_scatter or 0.0)
     return model.colour_term, err
+
+
+def band_history(
+    model: InstrumentModel | None, mjd: float | None, exptime: float | None
+) -> BandHistory | None:
+    """The prior of a frame taken at `mjd` with `exptime` (None below `MIN_FRAMES` frames)."""
+    if model is None or model.n_frames < MIN_FRAMES:
+        return None
+    prior = colour_term_prior(model)
+    return BandHistory(
+        colour_term=prior[0] if prior else None,
+        colour_term_err=prior[1] if prior else None,
+        zeropoint=model.expected_zeropoint(mjd if mjd else model.last_mjd, exptime),
+        zeropoint_sigma=model.zeropoint_scatter,
+    )
 
 
 def _dex(exptime: float | None, exptime_ref: float | None) -> float:

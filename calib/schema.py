@@ -164,4 +164,5 @@ def lightcurve_row(result: Mapping[str, Any], **context: Any) -> dict:
         "target_flags": result["target_flags"],
         "warnings": result["warnings"],
         "npoints": result["npoints"],
+        "outlier": False,  # judged against the other points (`calib.intercalibration`)
     }

@@ -194,6 +194,7 @@ def _calibrate(
             match_dist_arcsec=params.get("match_dist"),
             force_filter=params.get("force_filter"),
             allowed_filters=filters or None,
+            instrument_history=instrument.history(job_id, params),
         )
     image = None
     if not params.get("no_plot"):
@@ -218,6 +219,7 @@ def _calibrate_image(
             match_dist_arcsec=params.get("match_dist"),
             force_filter=params.get("force_filter"),
             allowed_filters=filters or None,
+            instrument_history=instrument.history(job_id, params),
         )
     result = references.add_warnings(cal.to_dict())
     image = None

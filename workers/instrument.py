@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import logging
 
-from calib.instrument import Frame, InstrumentModel, build_model, check_frame
+from calib.instrument import (
+    BandHistory,
+    Frame,
+    InstrumentModel,
+    band_history,
+    build_model,
+    check_frame,
+)
 from db import instrument as store
 from db.session import session_scope
 
@@ -29,6 +36,25 @@ def frame_of(values: dict, mjd: float | None, exptime: float | None) -> Frame:
         fwhm=values.get("fwhm"),
         exptime=exptime,
     )
+
+
+def history(job_id: str, params: dict) -> dict[str, BandHistory]:
+    """What the observatory's history expects in each of its bands at this frame's date and
+    exposure time: the prior of frames with few stars (`calib.pipeline.calibrate`)."""
+    try:
+        with session_scope() as s:
+            rows = store.models(s, store.job_instrument(s, job_id))
+    except Exception:
+        log.exception("event=instrument_history_failed")
+        return {}
+    out = {}
+    for row in rows:
+        known = band_history(
+            InstrumentModel.from_dict(row), params.get("mjd"), params.get("exptime")
+        )
+        if known is not None:
+            out[row["filter"]] = known
+    return out
 
 
 def check(job_id: str, params: dict, result: dict) -> dict:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from calib.instrument import (
     MIN_FRAMES,
+    BandHistory,
     Frame,
     InstrumentModel,
     build_model,
@@ -158,3 +159,49 @@ def test_robust_weighted_mean_ignores_outliers_and_measures_scatter():
     assert mean == pytest.approx(0.1, abs=0.01)
     assert tau == pytest.approx(0.03, abs=0.01)
     assert n == pytest.approx(190, abs=5)
+
+
+def few_star_frame(seed: int):
+    """A small field: mostly fewer than 10 calibrators, through R or V."""
+    from calib.simulate import simulate_field
+
+    rng = np.random.default_rng(seed)
+    band = "R" if seed % 2 else "V"
+    field = simulate_field(
+        seed, n_stars=int(rng.integers(40, 90)), band=band, zeropoint=HISTORY[band].zeropoint,
+        colour_term=HISTORY[band].colour_term, field_deg=0.1, limit_mag=19.5,
+        ref_limit_mag=17.0, saturation_mag=11.0, n_junk=2,
+    )  # fmt: skip
+    return band, field
+
+
+HISTORY = {"R": BandHistory(0.12, 0.02, 25.3, 0.03), "V": BandHistory(-0.08, 0.02, 25.0, 0.03)}
+
+
+def test_few_star_frames_take_the_colour_term_and_the_band_from_history():
+    from calib import CalibrationError, calibrate, read_catalog
+
+    wrong = {False: 0, True: 0}
+    few = from_history = 0
+    for seed in range(60):
+        band, field = few_star_frame(seed)
+        catalog = read_catalog(field.ascii_head())
+        for prior in (False, True):
+            try:
+                r = calibrate(
+                    catalog, [field.reference], field.truth["target_ra"],
+                    field.truth["target_dec"], allowed_filters=["R", "V"],
+                    instrument_history=HISTORY if prior else None,
+                )  # fmt: skip
+            except CalibrationError:
+                continue
+            if r.npoints >= 10:
+                continue
+            few += prior
+            wrong[prior] += r.filter != band
+            if prior and any(f"{r.filter}: too few stars" in line for line in r.log):
+                from_history += 1  # fewer than 10 stars with a colour: the history's term
+                assert r.colour_term == HISTORY[r.filter].colour_term
+                assert r.colour_term_err == pytest.approx(HISTORY[r.filter].colour_term_err)
+    assert few >= 30 and from_history >= 10
+    assert wrong[True] <= wrong[False] and wrong[True] <= 0.05 * few
