@@ -61,4 +61,5 @@ def test_observatory_pages_in_a_browser(visitor, histories):  # noqa: F811
 
     visitor.go(f"/alerts/{histories['alert']}")
     expect(page.locator("#offsets")).to_contain_text(histories["names"][0])
+    expect(page.locator("#lightcurve-interactive[data-ready='1']")).to_be_attached()
     visitor.check("alert-offsets")
