@@ -86,13 +86,14 @@ def _near_pairs(a: list[Point], b: list[Point], window: float) -> list[tuple[Poi
     """Each point of `a` with the point of `b` nearest in time, when within `window`."""
     if not b:
         return []
-    tb = np.array([p.mjd for p in b])
-    pairs = []
-    for p in a:
-        k = int(np.argmin(np.abs(tb - p.mjd)))
-        if abs(tb[k] - p.mjd) <= window:
-            pairs.append((p, b[k]))
-    return pairs
+    order = np.argsort([p.mjd for p in b])
+    tb = np.array([b[k].mjd for k in order])
+    ta = np.array([p.mjd for p in a])
+    right = np.minimum(np.searchsorted(tb, ta), len(tb) - 1)
+    left = np.maximum(right - 1, 0)
+    nearest = np.where(np.abs(tb[left] - ta) <= np.abs(tb[right] - ta), left, right)
+    ok = np.abs(tb[nearest] - ta) <= window
+    return [(a[i], b[order[nearest[i]]]) for i in np.flatnonzero(ok)]
 
 
 def _by_system(points: Sequence[Point]) -> dict[System, list[Point]]:
@@ -197,24 +198,39 @@ def outliers(
         a, b = (p.observatory_a, p.filter), (p.observatory_b, p.filter)
         offsets[(a, b)] = (p.offset, math.hypot(p.offset_err, p.scatter))
         offsets[(b, a)] = (-p.offset, math.hypot(p.offset_err, p.scatter))
-    usable = _by_system(points)
-    flags = []
-    for p in points:
-        disagree = total = 0
-        others = [q for s, qs in usable.items() if s[1] == p.filter and s[0] != p.observatory
-                  for q in qs]  # fmt: skip
-        if p not in usable.get(p.system, ()):
-            others = []  # no finite magnitude and error: not judged
-        for q in others:
-            if abs(q.mjd - p.mjd) > window:
-                continue
-            offset, offset_err = offsets.get((p.system, q.system), (0.0, 0.0))
-            spread = math.sqrt(p.err**2 + q.err**2 + offset_err**2)
-            z = (p.mag - q.mag - offset) / max(spread, 1e-6)
-            total += 1
-            disagree += abs(z) > sigma
-        flags.append(total >= MIN_COMPARISONS and disagree * 2 > total)
-    return flags
+    systems = sorted({p.system for p in points})
+    code = {s: k for k, s in enumerate(systems)}
+    offset = np.zeros((len(systems), len(systems)))
+    offset_err = np.zeros_like(offset)
+    for (a, b), (value, err) in offsets.items():
+        if a in code and b in code:
+            offset[code[a], code[b]], offset_err[code[a], code[b]] = value, err
+    mjd = np.array([p.mjd for p in points], dtype=float)
+    mag = np.array([p.mag for p in points], dtype=float)
+    err = np.array([p.err for p in points], dtype=float)
+    system = np.array([code[p.system] for p in points], dtype=np.int64)
+    observatory = np.array([p.observatory for p in points], dtype=object)
+    band = np.array([p.filter for p in points], dtype=object)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(mjd) & np.isfinite(mag) & np.isfinite(err) & (err > 0)
+    flags = np.zeros(len(points), dtype=bool)
+    for f in set(band[valid]):
+        idx = np.flatnonzero(valid & (band == f))
+        idx = idx[np.argsort(mjd[idx], kind="stable")]
+        t = mjd[idx]
+        lo = np.searchsorted(t, t - window, side="left")
+        hi = np.searchsorted(t, t + window, side="right")
+        for k, i in enumerate(idx):
+            near = idx[lo[k] : hi[k]]
+            near = near[observatory[near] != observatory[i]]
+            if len(near) < MIN_COMPARISONS:
+                continue  # with one other point there is no telling which is wrong
+            spread = np.sqrt(
+                err[i] ** 2 + err[near] ** 2 + offset_err[system[i], system[near]] ** 2
+            )
+            z = (mag[i] - mag[near] - offset[system[i], system[near]]) / np.maximum(spread, 1e-6)
+            flags[i] = np.count_nonzero(np.abs(z) > sigma) * 2 > len(near)
+    return flags.tolist()
 
 
 def _plain(value):
