@@ -6,13 +6,15 @@ opens its job."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import cycle
 
 from bokeh.embed import json_item
 from bokeh.layouts import gridplot
 from bokeh.models import ColumnDataSource, HoverTool, OpenURL, TapTool
+from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from web.lightcurve import _colours
+from web.lightcurve import FILTER_COLOURS
 
 #: (frame key, axis title, error key, inverted axis: brighter up)
 PANELS = (
@@ -54,7 +56,8 @@ def _source(frames: Sequence[dict], key: str, err_key: str | None) -> ColumnData
 def history_item(frames: Sequence[dict], title: str) -> dict:
     """The four panels of `frames` (observatory frames with `job_url`) as a Bokeh `json_item`."""
     filters = sorted({f["filter"] for f in frames})
-    colour = _colours(filters)
+    spare = cycle(Category10_10)  # bands without a conventional colour
+    colour = {band: FILTER_COLOURS.get(band) or next(spare) for band in filters}
     plots = []
     for key, label, err_key, inverted in PANELS:
         fig = figure(
