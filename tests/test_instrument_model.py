@@ -158,6 +158,8 @@ def test_observatory_pages_show_the_model_and_history_never_the_key(client, work
     assert b"observatory-history" in html.data
     plots = client.get(f"/observatories/{key}/history.bokeh.json")
     assert plots.get_json()["root_id"] and "doc" in plots.get_json()
+    table = client.get("/observatories?format=csv&per_page=500").get_data(as_text=True)
+    assert f"{site['name']},-17.9,28.8,R," in table
     listing_html = client.get("/observatories", headers={"Accept": "text/html"})
     assert site["name"].encode() in listing_html.data
     for body in (page.data, html.data, plots.data, listing_html.data):

@@ -96,6 +96,8 @@ def index():
     pg.check(total)
     rows = s.execute(query.order_by(*order.clauses).offset(pg.offset).limit(pg.per_page))
     items = [observatory_dict(o, o.npoints, o.last_mjd) for o in rows]
+    if output_format() == "csv":  # one cell: "R V"
+        items = [{**item, "filters": " ".join(item["filters"])} for item in items]
     return list_response(
         items, total, pg, "observatories.html", OBSERVATORY_COLUMNS, "observatories.csv", sort=order
     )
