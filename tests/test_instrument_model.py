@@ -19,16 +19,24 @@ ZP_TRUE, COLOUR_TERM = 25.3, 0.07  # tests/data/synth-deep/truth.json
 MAG_COLUMNS, FWHM_COLUMN = (5, 7), 11  # MAG_AUTO, MAG_APER, FWHM_IMAGE (0-based)
 
 
-def frame(dmag: float, fwhm_scale: float = 1.0, seed: int = 0) -> bytes:
+def frame(dmag: float, fwhm_scale: float = 1.0, seed: int = 0, stars: int | None = None) -> bytes:
     """The synth-deep catalogue made fainter by `dmag` (a lower zero point: clouds), its FWHM
-    scaled, and a millimagnitude of noise so that each frame is new."""
+    scaled, and a millimagnitude of noise so that each frame is new; `stars`: only that many
+    unflagged stars of R 13.5-16 and the sources near the alert (a frame with few calibrators)."""
     rng = np.random.default_rng(seed)
     out = []
+    kept = 0
     for line in (SYNTH / "frame.cat").read_text().splitlines():
         if line.startswith("#"):
             out.append(line)
             continue
         cells = line.split()
+        if stars is not None:
+            near = abs(float(cells[3]) - 150.1) < 0.003 and abs(float(cells[4]) - 2.2) < 0.003
+            usable = cells[12] == "0" and -11.8 < float(cells[5]) < -9.3
+            if not near and not (usable and kept < stars):
+                continue
+            kept += not near
         noise = rng.normal(0, 0.002)
         for c in MAG_COLUMNS:
             cells[c] = f"{float(cells[c]) + dmag + noise:.4f}"
@@ -117,12 +125,23 @@ def test_history_builds_the_model_and_checks_new_frames(client, worker, site):
     assert model_of(site, 7)["n_frames"] == 7
 
 
+def test_a_frame_with_few_stars_takes_its_colour_term_from_history(client, worker, site):
+    model_of(site, 7)
+    few = send(client, site, frame(0.0, seed=30, stars=8), 61008.1)
+    assert few["npoints"] < 10
+    assert any("history gives" in line for line in few["log"]), few["log"]
+    with session_scope() as s:
+        model = store.model(s, site["id"], "R")
+    assert few["colour_term"] == pytest.approx(model["colour_term"], abs=1e-9)
+    assert few["mag"] == pytest.approx(16.0, abs=0.05)  # synth-deep's alert
+
+
 def test_a_withdrawn_frame_leaves_the_model_at_the_next_rebuild(client, worker, site):
     from workers.instrument import rebuild
 
     r = send(client, site, frame(0.02, seed=20), 61010.1)
-    before = model_of(site, 8)["n_frames"]
-    assert before == 8
+    before = model_of(site, 9)["n_frames"]
+    assert before == 9
     resp = client.delete(
         f"/followup/{r['followup_id']}", headers={"Authorization": f"Token {site['hashtag']}"}
     )
