@@ -1,14 +1,18 @@
 """A job against its instrument's history, and the history updated with the job.
 
-`check` adds `instrument_checks` (and a warning per flag) to a result before it is stored;
-`update_model` rebuilds the (observatory, filter) model from its frames once the job's point is
-committed, in a transaction of its own. Neither ever fails or holds up a job: the job's outcome
-is already decided, and the model can be rebuilt from the points at any time.
+`history` gives the calibration what each of the observatory's bands expects (the prior of a
+frame with few stars); `check` adds `instrument_checks` (and a warning per flag) to a result
+before it is stored; `update_model` rebuilds the (observatory, filter) model from its frames once
+the job's point is committed, in a transaction of its own. None of them ever fails or holds up a
+job: the job's outcome does not depend on them, and the model can be rebuilt from the points at
+any time.
 """
 
 from __future__ import annotations
 
 import logging
+
+from sqlalchemy.orm import Session
 
 from calib.instrument import (
     BandHistory,
@@ -92,7 +96,7 @@ def update_model(job_id: str) -> None:
         log.exception("event=instrument_update_failed")
 
 
-def rebuild(s, observatory_id: int, filter_: str) -> InstrumentModel | None:
+def rebuild(s: Session, observatory_id: int, filter_: str) -> InstrumentModel | None:
     """The model of (observatory, filter) rebuilt from its current frames and stored."""
     store.lock(s, observatory_id, filter_)
     rows = store.frames(s, observatory_id, filter_)
