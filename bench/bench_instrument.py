@@ -34,6 +34,7 @@ Writes the tables to bench/results/instrument.txt.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -336,6 +337,37 @@ def prior_table(seed: int, per_site: int) -> list[str]:
     return lines
 
 
+def speed_table(seed: int) -> list[str]:
+    """What the consistency costs a light-curve request, beside serialising its rows to JSON
+    (the floor every answer pays)."""
+    rng = np.random.default_rng(seed)
+    warm = [Point("a", "R", MJD0, 15.0, 0.01), Point("b", "R", MJD0, 15.1, 0.01)]
+    outliers(warm, pair_offsets(warm))  # first-call costs out of the table
+    lines = ["light-curve points  observatories  offsets+alignment+outliers  rows to JSON  ratio"]
+    for n, sites in ((100, 5), (1000, 10), (3000, 20)):
+        rows = [
+            {"observatory": f"o{rng.integers(sites)}", "filter": "RV"[rng.integers(2)],
+             "mjd": MJD0 + rng.uniform(0, n / 10), "mag": 15 + rng.normal(0, 0.05),
+             "magerr": 0.03, "date_obs": "2024-01-01T00:00:00.000Z", "survey": "APASS",
+             "caliberr": 0.01, "followup_id": 1, "warnings": [], "target_flags": []}
+            for _ in range(n)
+        ]  # fmt: skip
+        t0 = time.perf_counter()
+        points = [Point(r["observatory"], r["filter"], r["mjd"], r["mag"], r["magerr"])
+                  for r in rows]  # fmt: skip
+        pairs = pair_offsets(points)
+        system_offsets(points, pairs)
+        outliers(points, pairs)
+        t1 = time.perf_counter()
+        json.dumps(rows)
+        t2 = time.perf_counter()
+        lines.append(
+            f"{n:18d}  {sites:13d}  {1e3 * (t1 - t0):23.1f} ms  {1e3 * (t2 - t1):9.1f} ms  "
+            f"{(t1 - t0) / (t2 - t1):5.0f}x"
+        )
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--nights", type=int, default=60)
@@ -367,6 +399,9 @@ def main() -> None:
             "",
             "4. history as a prior",
             *prior,
+            "",
+            "5. cost of the consistent light curve per request",
+            *speed_table(args.seed),
         ]
     )
     print(text)
