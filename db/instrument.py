@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 
-from sqlalchemy import Float, and_, func, select, text
+from sqlalchemy import Connection, Float, and_, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -68,24 +68,24 @@ def frames(
     return rows[::-1]
 
 
-def model(s: Session, observatory_id: int, filter_: str) -> dict | None:
-    row = s.execute(
-        select(_MODELS).where(
-            _MODELS.c.observatory_id == observatory_id, _MODELS.c.filter == filter_
-        )
-    ).first()
-    return dict(row._mapping) if row else None
-
-
 def models(s: Session, observatory_id: int) -> list[dict]:
     """Every model of the observatory, by filter."""
     q = select(_MODELS).where(_MODELS.c.observatory_id == observatory_id).order_by(_MODELS.c.filter)
     return [dict(r._mapping) for r in s.execute(q)]
 
 
-def job_instrument(s: Session, job_id: str) -> int | None:
-    """The observatory that sent the job."""
-    return s.scalar(select(Job.observatory_id).where(Job.id == job_id))
+_JOB_MODELS = (
+    select(_MODELS)
+    .join(Job.__table__, Job.__table__.c.observatory_id == _MODELS.c.observatory_id)
+    .where(Job.__table__.c.id == bindparam("job_id"))
+    .order_by(_MODELS.c.filter)
+)
+
+
+def job_models(conn: Connection | Session, job_id: str) -> list[dict]:
+    """Every model of the observatory that sent the job: one statement (an autocommit
+    connection makes it one round trip)."""
+    return [dict(r._mapping) for r in conn.execute(_JOB_MODELS, {"job_id": job_id})]
 
 
 def point_instrument(s: Session, job_id: str) -> tuple[int, str] | None:

@@ -23,7 +23,7 @@ from calib.instrument import (
     check_frame,
 )
 from db import instrument as store
-from db.session import session_scope
+from db.session import engine, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ def history(job_id: str, params: dict) -> dict[str, BandHistory]:
     """What the observatory's history expects in each of its bands at this frame's date and
     exposure time: the prior of frames with few stars (`calib.pipeline.calibrate`)."""
     try:
-        with session_scope() as s:
-            rows = store.models(s, store.job_instrument(s, job_id))
+        rows = _models(job_id)
     except Exception:
         log.exception("event=instrument_history_failed")
         return {}
@@ -65,9 +64,7 @@ def check(job_id: str, params: dict, result: dict) -> dict:
     """`result` with `instrument_checks` when its instrument has enough history (and its flags'
     sentences in `warnings`)."""
     try:
-        with session_scope() as s:
-            observatory_id = store.job_instrument(s, job_id)
-            row = store.model(s, observatory_id, result["filter"])
+        row = next((m for m in _models(job_id) if m["filter"] == result["filter"]), None)
         if row is None:
             return result
         model = InstrumentModel.from_dict(row)
@@ -82,6 +79,11 @@ def check(job_id: str, params: dict, result: dict) -> dict:
         if checks.flags:
             log.info("event=instrument_flags flags=%s", ",".join(checks.flags))
     return result
+
+
+def _models(job_id: str) -> list[dict]:
+    with engine(autocommit=True).connect() as conn:  # one statement: no BEGIN, no COMMIT
+        return store.job_models(conn, job_id)
 
 
 def update_model(job_id: str) -> None:
