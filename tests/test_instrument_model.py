@@ -171,6 +171,7 @@ def test_observatory_pages_show_the_model_and_history_never_the_key(client, work
     assert [f["mjd"] for f in data["frames"]] == sorted(f["mjd"] for f in data["frames"])
     flagged = [f for f in data["frames"] if "zeropoint_low" in f["flags"]]
     assert len(flagged) == 1 and flagged[0]["alert"] == "InstrumentSynth"
+    assert flagged[0]["alert_url"].endswith("/alerts/InstrumentSynth")
 
     html = client.get(f"/observatories/{key}", headers={"Accept": "text/html"})
     assert html.status_code == 200 and b"Instrument model" in html.data

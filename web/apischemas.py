@@ -383,6 +383,7 @@ class InstrumentFrame(Schema):
     followup_id = fields.Integer(required=True)
     job_id = fields.String(required=True)
     alert = fields.String(required=True)
+    alert_url = fields.String(required=True, metadata={"description": "the alert's page"})
     mjd = fields.Float(required=True)
     date_obs = fields.String(required=True)
     filter = fields.String(required=True)

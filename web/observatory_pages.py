@@ -39,7 +39,7 @@ MODEL_KEYS = (
     "exptime_scaling", "exptime_ref", "depth_scatter", "fwhm_scatter", "first_date_obs",
 )  # fmt: skip
 FRAME_KEYS = (
-    "followup_id", "job_id", "alert", "mjd", "date_obs", "filter", "survey", "exptime",
+    "followup_id", "job_id", "alert", "alert_url", "mjd", "date_obs", "filter", "survey", "exptime",
     "zeropoint", "zeropoint_err", "colour_term", "colour_term_err", "depth", "fwhm", "npoints",
     "flags",
 )  # fmt: skip
@@ -129,6 +129,9 @@ def _frames(observatory_id: int) -> list[dict]:
     rows = instrument.frames(db(), observatory_id, limit=MAX_FRAMES)
     for r in rows:
         r["date_obs"] = date_obs(r["mjd"])
+        r["alert_url"] = url_for(
+            "alert_pages.show", key=alert_key(r["alert_id"], r["alert"]), _external=True
+        )
     return [{k: r[k] for k in FRAME_KEYS} for r in rows]
 
 
