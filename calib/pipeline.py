@@ -651,19 +651,21 @@ def _choose(
         # spread in the residuals of all matched stars (none clipped). A band that did fit one
         # must still be plausible: a colour term absorbs the spread (I with k = +1.08 on 10
         # stars of an R frame matched R's residuals, 0.3-0.45 mag off quoting 0.01).
-        expected = [c for c in passing if _as_history_expects(c, history.get(c.band))]
-        if expected and len(expected) < len(passing):
+        distance = {id(c): _history_distance(c, history.get(c.band)) for c in passing}
+        expected = [c for c in passing if distance[id(c)] <= HISTORY_SIGMA]
+        if expected:
             log.append(
                 "few stars: the zero point of "
-                + ", ".join(f"{c.survey}/{c.band}" for c in expected)
-                + " agrees with the instrument's history; preferred"
+                + ", ".join(f"{c.survey}/{c.band} ({distance[id(c)]:.1f} sigma)" for c in expected)
+                + " agrees with the instrument's history; the closest is preferred"
             )
+        # The bands the history expects first, the closest of them; else the residuals decide.
         best = min(
             passing,
             key=lambda c: (
                 not c.plausible,
                 c not in expected,
-                float(np.sqrt(np.mean(c.fit.residual**2))),
+                distance[id(c)] if c in expected else float(np.sqrt(np.mean(c.fit.residual**2))),
             ),
         )
     if not best.plausible and forced is None:
@@ -688,19 +690,20 @@ def _choose(
 
 
 #: A few-star zero point agrees with its band's history within this many of the history's
-#: standard deviations (its scatter and the frame's error), and never closer than the floor.
+#: standard deviations (its scatter and the frame's error, at least HISTORY_FLOOR / 3).
 HISTORY_SIGMA = 3.0
 HISTORY_FLOOR = 0.1  # mag
 
 
-def _as_history_expects(c: Candidate, known: BandHistory | None) -> bool:
-    """Whether the candidate's zero point is what its band's history expects: a frame through
-    another filter has another zero point (clouds lower every band's: then none agrees, and the
-    choice stays with the residuals)."""
+def _history_distance(c: Candidate, known: BandHistory | None) -> float:
+    """How far the candidate's zero point lies from what its band's history expects, in standard
+    deviations (inf without history). A frame through another filter has another zero point;
+    clouds lower every band's, and then none agrees and the residuals choose."""
     if known is None or c.fit.zeropoint is None:
-        return False
+        return math.inf
     sigma = math.hypot(known.zeropoint_sigma, c.fit.zeropoint_err or 0.0)
-    return abs(c.fit.zeropoint - known.zeropoint) <= max(HISTORY_SIGMA * sigma, HISTORY_FLOOR)
+    sigma = max(sigma, HISTORY_FLOOR / HISTORY_SIGMA)
+    return abs(c.fit.zeropoint - known.zeropoint) / sigma
 
 
 def _failure_message(pool: list[Candidate], n_sources: int) -> str:
