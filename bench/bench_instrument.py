@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from calib import CalibrationError, calibrate, read_catalog  # noqa: E402
-from calib.instrument import Frame, band_history, build_model, check_frame  # noqa: E402
+from calib.instrument import FLAGS, Frame, band_history, build_model, check_frame  # noqa: E402
 from calib.intercalibration import Point, outliers, pair_offsets, system_offsets  # noqa: E402
 from calib.sextractor_sim import render_field, sextractor_available  # noqa: E402
 from calib.simulate import simulate_field  # noqa: E402
@@ -209,11 +209,7 @@ def flag_table(observed: list[Observed]) -> list[str]:
         return f"{kind:14s} {len(group):6d}  {flag or 'any flag':22s} {hit / len(group):6.1%}"
 
     good = [o for o in checked if o.kind == "good"]
-    false = {
-        f: sum(f in o.flags for o in good) / max(len(good), 1)
-        for f in ("zeropoint_low", "zeropoint_high", "colour_term_mismatch", "depth_low",
-                  "seeing_poor")
-    }  # fmt: skip
+    false = {f: sum(f in o.flags for o in good) / max(len(good), 1) for f in FLAGS}
     lines = [
         "frames checked (model >= 5 frames)  n       flag                   recall",
         rate("cloudy", "zeropoint_low"),

@@ -43,6 +43,7 @@ MIN_FWHM_RATIO = 1.25
 #: Depth of a background-limited frame grows as 1.25 log10(exposure time).
 DEPTH_PER_DEX = 1.25
 ZEROPOINT_PER_DEX = 2.5
+#: The flags a check can raise (`calib.schema` describes them in words).
 FLAGS = ("zeropoint_low", "zeropoint_high", "colour_term_mismatch", "depth_low", "seeing_poor")
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calib.instrument import (
+    FLAGS,
     MIN_FRAMES,
     BandHistory,
     Frame,
@@ -205,3 +206,38 @@ def test_few_star_frames_take_the_colour_term_and_the_band_from_history():
                 assert r.colour_term_err == pytest.approx(HISTORY[r.filter].colour_term_err)
     assert few >= 30 and from_history >= 10
     assert wrong[True] <= wrong[False] and wrong[True] <= 0.05 * few
+
+
+_maybe = st.none() | st.just(math.nan) | st.just(math.inf)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            Frame,
+            mjd=st.floats(59000, 61000),
+            zeropoint=st.floats(15, 30) | st.just(math.nan),
+            zeropoint_err=st.floats(0, 1) | _maybe,
+            colour_term=st.floats(-2, 2) | _maybe,
+            colour_term_err=st.floats(0, 1) | _maybe,
+            depth=st.floats(10, 25) | _maybe,
+            fwhm=st.floats(-1, 10) | _maybe,
+            exptime=st.floats(-10, 3600) | _maybe,
+        ),
+        max_size=30,
+    ),
+    st.floats(15, 30),
+)
+def test_any_history_builds_a_model_or_none_and_checks_a_frame(frames, zeropoint):
+    model = build_model(frames)
+    if not any(math.isfinite(f.zeropoint) for f in frames):
+        assert model is None
+        return
+    assert math.isfinite(model.zeropoint_median) and math.isfinite(model.zeropoint_scatter)
+    assert model.colour_term is None or math.isfinite(model.colour_term)
+    assert InstrumentModel.from_dict(model.to_dict()).n_frames == model.n_frames
+    checks = check_frame(model, Frame(60000.0, zeropoint, 0.01, 0.1, 0.02, 19.0, 2.0, 60.0))
+    if checks is not None:
+        assert set(checks.flags) <= set(FLAGS)
+        assert len(checks.warnings) == len(checks.flags)
