@@ -64,6 +64,7 @@ bench: services .venv-bench/.installed
 	$(PY) bench/bench_plot.py
 	$(PY) bench/bench_storage.py
 	$(PY) bench/bench_web_start.py
+	$(PY) bench/bench_instrument.py
 
 clean: stop
 	rm -rf var

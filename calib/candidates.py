@@ -83,7 +83,10 @@ class Candidate:
 
     @property
     def colour_term_err(self) -> float:
-        """Standard error of the colour term (inf when not measured)."""
+        """Standard error of the colour term (the history's when it comes from there; inf when
+        not measured)."""
+        if self.fit.colour_term_prior_err is not None:
+            return self.fit.colour_term_prior_err
         cov = self.fit.cov
         ok = cov.shape[0] > 1 and np.isfinite(cov[1, 1]) and cov[1, 1] > 0
         return float(np.sqrt(cov[1, 1])) if ok else math.inf

@@ -10,7 +10,7 @@ frame's real 5-sigma depth there.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -27,6 +27,7 @@ from .errors import CalibrationError
 from .extract import Extraction, extract
 from .forced import SNR_DETECTION, ForcedPhotometry, forced_photometry, inside
 from .image import Image, ImageError
+from .instrument import BandHistory
 from .match import Sky, near
 from .pipeline import CalibrationResult, calibrate
 from .reference import RefCatalog
@@ -72,6 +73,7 @@ def calibrate_image(
     match_dist_arcsec: float | None = None,
     force_filter: str | None = None,
     allowed_filters: Sequence[str] | None = None,
+    instrument_history: Mapping[str, BandHistory] | None = None,
 ) -> ImageCalibration:
     """Measure and calibrate ``image``; ``references(ra, dec)`` returns the reference stars
     around the given source positions (one `RefCatalog` per survey).
@@ -115,6 +117,7 @@ def calibrate_image(
         match_dist_arcsec=match_dist_arcsec,
         force_filter=force_filter,
         allowed_filters=allowed_filters,
+        instrument_history=instrument_history,
     )
     forced = forced_photometry(ex, tx, ty)
     zp, zp_err = result.zeropoint, result.zeropoint_err

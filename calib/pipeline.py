@@ -19,7 +19,7 @@ The rules, in the order they apply (docs/calibration.md explains each with its n
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -47,6 +47,7 @@ from .crowding import (
 )
 from .errors import CalibrationError
 from .geometry import FrameGeometry, frame_geometry
+from .instrument import BandHistory
 from .match import (
     MatchRadius,
     Sky,
@@ -110,6 +111,8 @@ class CalibrationResult:
     ra: float
     dec: float
     zeropoint_order: int = 0
+    colour_term_err: float | None = None
+    fwhm: float | None = None
     candidates: list[dict] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     target_flags: list[str] = field(default_factory=list)
@@ -145,6 +148,7 @@ def calibrate(
     match_dist_arcsec: float | None = None,
     force_filter: str | None = None,
     allowed_filters: Sequence[str] | None = None,
+    instrument_history: Mapping[str, BandHistory] | None = None,
 ) -> CalibrationResult:
     """Calibrate ``catalog`` against every reference survey and measure the alert.
 
@@ -164,6 +168,10 @@ def calibrate(
     allowed_filters : sequence of str, optional
         The observatory's filters: the automatic choice stays among them when one passes,
         and only considers them with fewer than `FEW_STARS` calibration stars.
+    instrument_history : mapping of band to BandHistory, optional
+        What the observatory's own frames expect in each band (`calib.instrument`). A band
+        with too few stars to fit a colour term takes the history's, and with fewer than
+        `FEW_STARS` stars a band whose zero point agrees with its history is preferred.
 
     Raises
     ------
@@ -202,8 +210,12 @@ def calibrate(
     candidates = []
     for ref in refs:
         survey = _match_survey(cleaned, sky, ref, match_dist_arcsec, geometry, log, warnings)
-        candidates.extend(_fit_survey(cleaned, sky, survey, crowd_radius, log))
-    chosen = _choose(candidates, forced, allowed_filters, len(cleaned), log, warnings)
+        candidates.extend(
+            _fit_survey(cleaned, sky, survey, crowd_radius, log, instrument_history or {})
+        )
+    chosen = _choose(
+        candidates, forced, allowed_filters, len(cleaned), log, warnings, instrument_history or {}
+    )
     chosen.chosen = True
     fit = chosen.fit
     log.append(
@@ -331,6 +343,8 @@ def calibrate(
         zeropoint=zp_target,
         zeropoint_err=zp_target_err,
         colour_term=fit.colour_term,
+        colour_term_err=chosen.colour_term_err if fit.colour_term is not None else None,
+        fwhm=geometry.fwhm_arcsec if geometry.fwhm_measured else None,
         scatter=fit.scatter,
         npoints=fit.npoints,
         outlier_fraction=fit.outlier_fraction,
@@ -489,8 +503,10 @@ def _fit_survey(
     survey: SurveyMatch,
     crowd_radius: float,
     log: list[str],
+    history: Mapping[str, BandHistory],
 ) -> list[Candidate]:
-    """Fit each band of one survey on its isolated calibrators (see `crowding`)."""
+    """Fit each band of one survey on its isolated calibrators (see `crowding`); a band with
+    too few stars for a colour term takes its history's (``history``)."""
     ref, i1, i2 = survey.ref, survey.i1, survey.i2
     bands = list(ref.bands)
     candidates = []
@@ -519,10 +535,19 @@ def _fit_survey(
         if colour_bands is not None:
             blue, red = (ref.bands[b][0][j2] for b in colour_bands)
             colour, colour_name = blue - red, "-".join(colour_bands)
+        known = history.get(band)
+        prior = None
+        if known is not None and known.colour_term is not None:
+            prior = (known.colour_term, known.colour_term_err)
         fit = fit_zeropoint(
             cleaned.mag[j1], cleaned.mag_err[j1], mag[j2], err[j2],
-            colour=colour, colour_name=colour_name,
+            colour=colour, colour_name=colour_name, colour_prior=prior,
         )  # fmt: skip
+        if fit.colour_term_prior_err is not None:
+            log.append(
+                f"{ref.survey}/{band}: too few stars for a colour term; the instrument's "
+                f"history gives {fit.colour_term:+.3f} ± {fit.colour_term_prior_err:.3f}"
+            )
         systematic = 1.0857 * median(contamination) if len(contamination) else 0.0
         if fit.zeropoint_err is not None:
             # Unseen neighbours brighten the calibrators: their typical contamination is a
@@ -556,8 +581,10 @@ def _choose(
     n_sources: int,
     log: list[str],
     warnings: list[str],
+    history: Mapping[str, BandHistory],
 ) -> Candidate:
-    """Apply the forced filter or the observatory's filters, then take the best passing fit."""
+    """Apply the forced filter or the observatory's filters, then take the best passing fit
+    (below `FEW_STARS`, one whose zero point its band's history expects first)."""
     pool = candidates
     if forced is not None:
         survey, band = forced
@@ -598,9 +625,22 @@ def _choose(
         # spread in the residuals of all matched stars (none clipped). A band that did fit one
         # must still be plausible: a colour term absorbs the spread (I with k = +1.08 on 10
         # stars of an R frame matched R's residuals, 0.3-0.45 mag off quoting 0.01).
+        distance = {id(c): _history_distance(c, history.get(c.band)) for c in passing}
+        expected = [c for c in passing if distance[id(c)] <= HISTORY_SIGMA]
+        if expected:
+            log.append(
+                "few stars: the zero point of "
+                + ", ".join(f"{c.survey}/{c.band} ({distance[id(c)]:.1f} sigma)" for c in expected)
+                + " agrees with the instrument's history; the closest is preferred"
+            )
+        # The bands the history expects first, the closest of them; else the residuals decide.
         best = min(
             passing,
-            key=lambda c: (not c.plausible, float(np.sqrt(np.mean(c.fit.residual**2)))),
+            key=lambda c: (
+                not c.plausible,
+                c not in expected,
+                distance[id(c)] if c in expected else float(np.sqrt(np.mean(c.fit.residual**2))),
+            ),
         )
     if not best.plausible and forced is None:
         warnings.append(
@@ -621,6 +661,23 @@ def _choose(
             f"band was chosen among {how}"
         )
     return best
+
+
+#: A few-star zero point agrees with its band's history within this many of the history's
+#: standard deviations (its scatter and the frame's error, at least HISTORY_FLOOR / 3).
+HISTORY_SIGMA = 3.0
+HISTORY_FLOOR = 0.1  # mag
+
+
+def _history_distance(c: Candidate, known: BandHistory | None) -> float:
+    """How far the candidate's zero point lies from what its band's history expects, in standard
+    deviations (inf without history). A frame through another filter has another zero point;
+    clouds lower every band's, and then none agrees and the residuals choose."""
+    if known is None or c.fit.zeropoint is None:
+        return math.inf
+    sigma = math.hypot(known.zeropoint_sigma, c.fit.zeropoint_err or 0.0)
+    sigma = max(sigma, HISTORY_FLOOR / HISTORY_SIGMA)
+    return abs(c.fit.zeropoint - known.zeropoint) / sigma
 
 
 def _failure_message(pool: list[Candidate], n_sources: int) -> str:
@@ -655,9 +712,11 @@ def _estimate_errors(
     cleaned = replace(cleaned, mag_err=model(cleaned.mag))
     catalog = replace(catalog, mag_err=model(catalog.mag))
     systematic = chosen.fit.systematic
+    prior = chosen.fit.colour_term_prior_err
     chosen.fit = fit_zeropoint(
         cleaned.mag[chosen.j1], cleaned.mag_err[chosen.j1], band_mag[chosen.j2],
         band_err[chosen.j2], colour=chosen.colour, colour_name=chosen.colour_name,
+        colour_prior=None if prior is None else (chosen.fit.colour_term, prior),
     )  # fmt: skip
     chosen.fit.add_systematic(systematic)
     return cleaned, catalog

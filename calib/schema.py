@@ -42,6 +42,8 @@ RESULT_FIELDS: tuple[ResultField, ...] = (
     _F("zeropoint", float, "magnitude zero point (catalogue to reference system)"),
     _F("zeropoint_err", float, "its 1-sigma uncertainty (the light curve's `caliberr`)"),
     _F("colour_term", float, "colour coefficient of the fit", nullable=True),
+    _F("colour_term_err", float, "its 1-sigma uncertainty", nullable=True),
+    _F("fwhm", float, "the frame's typical FWHM (arcsec) when measured", nullable=True),
     _F("scatter", float, "robust scatter of the calibration stars (mag)", nullable=True),
     _F("npoints", int, "calibration stars kept in the fit"),
     _F("outlier_fraction", float, "fraction of matched stars rejected", nullable=True),
@@ -54,6 +56,15 @@ RESULT_FIELDS: tuple[ResultField, ...] = (
     _F("candidates", list, "every survey/band fit considered, the chosen one marked", default=()),
     _F("log", list, "the pipeline's decisions, in order", default=()),
     _F("cutout_url", str, "URL of the alert's image cutout (FITS uploads)", nullable=True),
+    _F(
+        "instrument_checks",
+        dict,
+        "the frame against its instrument's history (once it has 5 frames): "
+        "zeropoint_offset, colour_term_offset, depth_offset, fwhm_ratio, flags "
+        "(zeropoint_low, zeropoint_high, colour_term_mismatch, depth_low, seeing_poor)",
+        nullable=True,
+        source="worker",
+    ),
     _F("processing_time", float, "seconds the calibration took", nullable=True, source="worker"),
 )
 RESULT_KEYS = tuple(f.name for f in RESULT_FIELDS)
@@ -82,9 +93,10 @@ LIGHTCURVE_COLUMNS = (
     "mjd", "date_obs", "mag", "magerr", "caliberr", "filter", "survey", "observatory",
     "followup_id",
 )  # fmt: skip
-#: What the light curve's JSON adds to each row (lists do not fit the CSV).
+#: What the light curve's JSON adds to each row (lists do not fit the CSV); `outlier`: the point
+#: disagrees with most same-night points of other observatories in its band.
 LIGHTCURVE_JSON_COLUMNS = (
-    *LIGHTCURVE_COLUMNS, "limit", "zeropoint_order", "target_flags", "warnings",
+    *LIGHTCURVE_COLUMNS, "limit", "zeropoint_order", "target_flags", "warnings", "outlier",
 )  # fmt: skip
 
 
@@ -152,4 +164,5 @@ def lightcurve_row(result: Mapping[str, Any], **context: Any) -> dict:
         "target_flags": result["target_flags"],
         "warnings": result["warnings"],
         "npoints": result["npoints"],
+        "outlier": False,  # judged against the other points (`calib.intercalibration`)
     }

@@ -101,6 +101,8 @@ class ZeroPointFit:
     systematic: float = 0.0  # error the stars cannot show (crowding), in ``zeropoint_err`` too
     rival: ZeroPointFit | None = field(default=None, repr=False)  # see fit_spatial_zeropoint
     err2: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    #: Set when the colour term is the instrument's history's (its error), not fitted.
+    colour_term_prior_err: float | None = None
 
     def zeropoint_at(self, colour: float) -> float | None:
         """Zero point for a source of the given colour (``zeropoint`` is at the pivot)."""
@@ -172,6 +174,7 @@ def fit_zeropoint(
     max_iter: int = 20,
     position: tuple[np.ndarray, np.ndarray] | None = None,
     order: int = 0,
+    colour_prior: tuple[float, float] | None = None,
 ) -> ZeroPointFit:
     """Iteratively reweighted, sigma-clipped zero point (and colour term) of matched stars.
 
@@ -188,6 +191,10 @@ def fit_zeropoint(
 
     With ``position`` (normalised x, y of each star) and ``order`` 1 or 2 the zero point is a
     polynomial over the frame; ``zeropoint`` is its value at the centre.
+
+    ``colour_prior`` (colour term, its error), from the instrument's history, is used where too
+    few stars have a colour to fit one: the term is fixed, and its error joins each star's in
+    proportion to its colour's distance from the pivot (``colour_term_prior_err``).
     """
     inst_mag = np.asarray(inst_mag, dtype=np.float64)
     ref_mag = np.asarray(ref_mag, dtype=np.float64)
@@ -209,6 +216,18 @@ def fit_zeropoint(
         pivot = None
         design = np.ones((n, 1))
         colour_values = np.full(n, np.nan)
+    prior = colour_prior if not use_colour and colour is not None else None
+    if prior is not None:
+        colour = np.asarray(colour, dtype=np.float64)
+        known = np.isfinite(colour)
+        if known.any():
+            pivot = median(colour[known])
+            x = np.where(known, pivot - colour, 0.0)
+            y = y - prior[0] * x  # the history's colour term, fixed
+            err2 = err2 + (prior[1] * x) ** 2
+            colour_values = colour
+        else:
+            prior = None
     if order > 0 and position is not None:
         design = np.column_stack((design, _poly_terms(*position, order)))
     else:
@@ -263,8 +282,8 @@ def fit_zeropoint(
     return ZeroPointFit(
         zeropoint=float(params[0]),
         zeropoint_err=float(errors[0]),
-        colour_term=float(params[1]) if use_colour else None,
-        colour=colour_name if use_colour else None,
+        colour_term=float(params[1]) if use_colour else prior[0] if prior else None,
+        colour=colour_name if use_colour or prior else None,
         scatter=float(scatter),
         npoints=npoints,
         outlier_fraction=float(outlier_fraction),
@@ -281,6 +300,7 @@ def fit_zeropoint(
         cov=np.asarray(cov) * max(1.0, chi2),
         intrinsic2=extra2,
         err2=err2,
+        colour_term_prior_err=prior[1] if prior else None,
     )
 
 

@@ -177,3 +177,40 @@ class Followup(Base):
     job: Mapped[Job] = relationship(back_populates="followup")
     alert: Mapped[Alert] = relationship(back_populates="followups")
     observatory: Mapped[Observatory] = relationship()
+
+
+class InstrumentModel(Base):
+    """What an (observatory, filter)'s frames say about its instrument, rebuilt from its current
+    follow-up points after each one (`calib.instrument.InstrumentModel` has the meaning of each
+    column; `db.instrument` stores it)."""
+
+    __tablename__ = "instrument_models"
+
+    observatory_id: Mapped[int] = mapped_column(
+        ForeignKey("observatories.id", ondelete="CASCADE"), primary_key=True
+    )
+    filter: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n_frames: Mapped[int] = mapped_column(Integer)
+    first_mjd: Mapped[float] = mapped_column(Double)
+    last_mjd: Mapped[float] = mapped_column(Double)
+    reference_mjd: Mapped[float] = mapped_column(Double)
+    colour_term: Mapped[float | None] = mapped_column(Double)
+    colour_term_err: Mapped[float | None] = mapped_column(Double)
+    colour_term_scatter: Mapped[float | None] = mapped_column(Double)
+    n_colour_frames: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    zeropoint_median: Mapped[float] = mapped_column(Double)
+    zeropoint_scatter: Mapped[float] = mapped_column(Double)
+    zeropoint_trend: Mapped[float] = mapped_column(Double)  # mag per year
+    exptime_scaling: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    exptime_ref: Mapped[float | None] = mapped_column(Double)
+    depth_median: Mapped[float | None] = mapped_column(Double)
+    depth_scatter: Mapped[float | None] = mapped_column(Double)
+    fwhm_median: Mapped[float | None] = mapped_column(Double)
+    fwhm_scatter: Mapped[float | None] = mapped_column(Double)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+# An instrument's frames, newest first: the model's rebuild and the observatory page read them.
+Index("ix_followups_observatory_filter_mjd", Followup.observatory_id, Followup.filter, Followup.mjd)

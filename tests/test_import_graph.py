@@ -58,9 +58,18 @@ FORBIDDEN = {
     # The batch client talks to the server over HTTP only.
     "client": SERVER,
 }
-#: The calib modules the web tier may import: numpy-free vocabulary and option parsing, and the
-#: upload's header checks (which it imports only when an upload arrives). Never the pipeline.
-WEB_CALIB = {"calib.schema", "calib.options", "calib.errors", "calib.catalog", "calib.image"}
+#: The calib modules the web tier may import: numpy-free vocabulary and option parsing, the
+#: upload's header checks (which it imports only when an upload arrives) and the light curve's
+#: cross-observatory offsets (read-time statistics over stored points, loaded on first use).
+#: Never the pipeline.
+WEB_CALIB = {
+    "calib.schema",
+    "calib.options",
+    "calib.errors",
+    "calib.catalog",
+    "calib.image",
+    "calib.intercalibration",
+}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ ON_FIRST_USE = (
     "matplotlib.figure",
     "matplotlib.lines",
     "web.lightcurve_bokeh",
+    "web.instrument_bokeh",
+    "calib.intercalibration",
     "astropy.coordinates",
     "calib.catalog",
     "calib.image",
@@ -56,6 +58,7 @@ def create_app(
         jobs,
         login,
         metrics,
+        observatory_pages,
         openapi,
         ops,
         redact,
@@ -121,6 +124,7 @@ def create_app(
         login,
         alert_pages,
         followups,
+        observatory_pages,
         openapi,
     )
     for module in blueprints:

@@ -39,6 +39,7 @@ from web.alert_registry import alert_key, find_alert_by_key, is_web_url
 from web.dates import date_obs
 from web.errors import ApiError
 from web.lightcurve import CURRENT, lightcurve_rows, plot_png
+from web.lightcurve_consistency import consistency
 from web.listing import csv_response, flag_arg, list_response, paging, sort_arg
 from web.negotiation import output_format
 from web.ops import CSP_FOR_BOKEH
@@ -259,19 +260,25 @@ def lightcurve_bokeh(key: str):
 
 @bp.get("/alerts/<key>/lightcurve")
 def lightcurve(key: str):
-    """The light curve as `format=json` (default for scripts) or `format=csv`."""
+    """The light curve as `format=json` (default for scripts) or `format=csv`; `aligned=1`
+    moves each (observatory, filter) system onto its band's reference system."""
     alert = _alert(key)
     rows = lightcurve_rows(db(), alert.id)
+    aligned = flag_arg("aligned")
+    systems = consistency(rows, aligned)
     if output_format() == "csv":
-        name = f"{alert_key(alert.id, alert.name)}-lightcurve.csv"
+        name = f"{alert_key(alert.id, alert.name)}-lightcurve{'-aligned' if aligned else ''}.csv"
         return csv_response(rows, LIGHTCURVE_COLUMNS, name)
-    items = [{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows]
+    columns = [*LIGHTCURVE_JSON_COLUMNS, *(["offset_applied"] if aligned else [])]
+    items = [{k: r[k] for k in columns} for r in rows]
     return jsonify(
         alert=alert.name,
         ivorn=alert.ivorn,
-        columns=list(LIGHTCURVE_JSON_COLUMNS),
+        columns=columns,
         items=items,
         total=len(items),
+        aligned=aligned,
+        **systems,
     )
 
 
@@ -279,13 +286,17 @@ def lightcurve(key: str):
 def show(key: str):
     alert = _alert(key)
     rows = lightcurve_rows(db(), alert.id)
+    systems = consistency(rows)
     last = max((r["mjd"] for r in rows), default=None)
     data = alert_dict(alert, len(rows), last)
     if output_format() == "json":
         return jsonify(
-            **data, lightcurve=[{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows]
+            **data,
+            lightcurve=[{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows],
+            offsets=systems["offsets"],
         )
-    resp = Response(render_template("alert.html", alert=data, rows=rows), mimetype="text/html")
+    html = render_template("alert.html", alert=data, rows=rows, offsets=systems["offsets"])
+    resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = CSP_FOR_BOKEH
     return resp
 

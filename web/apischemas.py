@@ -98,7 +98,13 @@ class NewEventParams(Schema):
     outputFormat = fields.String(validate=OneOf(["json", "html"]))
 
 
-_KINDS = {str: fields.String, float: fields.Float, int: fields.Integer, bool: fields.Boolean}
+_KINDS = {
+    str: fields.String,
+    float: fields.Float,
+    int: fields.Integer,
+    bool: fields.Boolean,
+    dict: fields.Dict,
+}
 
 
 def _result(name: str, nullable: bool = False) -> fields.Field:
@@ -175,6 +181,10 @@ _LIGHTCURVE_OWN = {
     "caliberr": _num("the zero point's uncertainty", required=True),
     "observatory": fields.String(required=True),
     "followup_id": fields.Integer(required=True),
+    "outlier": fields.Boolean(
+        required=True,
+        metadata={"description": "disagrees with most same-night points of other observatories"},
+    ),
 }
 LightcurvePoint = Schema.from_dict(
     {
@@ -185,12 +195,34 @@ LightcurvePoint = Schema.from_dict(
 )
 
 
+class PairOffset(Schema):
+    filter = fields.String(required=True)
+    observatory_a = fields.String(required=True)
+    observatory_b = fields.String(required=True)
+    offset = _num("mag(a) - mag(b), from same-night points", required=True)
+    offset_err = _num(required=True)
+    scatter = _num("what the points' errors do not explain", required=True)
+    n_pairs = fields.Integer(required=True)
+
+
+class SystemOffset(Schema):
+    observatory = fields.String(required=True)
+    filter = fields.String(required=True)
+    reference = fields.String(required=True, metadata={"description": "the band's reference"})
+    offset = _num("subtracted by aligned=1; null: not tied to the reference", required=True)
+    offset_err = _num(required=True)
+    n_points = fields.Integer(required=True)
+
+
 class Lightcurve(Schema):
     alert = fields.String(required=True)
     ivorn = fields.String(required=True)
     columns = fields.List(fields.String(), required=True)
     items = fields.List(fields.Nested(LightcurvePoint), required=True)
     total = fields.Integer(required=True)
+    aligned = fields.Boolean(required=True)
+    offsets = fields.List(fields.Nested(PairOffset), required=True)
+    alignment = fields.List(fields.Nested(SystemOffset), required=True)
 
 
 class Alert(Schema):
@@ -215,6 +247,7 @@ class Alert(Schema):
 
 class AlertDetail(Alert):
     lightcurve = fields.List(fields.Nested(LightcurvePoint), required=True)
+    offsets = fields.List(fields.Nested(PairOffset), required=True)
 
 
 class _Page(Schema):
@@ -257,6 +290,13 @@ class Format(Schema):
     format = fields.String(validate=OneOf(["json", "html", "csv"]))
 
 
+class LightcurveQuery(Format):
+    aligned = fields.String(
+        validate=OneOf(_FLAGS),
+        metadata={"description": "1: each system moved onto its band's reference (never default)"},
+    )
+
+
 class Paging(Format):
     page = fields.Integer(validate=Range(1, 10**6))
     per_page = fields.Integer(validate=Range(1, 500))
@@ -297,3 +337,75 @@ class LoggedOut(Schema):
 
 class SubmitForm(UploadForm):
     csrf_token = fields.String(required=True)
+
+
+class Observatory(Schema):
+    name = fields.String(required=True)
+    lon = fields.Float(required=True)
+    lat = fields.Float(required=True)
+    filters = fields.List(fields.String(), required=True)
+    npoints = fields.Integer(required=True, metadata={"description": "current follow-up points"})
+    last_mjd = _num(required=True)
+    last_date_obs = _str("last_mjd as ISO 8601 UTC", required=True)
+    key = fields.String(required=True, metadata={"description": "its key in /observatories/<key>"})
+    url_page = fields.String(required=True)
+
+
+class ObservatoryList(_Page):
+    items = fields.List(fields.Nested(Observatory), required=True)
+
+
+class ObservatoryQuery(Paging):
+    sort = fields.String(metadata={"description": "name, npoints or last_mjd; `-` descending"})
+
+
+class InstrumentFilterModel(Schema):
+    colour_term = _num("weighted, clipped mean over frames", required=True)
+    colour_term_err = _num("its 1-sigma uncertainty", required=True)
+    zeropoint_median = fields.Float(required=True, metadata={"description": "at exptime_ref"})
+    zeropoint_scatter = fields.Float(required=True, metadata={"description": "around the trend"})
+    depth_median = _num("5-sigma limiting magnitude, at exptime_ref", required=True)
+    fwhm_median = _num("arcsec", required=True)
+    n_frames = fields.Integer(required=True)
+    last_date_obs = fields.String(required=True)
+    colour_term_scatter = _num("frame-to-frame scatter its errors do not explain", required=True)
+    zeropoint_trend = fields.Float(required=True, metadata={"description": "mag per year"})
+    exptime_scaling = fields.Boolean(
+        required=True, metadata={"description": "the catalogue's magnitudes scale with exptime"}
+    )
+    exptime_ref = _num("seconds", required=True)
+    depth_scatter = _num(required=True)
+    fwhm_scatter = _num(required=True)
+    first_date_obs = fields.String(required=True)
+
+
+class InstrumentFrame(Schema):
+    followup_id = fields.Integer(required=True)
+    job_id = fields.String(required=True)
+    alert = fields.String(required=True)
+    alert_url = fields.String(required=True, metadata={"description": "the alert's page"})
+    mjd = fields.Float(required=True)
+    date_obs = fields.String(required=True)
+    filter = fields.String(required=True)
+    survey = fields.String(required=True)
+    exptime = _num(required=True)
+    zeropoint = fields.Float(required=True)
+    zeropoint_err = fields.Float(required=True)
+    colour_term = _num(required=True)
+    colour_term_err = _num(required=True)
+    depth = _num("the frame's limiting magnitude", required=True)
+    fwhm = _num("arcsec", required=True)
+    npoints = fields.Integer(required=True)
+    flags = fields.List(fields.String(), required=True)
+
+
+class ObservatoryDetail(Schema):
+    name = fields.String(required=True)
+    lon = fields.Float(required=True)
+    lat = fields.Float(required=True)
+    filters = fields.List(fields.String(), required=True)
+    url_page = fields.String(required=True)
+    instrument = fields.Dict(
+        keys=fields.String(), values=fields.Nested(InstrumentFilterModel), required=True
+    )
+    frames = fields.List(fields.Nested(InstrumentFrame), required=True)

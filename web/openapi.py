@@ -179,7 +179,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         {200: _answer("the light curve", "Lightcurve", CSV)},
         (404,),
         tag="alerts",
-        query=s.Format,
+        query=s.LightcurveQuery,
     ),
     ("alert_pages.lightcurve_png", "get"): _op(
         "An alert's light curve as a plot",
@@ -214,6 +214,26 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         (401, 403, 404, 413),
         tag="browser",
         query=s.Format,
+    ),
+    ("observatory_pages.index", "get"): _op(
+        "Observatories, by name",
+        {200: _answer("a page of observatories", "ObservatoryList", HTML, CSV)},
+        (404, 422),
+        tag="observatories",
+        query=s.ObservatoryQuery,
+    ),
+    ("observatory_pages.show", "get"): _op(
+        "An observatory: its instrument model per filter and its most recent frames",
+        {200: _answer("the observatory", "ObservatoryDetail", HTML)},
+        (404,),
+        tag="observatories",
+        query=s.Format,
+    ),
+    ("observatory_pages.history_bokeh", "get"): _op(
+        "An observatory's history plots (a Bokeh json_item, embedded by its page)",
+        {200: _answer("the plots", {"type": "object"})},
+        (404,),
+        tag="observatories",
     ),
     ("ops.healthz", "get"): _op(
         "Whether Postgres and Redis answer",
@@ -274,7 +294,8 @@ OPERATIONS: dict[tuple[str, str], dict] = {
 }
 #: The schemas the operations name; apispec registers the nested and request ones itself.
 _SCHEMAS = ("Error", "Health", "Job", "NewAlert", "Lightcurve", "AlertDetail", "AlertList",
-            "FollowupList", "LoggedIn", "LoggedOut", "StatusQuery", "StatusAnswer")  # fmt: skip
+            "FollowupList", "LoggedIn", "LoggedOut", "StatusQuery", "StatusAnswer",
+            "ObservatoryList", "ObservatoryDetail")  # fmt: skip
 _ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 

@@ -33,6 +33,7 @@ from db.observations import make_current
 from db.session import engine, session_scope
 from refcats.location import PartitionCache
 from refcats.store import RefStore, enclosing_cone
+from workers import instrument
 from workers.budget import memory_budget
 from workers.heartbeat import heartbeat
 from workers.job_log import job_context
@@ -199,6 +200,7 @@ def _calibrate(
             match_dist_arcsec=params.match_dist,
             force_filter=params.force_filter,
             allowed_filters=filters or None,
+            instrument_history=instrument.history(job_id, params),
         )
     out = references.add_warnings(result.to_dict())
     image = None if params.no_plot else _put_plot(job_id, result, out)
@@ -222,6 +224,7 @@ def _calibrate_image(
             match_dist_arcsec=params.match_dist,
             force_filter=params.force_filter,
             allowed_filters=filters or None,
+            instrument_history=instrument.history(job_id, params),
         )
     result = references.add_warnings(cal.to_dict())
     image = None
@@ -316,6 +319,7 @@ def _check_footprint(ra, dec, max_radius_deg: float) -> None:
 
 
 def _finish_succeeded(job_id: str, params: JobParams, result: dict, image: str | None) -> str:
+    result = instrument.check(job_id, params, result)
     if params.dry_run:  # no point: the end is one statement, its own transaction
         with _autocommit() as conn:
             ended = job_states.succeed(conn, job_id, result, image)
@@ -333,6 +337,8 @@ def _finish_succeeded(job_id: str, params: JobParams, result: dict, image: str |
                 make_current(s, point_id)  # it replaces earlier points of the same observation
     if not ended:
         return _final_state(job_id)
+    if not params.get("dry_run"):
+        instrument.update_model(job_id)  # after the commit: the job has ended whatever happens
     log.info(
         "event=job_succeeded survey=%s filter=%s mag=%.3f limit=%s seconds=%.3f",
         result["survey"],

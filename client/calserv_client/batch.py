@@ -41,6 +41,7 @@ RESULT_KEYS = [
     "target_flags",
     "warnings",
     "cutout_url",
+    "instrument_checks",
     "followup_id",
     "image_link",
     "status_url",

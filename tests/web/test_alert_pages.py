@@ -104,7 +104,7 @@ def test_lightcurve_json(client, observed):
         "observatory",
         "followup_id",
     ]
-    cols = [*public, "limit", "zeropoint_order", "target_flags", "warnings"]
+    cols = [*public, "limit", "zeropoint_order", "target_flags", "warnings", "outlier"]
     assert data["columns"] == cols
     assert [sorted(p) for p in data["items"]] == [sorted(cols)] * 3
     v, g, r = data["items"]
@@ -122,6 +122,7 @@ def test_lightcurve_json(client, observed):
         "zeropoint_order": 0,  # rows made before calib reports these get the defaults
         "target_flags": [],
         "warnings": [],
+        "outlier": False,
     }
     assert g["magerr"] == -1 and g["mag"] == 18.4 and g["survey"] == "GaiaDR3" and g["limit"]
     assert r["observatory"] == observed["obs"][1]
