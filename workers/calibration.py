@@ -337,7 +337,7 @@ def _finish_succeeded(job_id: str, params: JobParams, result: dict, image: str |
                 make_current(s, point_id)  # it replaces earlier points of the same observation
     if not ended:
         return _final_state(job_id)
-    if not params.get("dry_run"):
+    if not params.dry_run:
         instrument.update_model(job_id)  # after the commit: the job has ended whatever happens
     log.info(
         "event=job_succeeded survey=%s filter=%s mag=%.3f limit=%s seconds=%.3f",
