@@ -23,6 +23,7 @@ from web.errors import ApiError
 from web.lightcurve import CURRENT
 from web.listing import float_arg, list_response, paging, sort_arg
 from web.login import login_required
+from web.ops import rate_limited
 from web.request_session import db
 
 bp = Blueprint("followups", __name__)
@@ -143,12 +144,14 @@ def withdraw(followup_id: str) -> Followup:
 
 
 @bp.delete("/followup/<followup_id>")
+@rate_limited
 def delete(followup_id: str):
     withdraw(followup_id)
     return Response(status=204)
 
 
 @bp.post("/followup/<followup_id>/withdraw")
+@rate_limited
 @login_required
 def withdraw_form(obs, followup_id: str):
     """The Withdraw button of a logged-in observatory (CSRF-checked): back to the alert page."""

@@ -3,6 +3,9 @@ reading small request bodies at once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from urllib.parse import quote
+
 from flask import Blueprint, Flask, current_app, jsonify, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -14,6 +17,7 @@ from db.session import engine
 from web.auth import SESSION_KEY, hashtag_owner, session_observatory
 from web.errors import ApiError
 from web.hygiene import has_control, header_has_control
+from web.request_body import read_small_body
 from web.request_session import db
 
 
@@ -84,15 +88,63 @@ SECURITY_HEADERS = {
 }
 
 
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a JSON document: its keys and values, at any depth."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
 def refuse_nul_bytes() -> None:
-    """400 for a NUL character in any field or file name: PostgreSQL text cannot store one, and
-    no valid key, IVORN, name or comment contains one (it would otherwise surface as a 500)."""
+    """400 for a NUL character in any field (every value of a repeated one, and the names),
+    file name or JSON string: PostgreSQL text cannot store one, and no valid key, IVORN, job
+    id, name or comment contains one (it would otherwise surface as a 500)."""
     try:
-        values = [*request.values.values(), *(f.filename or "" for f in request.files.values())]
+        values = [
+            *(v for name, vs in request.values.lists() for v in (name, *vs)),
+            *(f.filename or "" for _, fs in request.files.lists() for f in fs),
+        ]
+        if request.is_json:
+            values.extend(_strings(request.get_json(silent=True)))
     except HTTPException:  # an unreadable body (e.g. too large) is refused by the view itself
         return
     if any("\x00" in v for v in values):
         raise ApiError(400, "malformed request", "a field contains a NUL character")
+
+
+#: The longest URL (path and query, as sent) and header value the app takes. gunicorn's own
+#: limits (deploy/gunicorn.conf.py) sit above these, so a longer one is refused here, in JSON
+#: like every other error, and not by gunicorn's HTML page.
+MAX_URL_BYTES = 8000
+MAX_HEADER_BYTES = 8190
+MAX_HEADERS = 100
+
+
+def refuse_oversized_head() -> None:
+    """414 for a URL over MAX_URL_BYTES, 431 for too many or too large header fields."""
+    env = request.environ
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI")
+    url_bytes = len(raw) if raw else len(quote(request.path)) + 1 + len(request.query_string)
+    if url_bytes > MAX_URL_BYTES:
+        raise ApiError(
+            414,
+            f"URL too long ({url_bytes} bytes)",
+            f"a URL holds at most {MAX_URL_BYTES} bytes: send long values (comment, ...) as "
+            "form fields in the body",
+        )
+    headers = list(request.headers.items())
+    if len(headers) > MAX_HEADERS:
+        raise ApiError(431, "too many header fields", f"send at most {MAX_HEADERS}")
+    for name, value in headers:
+        if len(name) + len(value) > MAX_HEADER_BYTES:
+            limit = f"a header holds at most {MAX_HEADER_BYTES} bytes"
+            raise ApiError(431, f"header {name[:40]} too large", limit)
 
 
 def refuse_control_characters() -> None:
@@ -104,19 +156,6 @@ def refuse_control_characters() -> None:
         raise ApiError(400, "malformed header", "a header contains a control character")
 
 
-#: Bodies up to this size are read from the server in one call before the form is parsed: a
-#: typical catalogue upload then costs gunicorn and Werkzeug ~1.8 ms less CPU than when the
-#: multipart parser pulls it through the server's reader in 64 KiB pieces (bench/bench_load.py).
-#: Larger bodies stream as before, their files spooled to disk, so memory stays bounded.
-READ_AT_ONCE_BYTES = 8 * 1024 * 1024
-
-
-def read_small_body() -> None:
-    length = request.content_length
-    if length and length <= READ_AT_ONCE_BYTES and request.mimetype == "multipart/form-data":
-        request.get_data(parse_form_data=False)  # cached; the form parser reads this copy
-
-
 def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     # Redis down must not refuse uploads: they are stored in Postgres and sent by the sweeper.
@@ -124,6 +163,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault(
         "RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1}
     )
+    app.before_request(refuse_oversized_head)
     app.before_request(refuse_control_characters)
     app.before_request(read_small_body)  # before the rate limit: its key reads the form
     limiter.init_app(app)
