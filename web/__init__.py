@@ -26,6 +26,7 @@ def create_app(
         alert_pages,
         alert_registry,
         cli,
+        contract,
         csrf,
         errors,
         followups,
@@ -75,11 +76,13 @@ def create_app(
     request_session.init_app(app)
     app.jinja_env.globals["calserv_version"] = VERSION
     app.jinja_env.globals["bokeh_version"] = bokeh.__version__
+    app.url_map.converters["job_id"] = jobs.JobIdConverter
     errors.register(app)
     # Before the other hooks: its request timer covers them too.
     metrics.init_app(app, s.database_url, s.redis_url, s.queue)
     csrf.init_app(app)
     ops.init_app(app)
+    contract.init_app(app)  # after the NUL and control-character checks, before the views
     cli.register(app)
     blueprints = (
         upload_api,

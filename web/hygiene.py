@@ -34,6 +34,25 @@ def header_has_control(value: str) -> bool:
     return _CONTROL_IN_HEADER.search(value) is not None
 
 
+def _category_ranges(category: str) -> str:
+    """A regex character-class body of the code points of the Basic Multilingual Plane in
+    Unicode `category`."""
+    points = [c for c in range(0x10000) if unicodedata.category(chr(c)) == category]
+    spans, start = [], points[0]
+    for prev, cur in zip(points, [*points[1:], None], strict=True):
+        if cur != prev + 1:
+            spans.append(
+                re.escape(chr(start)) + ("-" + re.escape(chr(prev)) if prev > start else "")
+            )
+            start = cur
+    return "".join(spans)
+
+
+#: The invisible format characters (Unicode category Cf) of the Basic Multilingual Plane, as a
+#: regex character-class body for the API's description.
+FORMAT_CHARACTERS_BMP = _category_ranges("Cf")
+
+
 def format_character(value: str) -> str | None:
     """The first invisible format character (Unicode category Cf) in `value`, or None."""
     return next((c for c in value if unicodedata.category(c) == "Cf"), None)

@@ -3,7 +3,6 @@ reading small request bodies at once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import quote
 
 from flask import Blueprint, Flask, current_app, jsonify, request, session
@@ -88,30 +87,18 @@ SECURITY_HEADERS = {
 }
 
 
-def _strings(value: object) -> Iterator[str]:
-    """Every string in a JSON document: its keys and values, at any depth."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
 def refuse_nul_bytes() -> None:
-    """400 for a NUL character in any field (every value of a repeated one, and the names),
-    file name or JSON string: PostgreSQL text cannot store one, and no valid key, IVORN, job
-    id, name or comment contains one (it would otherwise surface as a 500)."""
+    """400 for a NUL character in any field value (every value of a repeated one) or file name:
+    PostgreSQL text cannot store one, and no valid key, IVORN, name or comment contains one (it
+    would otherwise surface as a 500). Field names are not checked (a field calserv does not
+    take is ignored), and a request no route takes (404, or 405 for TRACE) gets that answer."""
+    if request.routing_exception is not None:
+        return
     try:
         values = [
-            *(v for name, vs in request.values.lists() for v in (name, *vs)),
+            *(v for _, vs in request.values.lists() for v in vs),
             *(f.filename or "" for _, fs in request.files.lists() for f in fs),
         ]
-        if request.is_json:
-            values.extend(_strings(request.get_json(silent=True)))
     except HTTPException:  # an unreadable body (e.g. too large) is refused by the view itself
         return
     if any("\x00" in v for v in values):
