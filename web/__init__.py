@@ -39,6 +39,7 @@ def create_app(
         redact,
         request_session,
         submit_page,
+        survey_status,
         upload_api,
     )
 
@@ -82,6 +83,7 @@ def create_app(
     metrics.init_app(app, s.database_url, s.redis_url, s.queue)
     csrf.init_app(app)
     ops.init_app(app)
+    survey_status.init_app(app, s.refcat_disk_cache_dir, s.refcat_disk_cache_bytes)
     contract.init_app(app)  # after the NUL and control-character checks, before the views
     cli.register(app)
     blueprints = (

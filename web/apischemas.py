@@ -74,6 +74,15 @@ class Health(Schema):
     status = fields.String(required=True, validate=OneOf(["ok", "degraded"]))
     postgres = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
     redis = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
+    surveys = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={
+            "description": "each reference survey: `ok` or `degraded: <reason>`; a degraded "
+            "survey makes `status` degraded but never the answer a 503"
+        },
+    )
 
 
 class Params(Schema):

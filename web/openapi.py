@@ -33,6 +33,7 @@ from web.errors import ApiError
 
 bp = Blueprint("openapi", __name__)
 JSON, HTML, CSV, PNG, TEXT = "application/json", "text/html", "text/csv", "image/png", "text/plain"
+OPENMETRICS = "application/openmetrics-text"
 SWAGGER_DIR = Path(swagger_ui.__file__).parent / "static"
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 #: The Swagger UI page runs only our own scripts; its styles are set inline by the bundle.
@@ -262,13 +263,14 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         query=s.Format,
     ),
     ("ops.healthz", "get"): _op(
-        "Whether Postgres and Redis answer",
+        "Whether Postgres and Redis answer, and each reference survey's state",
         {200: _answer("all up", "Health"), 503: _answer("one is down (named)", "Health")},
         tag="operations",
     ),
     ("metrics.metrics", "get"): _op(
-        "Prometheus metrics: request latency, jobs by state, job latency, queue length",
-        {200: _answer("Prometheus text format", None, TEXT)},
+        "Prometheus metrics: request latency, jobs, job latency and processing time, queue "
+        "length, reference surveys",
+        {200: _answer("the Prometheus text format, or OpenMetrics", None, TEXT, OPENMETRICS)},
         tag="operations",
     ),
     ("openapi.spec", "get"): _op(

@@ -18,6 +18,7 @@ from web.errors import ApiError
 from web.hygiene import has_control, header_has_control
 from web.request_body import read_small_body
 from web.request_session import db
+from web.survey_status import survey_states
 
 
 def rate_key() -> str:
@@ -49,7 +50,8 @@ bp = Blueprint("ops", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise."""
+    """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise; `surveys`
+    gives each reference survey's state, which never fails the probe (web.survey_status)."""
     checks = {}
     try:
         with engine(current_app.config["DATABASE_URL"]).connect() as conn:
@@ -63,7 +65,9 @@ def healthz():
     except Exception as e:
         checks["redis"] = f"down: {type(e).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    resp = jsonify(status="ok" if ok else "degraded", **checks)
+    surveys = survey_states()
+    fine = ok and all(v == "ok" for v in surveys.values())
+    resp = jsonify(status="ok" if fine else "degraded", **checks, surveys=surveys)
     resp.status_code = 200 if ok else 503
     if not ok:
         resp.headers["Retry-After"] = "5"
