@@ -317,7 +317,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("login.logout", "post"): _op(
         "Log out (CSRF-checked)",
         {200: _answer("logged out", "LoggedOut"), 303: _redirect("to the home page")},
-        (413,),
+        (413, 429),
         tag="browser",
         query=s.Format,
     ),
