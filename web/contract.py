@@ -49,9 +49,8 @@ def _refusal(name: str, field: fields.Field, raw: str) -> ApiError | None:
         if isinstance(v, Length) and v.min and len(value) < v.min:
             return ApiError(422, f"{name} is required", f"at least {v.min} characters")
         if isinstance(v, OneOf) and value not in v.choices:
-            return ApiError(
-                422, f"{name} must be one of {', '.join(map(str, v.choices))}", f"got {raw[:40]!r}"
-            )
+            choices = ", ".join(str(c) for c in v.choices if c)
+            return ApiError(422, f"{name} cannot be {raw[:40]!r}", f"{name}: one of {choices}")
         if isinstance(v, Regexp) and not v.regex.match(value):
             if v.regex.pattern == FREE_TEXT:
                 free_text(name, value)  # raises, naming the character

@@ -128,3 +128,8 @@ def test_withdrawing_is_rate_limited_per_key(app, client, make, monkeypatch):
     _, other = make.observatory()
     other_auth = {"Authorization": f"Token {other}", **JSON}
     assert client.delete(f"/followup/{point}", headers=other_auth).status_code == 403
+
+
+def test_observatory_names_refuse_invisible_characters(runner):
+    out = runner.invoke(args=["observatory", "add", "Obs\u202eevil", "--lon", "1", "--lat", "2"])
+    assert out.exit_code != 0 and "invisible formatting character (U+202E" in out.output
