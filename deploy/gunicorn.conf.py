@@ -27,6 +27,12 @@ keepalive = 5
 # The worker heartbeat touches a file on every loop; on a disk filesystem that is a journalled
 # metadata write per request (measured: ~15 % of a job poll's CPU). gunicorn's docs advise tmpfs.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# The request head's limits sit above the app's own (web.ops.refuse_oversized_head), so an
+# over-long URL or header gets the app's JSON 414/431 rather than gunicorn's HTML page; 8190 is
+# the longest request line gunicorn reads.
+limit_request_line = 8190
+limit_request_field_size = 16384
+limit_request_fields = 200
 # Seed-era scripts send their key in the URL (`?hashtag=...`): redact it from every log line.
 logger_class = "web.redact.RedactingAccessLogger"
 # The control socket (`gunicornc`) of this instance, under its own var/: gunicorn's default,

@@ -16,11 +16,13 @@ import posixpath
 import secrets
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import fsspec
 
 from refcats.layout import RefcatError
+from refcats.stats import FETCH_BUCKETS
 
 REMOTE_SCHEMES = ("http://", "https://", "s3://")
 
@@ -110,6 +112,9 @@ class PartitionCache:
         self.directory = Path(directory)
         self.max_bytes = int(max_bytes)
         self.fetches = 0
+        self.fetch_seconds = 0.0
+        #: Fetches at most each `refcats.stats.FETCH_BUCKETS` bound long (cumulative).
+        self.fetch_buckets = [0] * len(FETCH_BUCKETS)
         self._lock = threading.Lock()
 
     def local_path(self, location: Location, path: str, version: str) -> str:
@@ -123,6 +128,7 @@ class PartitionCache:
             return str(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        t0 = time.perf_counter()
         try:
             location.fs.get_file(path, str(part))
             os.replace(part, target)
@@ -130,8 +136,12 @@ class PartitionCache:
             raise RefcatError(f"{location.url}: partition file {path} is missing") from exc
         finally:
             part.unlink(missing_ok=True)
+        took = time.perf_counter() - t0
         with self._lock:
             self.fetches += 1
+            self.fetch_seconds += took
+            for i, upper in enumerate(FETCH_BUCKETS):
+                self.fetch_buckets[i] += took <= upper
         self._evict(keep=target)
         return str(target)
 

@@ -25,9 +25,11 @@ next query.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from refcats import registry, sky
+from refcats import registry, sky, stats
 from refcats.layout import (
     COLLECTION_PROPERTIES,
     DATASET,
@@ -66,6 +68,10 @@ DEFAULT_DISK_CACHE_BYTES = 20 * 1024**3
 DEFAULT_PM_MAX_MASYR = 1000.0
 HIDDEN_COLUMNS = (HEALPIX_29, "Norder", "Dir", "Npix")
 READ_ERRORS = (RefcatError, OSError, pa.ArrowException)
+#: A survey that could not be read is tried again for a frame after this many seconds.
+RETRY_S = 60.0
+#: Added to a frame's radius when testing it against a survey's footprint (proper motions).
+FOOTPRINT_SLACK_DEG = 0.05
 
 
 class RowGroupCache:
@@ -296,6 +302,9 @@ class RefStore:
         )
         self._surveys: dict[str, _Survey] = {}
         self._lock = threading.Lock()
+        self._down: dict[str, tuple[float, str]] = {}  # survey -> (retry after, why)
+        self._unreadable: dict[str, int] = {}  # survey -> frames in its footprint it failed
+        self._coverage_saved: set[str] = set()
 
     # ------------------------------------------------------------------ surveys
 
@@ -340,6 +349,37 @@ class RefStore:
                 out.append(SurveyHealth(name, where, survey.info, problem))
             except READ_ERRORS as exc:
                 out.append(SurveyHealth(name, where, None, f"unreadable: {exc}"))
+        return out
+
+    def reachable(self, name: str) -> str | None:
+        """None when survey ``name``'s location answers now, else why not: its properties file
+        is read again (over the network for a remote survey), whatever was cached before."""
+        reg = registry.load(self.root).get(name)
+        if reg is not None:
+            location = Location(reg.location, reg.storage_options)
+        else:
+            location = Location(str(self.root / name))
+        try:
+            for pname in (COLLECTION_PROPERTIES, HATS_PROPERTIES, PROPERTIES):
+                if location.read_text(pname) is not None:
+                    return None
+        except Exception as exc:  # any transport's error (aiohttp, botocore, OS): a probe
+            return f"unreachable: {type(exc).__name__}: {exc}"[:300]
+        return "unreachable: no properties file"
+
+    def stats(self) -> dict[str, float]:
+        """This process's cumulative read counters (names in `refcats.stats`)."""
+        disk = self.disk_cache
+        out = {
+            stats.CACHE_HITS: self.cache.hits,
+            stats.CACHE_MISSES: self.cache.misses,
+            stats.FETCHES: disk.fetches,
+            stats.FETCH_SECONDS: disk.fetch_seconds,
+        }
+        for upper, n in zip(stats.FETCH_BUCKETS, disk.fetch_buckets, strict=True):
+            out[stats.bucket_field(upper)] = n
+        for name, n in self._unreadable.items():
+            out[stats.UNREADABLE + name] = n
         return out
 
     def info(self, survey: str) -> SurveyInfo:
@@ -445,17 +485,78 @@ class RefStore:
         if radius is None:
             return Footprint({}, [])
         radius = min(radius + pad_arcsec / 3600.0, 180.0)
+        wide = min(radius + FOOTPRINT_SLACK_DEG, 180.0)
+        region = sky.disc_ranges(ra0, dec0, wide, sky.query_order(wide))
         tables, warnings = {}, []
         for name in self.survey_names():
+            covered = self._coverage(name)
+            if covered is not None and not _overlaps(*covered, region):
+                continue  # outside its footprint: not consulted, reachable or not
             try:
-                table = self.cone(name, ra0, dec0, radius, epoch=epoch)
+                table = self._cone_unless_down(name, ra0, dec0, radius, epoch)
             except READ_ERRORS as exc:
+                self._unreadable[name] = self._unreadable.get(name, 0) + 1
                 log.error("reference survey %s skipped: %s", name, exc)
                 warnings.append(f"reference survey {name} skipped: it could not be read ({exc})")
                 continue
             if table.num_rows:
                 tables[name] = table
         return Footprint(tables, warnings)
+
+    def _cone_unless_down(self, name, ra, dec, radius, epoch) -> pa.Table:
+        """`cone`, but a survey that failed less than `RETRY_S` ago fails again at once (a
+        remote one that does not answer would cost every frame its timeout)."""
+        now = time.monotonic()
+        with self._lock:
+            down = self._down.get(name)
+        if down is not None and down[0] > now:
+            raise RefcatError(down[1])
+        try:
+            table = self.cone(name, ra, dec, radius, epoch=epoch)
+        except READ_ERRORS as exc:
+            with self._lock:
+                self._down[name] = (now + RETRY_S, str(exc))
+            raise
+        with self._lock:
+            self._down.pop(name, None)
+        self._save_coverage(name)
+        return table
+
+    def _coverage(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The order-29 ranges a survey's partitions cover: from the open survey, else as last
+        saved in the disk cache (so a survey unreachable since this process started is still
+        known by its footprint), else None."""
+        with self._lock:
+            survey = self._surveys.get(name)
+        if survey is not None:
+            return survey.main.starts, survey.main.ends
+        try:
+            data = json.loads(self._coverage_file(name).read_text())
+            return np.array(data["starts"], dtype=np.int64), np.array(data["ends"], dtype=np.int64)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _save_coverage(self, name: str) -> None:
+        with self._lock:
+            survey = self._surveys.get(name)
+        if survey is None or name in self._coverage_saved:
+            return
+        path = self._coverage_file(name)
+        data = {"starts": survey.main.starts.tolist(), "ends": survey.main.ends.tolist()}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, path)
+            self._coverage_saved.add(name)
+        except OSError as exc:  # a read-only cache only costs the offline footprint check
+            log.warning("footprint of %s not saved: %s", name, exc)
+
+    def _coverage_file(self, name: str) -> Path:
+        reg = registry.load(self.root).get(name)
+        where = reg.location if reg is not None else str(self.root / name)
+        digest = hashlib.sha256(f"{name}\n{where}".encode()).hexdigest()[:32]
+        return self.disk_cache.directory / "footprints" / f"{digest}.json"
 
     def _filter_points(
         self, read: _Read, columns, ra0, dec0, radius, pm_columns, years
@@ -514,6 +615,15 @@ class RefStore:
             group = _Group(table, hp29, is_sorted, table.nbytes)
             self.cache.put(key, group)
         return group
+
+
+def _overlaps(starts: np.ndarray, ends: np.ndarray, ranges: np.ndarray) -> bool:
+    """Whether sorted partition spans [starts, ends) meet any of the order-29 `ranges`."""
+    if ranges.size == 0 or starts.size == 0:
+        return False
+    first = np.searchsorted(ends, ranges[:, 0], side="right")
+    last = np.searchsorted(starts, ranges[:, 1], side="left")
+    return bool(np.any(last > first))
 
 
 def search_partitions(s: _Survey, ra: float, dec: float, radius_deg: float) -> list[_Read]:

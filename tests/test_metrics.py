@@ -67,7 +67,25 @@ def test_metrics_count_uploads_across_workers_and_jobs_by_state(
             break
         time.sleep(0.5)
     for state, n in truth.items():
-        assert _value(after["calserv_jobs"], "calserv_jobs", state=state.value) == n
+        if state.value in ("queued", "running"):
+            assert (
+                _value(
+                    after["calserv_jobs_in_progress"], "calserv_jobs_in_progress", state=state.value
+                )
+                == n
+            )
+        else:
+            finished = after["calserv_jobs_finished"]
+            assert _value(finished, "calserv_jobs_finished_total", outcome=state.value) == n
+    assert _value(after["calserv_jobs_created"], "calserv_jobs_created_total") == sum(
+        truth.values()
+    )
+    processing = after["calserv_job_processing_seconds"]
+    ran = _value(processing, "calserv_job_processing_seconds_count", outcome="succeeded")
+    assert ran >= uploads  # ours at least; every succeeded job started
+    assert _value(processing, "calserv_job_processing_seconds_bucket", le="+Inf") == _value(
+        processing, "calserv_job_processing_seconds_count"
+    )
     latency = after["calserv_job_latency_seconds"]
     finished = _value(latency, "calserv_job_latency_seconds_count")
     assert finished == ended  # every job with an end time (fixtures' rows may have none)

@@ -118,7 +118,9 @@ def test_security_headers_on_every_answer(client):
 
 def test_healthz_reports_both_services(client, redis_client):
     body = client.get("/healthz").get_json()
+    surveys = body.pop("surveys")  # the session's store, as built so far (tests/conftest.py)
     assert body == {"status": "ok", "postgres": "ok", "redis": "ok"}
+    assert all(state == "ok" for state in surveys.values())
 
 
 def test_healthz_names_the_service_that_is_down(database):

@@ -51,6 +51,7 @@ def create_app(
         alert_pages,
         alert_registry,
         cli,
+        contract,
         csrf,
         errors,
         followups,
@@ -64,6 +65,7 @@ def create_app(
         redact,
         request_session,
         submit_page,
+        survey_status,
         upload_api,
     )
 
@@ -109,11 +111,14 @@ def create_app(
     request_session.init_app(app)
     app.jinja_env.globals["calserv_version"] = VERSION
     app.jinja_env.globals["bokeh_version"] = bokeh.__version__
+    app.url_map.converters["job_id"] = jobs.JobIdConverter
     errors.register(app)
     # Before the other hooks: its request timer covers them too.
     metrics.init_app(app, s.database_url, s.redis_url, s.queue)
     csrf.init_app(app)
     ops.init_app(app)
+    survey_status.init_app(app, s.refcat_disk_cache_dir, s.refcat_disk_cache_bytes)
+    contract.init_app(app)  # after the NUL and control-character checks, before the views
     cli.register(app)
     blueprints = (
         upload_api,

@@ -83,16 +83,28 @@ def find_alert_by_key(s: Session, key: str) -> Row | None:
     return find_alert(s, key)
 
 
+#: The longest alert name (the `alerts.name` column's length).
+MAX_NAME_CHARS = 100
+
+
 def validate_alert(ivorn: str, name: str, ra: float, dec: float, url: str | None = None) -> None:
     for field, value in (("EventID", ivorn), ("name", name), ("url", url or "")):
         single_line(field, value)
-    if not ivorn.startswith("ivo://") or len(ivorn) > 300:
+    if len(ivorn) > 300:
+        raise ApiError(422, f"EventID is too long ({len(ivorn)} characters)", "at most 300")
+    if not ivorn.startswith("ivo://"):
         raise ApiError(422, "EventID must be an IVORN", "e.g. ivo://110610")
-    if not name or len(name) > 100:
+    if not name:
         raise ApiError(422, "name is required", "e.g. Gaia16aye (at most 100 characters)")
+    if len(name) > MAX_NAME_CHARS:
+        raise ApiError(
+            422, f"name is too long ({len(name)} characters)", "an alert name has at most 100"
+        )
     if not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
         raise ApiError(422, "ra/dec out of range", "ra in [0, 360), dec in [-90, 90] degrees")
-    if url is not None and (len(url) > 1000 or not is_web_url(url)):
+    if url is not None and len(url) > 1000:
+        raise ApiError(422, f"url is too long ({len(url)} characters)", "at most 1000")
+    if url is not None and not is_web_url(url):
         raise ApiError(422, "url must be an http(s) address", "e.g. https://example.org/alert")
 
 

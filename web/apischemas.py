@@ -8,13 +8,47 @@ result's keys come from `calib.schema`, written once. The schemathesis test
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
-from marshmallow.validate import Length, OneOf, Range
+from marshmallow import EXCLUDE, Schema, fields
+from marshmallow.validate import Length, OneOf, Range, Regexp
 
 from calib.schema import FIELDS, FOLLOWUP_COLUMNS, LIGHTCURVE_JSON_COLUMNS, RESULT_KEYS
+from web.alert_pages import ALERT_SORTS
+from web.alert_registry import MAX_NAME_CHARS
+from web.followups import SORTS as FOLLOWUP_SORTS
+from web.hygiene import FORMAT_CHARACTERS_BMP
 from web.job_submission import FALSE, MAX_WAIT_S, TRUE
+from web.listing import MAX_PER_PAGE
 
-_FLAGS = sorted(TRUE | FALSE - {""})
+#: Flag values; empty means "no", as a browser form sends an unticked box.
+_FLAGS = sorted(TRUE | FALSE)
+#: One line of printable text (web.hygiene): no C0/C1 control or line separator.
+ONE_LINE = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+#: Free text (comments): tabs and line breaks too.
+FREE_TEXT = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+#: A name: one line without invisible format characters either (those of the Basic
+#: Multilingual Plane: JSON Schema's ECMA 262 patterns cannot name the others, which are refused
+#: all the same).
+NAME = f"^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029{FORMAT_CHARACTERS_BMP}]*$"
+#: An http(s) URL with a host (web.alert_registry.is_web_url), or empty.
+WEB_URL = (
+    "^$|^[hH][tT][tT][pP][sS]?://[^/?#\\x00-\\x20\\x7f-\\x9f\\u2028\\u2029\\[\\]]+"
+    "([/?#][^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*)?$"
+)
+#: No NUL (a job id: Postgres text cannot hold one).
+NO_NUL = "^[^\\x00]*$"
+#: The API's MJD range (web.job_submission).
+MJD_RANGE = Range(0, 200000)
+
+
+def _line(description: str = "", pattern: str = ONE_LINE, **kw) -> fields.String:
+    """A text parameter: one line, unless `pattern` says otherwise."""
+    validators = [Regexp(pattern), *kw.pop("validate", [])]
+    metadata = {"description": description, **kw.pop("metadata", {})}
+    return fields.String(validate=validators, metadata=metadata, **kw)
+
+
+def _sorts(columns) -> OneOf:
+    return OneOf([*columns, *(f"-{c}" for c in columns)])
 
 
 def _num(description: str = "", **kw) -> fields.Float:
@@ -23,6 +57,12 @@ def _num(description: str = "", **kw) -> fields.Float:
 
 def _str(description: str = "", **kw) -> fields.String:
     return fields.String(allow_none=True, metadata={"description": description}, **kw)
+
+
+def _date(description: str, **kw) -> fields.String:
+    """An ISO 8601 / RFC 3339 UTC time (`2024-05-01T21:03:00.000Z`), null when unknown."""
+    kw.setdefault("allow_none", True)
+    return fields.String(metadata={"description": description, "format": "date-time"}, **kw)
 
 
 class Error(Schema):
@@ -34,46 +74,58 @@ class Health(Schema):
     status = fields.String(required=True, validate=OneOf(["ok", "degraded"]))
     postgres = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
     redis = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
+    surveys = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={
+            "description": "each reference survey: `ok` or `degraded: <reason>`; a degraded "
+            "survey makes `status` degraded but never the answer a 503"
+        },
+    )
+
+
+class Params(Schema):
+    """Request parameters; fields the operation does not take are ignored, not refused."""
+
+    class Meta:
+        unknown = EXCLUDE
 
 
 def _hashtag() -> fields.String:
-    return fields.String(
-        metadata={
-            "description": "the observatory's key; safer in the body or an "
-            "`Authorization: Token <key>` header than in a URL (redacted from logs either way)"
-        }
+    return _line(
+        "the observatory's key; safer in the body or an `Authorization: Token <key>` header "
+        "than in a URL (redacted from logs either way)"
     )
 
 
-class UploadParams(Schema):
-    """The seed service's upload parameters; in the multipart body or the query string (the
-    body wins)."""
+class UploadParams(Params):
+    """The seed service's upload parameters, as multipart form fields (seed-era scripts may put
+    them in the query string instead; the body wins, and both must be valid)."""
 
     hashtag = _hashtag()
-    EventID = fields.String(
-        metadata={"description": "the alert's IVORN (ivo://...) or name", "example": "Gaia16aye"}
-    )
+    EventID = _line("the alert's IVORN (ivo://...) or name", metadata={"example": "Gaia16aye"})
     MJD = fields.Float(
-        validate=Range(0, 200000),
+        validate=MJD_RANGE,
         metadata={"description": "MJD of mid-exposure; required unless dryRun=1"},
     )
     expTime = fields.Float(validate=Range(0, 1e6), metadata={"description": "seconds"})
     matchDist = fields.Float(validate=Range(0, 60), metadata={"description": "arcsec"})
-    comment = fields.String(validate=Length(max=2000))
+    comment = _line("free text stored with the point", FREE_TEXT, validate=[Length(max=2000)])
     dryRun = fields.String(validate=OneOf(_FLAGS), metadata={"description": "1: no follow-up"})
-    forceFilter = fields.String(
-        metadata={"description": "`no`, or SURVEY/FILTER to calibrate against", "example": "no"}
-    )
+    forceFilter = _line("`no`, or SURVEY/FILTER to calibrate against", metadata={"example": "no"})
     noPlot = fields.String(validate=OneOf(_FLAGS))
-    outputFormat = fields.String(validate=OneOf(["json", "html"]))
+    outputFormat = fields.String(validate=OneOf(["json", "html", ""]))
     wait = fields.Integer(
         validate=Range(0, MAX_WAIT_S), metadata={"description": "hold the answer up to N s"}
     )
 
 
 class UploadForm(UploadParams):
+    """The upload's form: `sexCat` or its alias `image` carries the file (`sexCat` wins when
+    both do)."""
+
     sexCat = fields.Raw(
-        required=True,
         metadata={
             "type": "string",
             "format": "binary",
@@ -86,16 +138,47 @@ class UploadForm(UploadParams):
     )
 
 
-class NewEventParams(Schema):
-    """A new alert; in the body or the query string (the body wins)."""
+#: The upload carries `sexCat` or `image`, and `MJD` unless it is a dry run.
+UPLOAD_RULES = {
+    "allOf": [
+        {"anyOf": [{"required": ["sexCat"]}, {"required": ["image"]}]},
+        {
+            "anyOf": [
+                {"required": ["MJD"]},
+                {"required": ["dryRun"], "properties": {"dryRun": {"enum": sorted(TRUE)}}},
+            ]
+        },
+    ],
+    "required": ["EventID"],
+}
+
+
+class NewEventParams(Params):
+    """A new alert, as form fields (seed-era scripts may put them in the query string instead;
+    the body wins, and both must be valid)."""
 
     hashtag = _hashtag()
-    EventID = fields.String(metadata={"description": "IVORN", "example": "ivo://110610"})
-    name = fields.String(validate=Length(max=100), metadata={"example": "Gaia16aye"})
-    ra = fields.Float(validate=Range(0, 360), metadata={"description": "degrees"})
-    dec = fields.Float(validate=Range(-90, 90), metadata={"description": "degrees"})
-    url = fields.String(validate=Length(max=1000))
-    outputFormat = fields.String(validate=OneOf(["json", "html"]))
+    EventID = _line(
+        "IVORN",
+        required=True,
+        validate=[Length(max=300)],
+        metadata={"example": "ivo://example/alert-1"},
+    )
+    name = _line(
+        "the alert's name; no invisible format characters",
+        NAME,
+        required=True,
+        validate=[Length(min=1, max=MAX_NAME_CHARS)],
+        metadata={"example": "ExampleAlert1"},
+    )
+    ra = fields.Float(
+        required=True,
+        validate=Range(0, 360, max_inclusive=False),
+        metadata={"description": "degrees"},
+    )
+    dec = fields.Float(required=True, validate=Range(-90, 90), metadata={"description": "degrees"})
+    url = _line("an http(s) page about the alert", WEB_URL, validate=[Length(max=1000)])
+    outputFormat = fields.String(validate=OneOf(["json", "html", ""]))
 
 
 _KINDS = {
@@ -130,11 +213,11 @@ Job = Schema.from_dict(
         "ivorn": fields.String(required=True),
         "observatory": fields.String(required=True),
         "mjd": _num("MJD of mid-exposure", required=True),
-        "date_obs": _str("the MJD as ISO 8601 UTC", required=True),
+        "date_obs": _date("the MJD as ISO 8601 UTC", required=True),
         "url_page": fields.String(required=True, metadata={"description": "the alert's page"}),
         "dry_run": fields.Boolean(required=True, allow_none=True),
-        "created_at": _str("ISO 8601", required=True),
-        "finished_at": _str("ISO 8601", required=True),
+        "created_at": _date("when the upload was accepted", required=True),
+        "finished_at": _date("when the job ended", required=True),
         "attempts": fields.Integer(required=True),
         **{key: _result(key, nullable=True) for key in RESULT_KEYS},
         "followup_id": fields.Integer(required=True, allow_none=True),
@@ -145,10 +228,12 @@ Job = Schema.from_dict(
 )
 
 
-class StatusQuery(Schema):
+class StatusQuery(Params):
     """`POST /jobs/status`: the jobs a batch client waits for and the states it has seen."""
 
-    ids = fields.List(fields.String(), required=True, validate=Length(max=1000))
+    ids = fields.List(
+        fields.String(validate=Regexp(NO_NUL)), required=True, validate=Length(max=1000)
+    )
     states = fields.Dict(
         keys=fields.String(),
         values=fields.String(),
@@ -176,7 +261,7 @@ class NewAlert(Schema):
 
 _LIGHTCURVE_OWN = {
     "mjd": fields.Float(required=True),
-    "date_obs": fields.String(required=True, metadata={"description": "the MJD as ISO 8601 UTC"}),
+    "date_obs": _date("the MJD as ISO 8601 UTC", required=True, allow_none=False),
     "magerr": fields.Float(required=True, metadata={"description": "-1 for an upper limit"}),
     "caliberr": _num("the zero point's uncertainty", required=True),
     "observatory": fields.String(required=True),
@@ -240,7 +325,7 @@ class Alert(Schema):
     url = _str("an http(s) page about the alert", required=True)
     npoints = fields.Integer(required=True)
     last_mjd = _num(required=True)
-    last_date_obs = _str("last_mjd as ISO 8601 UTC", required=True)
+    last_date_obs = _date("last_mjd as ISO 8601 UTC", required=True)
     key = fields.String(required=True, metadata={"description": "the alert's key in /alerts/<key>"})
     url_page = fields.String(required=True)
 
@@ -267,7 +352,7 @@ Followup = Schema.from_dict(
         "ivorn": fields.String(required=True),
         "observatory": fields.String(required=True),
         "mjd": fields.Float(required=True),
-        "date_obs": fields.String(required=True, metadata={"description": "ISO 8601 UTC"}),
+        "date_obs": _date("the MJD as ISO 8601 UTC", required=True, allow_none=False),
         "exptime": _num(required=True),
         **{key: _result(key) for key in FOLLOWUP_COLUMNS.values()},
         "comment": _str(required=True),
@@ -285,9 +370,11 @@ class FollowupList(_Page):
     items = fields.List(fields.Nested(Followup), required=True)
 
 
-class Format(Schema):
-    outputFormat = fields.String(validate=OneOf(["json", "html", "csv"]))
-    format = fields.String(validate=OneOf(["json", "html", "csv"]))
+class Format(Params):
+    """Empty means the default, as a browser form sends it."""
+
+    outputFormat = fields.String(validate=OneOf(["json", "html", "csv", ""]))
+    format = fields.String(validate=OneOf(["json", "html", "csv", ""]))
 
 
 class LightcurveQuery(Format):
@@ -299,32 +386,38 @@ class LightcurveQuery(Format):
 
 class Paging(Format):
     page = fields.Integer(validate=Range(1, 10**6))
-    per_page = fields.Integer(validate=Range(1, 500))
+    per_page = fields.Integer(validate=Range(1, MAX_PER_PAGE))
 
 
 class AlertQuery(Paging):
-    q = fields.String(metadata={"description": "searches name and IVORN"})
+    q = _line("searches name and IVORN")
     observed_only = fields.String(validate=OneOf(_FLAGS))
-    band = fields.String(metadata={"description": "substring of a current point's filter"})
-    survey = fields.String(metadata={"description": "substring of a current point's survey"})
-    observatory = fields.String(metadata={"description": "substring of a point's observatory"})
-    sort = fields.String(metadata={"description": "a column, `-column` for descending"})
+    band = _line("substring of a current point's filter")
+    survey = _line("substring of a current point's survey")
+    observatory = _line("substring of a point's observatory")
+    sort = fields.String(
+        validate=_sorts(ALERT_SORTS), metadata={"description": "`-column` for descending"}
+    )
 
 
 class FollowupQuery(Paging):
-    alert = fields.String(metadata={"description": "name or IVORN"})
-    observatory = fields.String(metadata={"description": "substring"})
-    band = fields.String(metadata={"description": "substring of the filter"})
-    survey = fields.String(metadata={"description": "substring"})
-    mjd_min = fields.Float()
-    mjd_max = fields.Float()
-    sort = fields.String(metadata={"description": "a column, `-column` for descending"})
+    alert = _line("name or IVORN")
+    observatory = _line("substring")
+    band = _line("substring of the filter")
+    survey = _line("substring")
+    mjd_min = fields.Float(validate=Range(-1e9, 1e9))
+    mjd_max = fields.Float(validate=Range(-1e9, 1e9))
+    sort = fields.String(
+        validate=_sorts(FOLLOWUP_SORTS), metadata={"description": "`-column` for descending"}
+    )
 
 
-class Login(Schema):
-    hashtag = fields.String(required=True)
-    next = fields.String(metadata={"description": "a path on this site to go to afterwards"})
-    csrf_token = fields.String(required=True)
+class Login(Params):
+    hashtag = _line("the observatory's key", required=True)
+    next = fields.String(
+        metadata={"description": "a path on this site to go to afterwards (else the home page)"}
+    )
+    csrf_token = _line("from the login form", required=True)
 
 
 class LoggedIn(Schema):
@@ -336,7 +429,10 @@ class LoggedOut(Schema):
 
 
 class SubmitForm(UploadForm):
-    csrf_token = fields.String(required=True)
+    """The browser's upload form: `MJD` may also be a JD or an ISO 8601 date."""
+
+    MJD = _line("MJD, JD or ISO 8601 date of mid-exposure; required unless dryRun=1")
+    csrf_token = _line("from the upload form", required=True)
 
 
 class Observatory(Schema):
@@ -409,3 +505,7 @@ class ObservatoryDetail(Schema):
         keys=fields.String(), values=fields.Nested(InstrumentFilterModel), required=True
     )
     frames = fields.List(fields.Nested(InstrumentFrame), required=True)
+
+
+#: JSON Schema rules across a form's fields, added to its component in /openapi.json.
+FORM_RULES = {"UploadForm": UPLOAD_RULES, "SubmitForm": UPLOAD_RULES}

@@ -14,6 +14,7 @@ from db.session import session_scope
 from web import keys
 from web.alert_registry import add_alert
 from web.errors import ApiError
+from web.hygiene import single_line
 
 
 def _session():
@@ -35,6 +36,10 @@ def observatory_add(name: str, lon: float, lat: float, filters: str) -> None:
     """Register an observatory; the last line printed is its new hashtag (shown once)."""
     if not (-180 <= lon <= 360 and -90 <= lat <= 90):
         raise click.BadParameter("lon must be in [-180, 360] and lat in [-90, 90]")
+    try:
+        single_line("name", name)  # shown on pages, in job JSON and in CSV downloads
+    except ApiError as e:
+        raise click.BadParameter(f"{e.error}: {e.detail}") from None
     with _session() as s:
         if s.scalars(select(Observatory).where(Observatory.name == name)).first():
             raise click.ClickException(f"observatory {name!r} exists; use `observatory rotate`")

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from blobstore import StoreFull, StoreUnavailable
 from web.negotiation import wants_json
+from web.request_body import cached_body
 
 log = logging.getLogger(__name__)
 Num = TypeVar("Num", int, float)
@@ -37,8 +38,8 @@ def parse_bounded(name: str, raw: str, cast: type[Num], lo: Num, hi: Num) -> Num
 
 
 def error_response(status: int, error: str, detail: str | None = None) -> Response:
-    # A too-large body cannot be read for its outputFormat: answer JSON unless a browser asked.
-    unreadable = status == 413 and "text/html" not in request.headers.get("Accept", "")
+    # A too-large body or URL is not read for its outputFormat: JSON unless a browser asked.
+    unreadable = status in (413, 414, 431) and "text/html" not in request.headers.get("Accept", "")
     if unreadable or wants_json():
         resp = jsonify(error=error, detail=detail)
         resp.status_code = status
@@ -48,6 +49,33 @@ def error_response(status: int, error: str, detail: str | None = None) -> Respon
     if status in (429, 503, 507):
         resp.headers["Retry-After"] = {429: "30", 503: "5", 507: "60"}[status]
     return resp
+
+
+def too_large_reason(app: Flask) -> tuple[str, str]:
+    """Why a body was refused as too large: the whole upload, the number of form parts or one
+    text field (Werkzeug raises the same 413 for each; the refusal must say which).
+
+    Small multipart bodies are read before parsing (`web.request_body`), so their parts can be
+    counted here; for a larger one both form limits are named.
+    """
+    limit, parts = app.config["MAX_CONTENT_LENGTH"], app.config["MAX_FORM_PARTS"]
+    field_mb = app.config["MAX_FORM_MEMORY_SIZE"] / 1e6
+    if (request.content_length or 0) > limit or request.mimetype != "multipart/form-data":
+        return "upload too large", (
+            f"uploads are limited to {limit / 1e6:.3g} MB; "
+            "upload the SExtractor catalogue, not the image"
+        )
+    boundary = request.mimetype_params.get("boundary", "").encode()
+    body = cached_body()
+    if boundary and body and body.count(b"--" + boundary) - 1 > parts:
+        return "too many form parts", f"a form has at most {parts} fields and files"
+    if boundary and body:
+        return "form field too large", (
+            f"a text field holds at most {field_mb:.3g} MB; send data as a file part"
+        )
+    return "form too large", (
+        f"a text field holds at most {field_mb:.3g} MB and a form at most {parts} parts"
+    )
 
 
 def register(app: Flask) -> None:
@@ -78,12 +106,14 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
-        detail = {
-            413: f"uploads are limited to {app.config['MAX_CONTENT_LENGTH'] / 1e6:.3g} MB; "
-            "upload the SExtractor catalogue, not the image",
-            404: f"no such page: {request.path}",
-        }.get(e.code or 500, e.description)
-        return error_response(e.code or 500, e.name.lower(), detail)
+        if e.code == 413:
+            error, detail = too_large_reason(app)
+            return error_response(413, error, detail)
+        detail = {404: f"no such page: {request.path}"}.get(e.code or 500, e.description)
+        resp = error_response(e.code or 500, e.name.lower(), detail)
+        if e.code == 405:  # RFC 9110: a 405 lists the methods the resource supports
+            resp.headers["Allow"] = dict(e.get_headers())["Allow"]
+        return resp
 
     @app.errorhandler(Exception)
     def _internal(e: Exception):

@@ -2,12 +2,16 @@
 
 Identifiers (alert names, IVORNs, keys) are one line of printable text: a control character in one
 (NUL, CR/LF, TAB, ESC...) is never meant, Postgres cannot store NUL, and CR/LF in a name would split
-the header of its CSV download. Free text (comments) may hold line breaks and tabs, nothing else.
+the header of its CSV download. An invisible format character (Unicode category Cf: the bidi
+overrides and isolates, zero-width spaces and joiners, BOM, soft hyphen) would make a name read
+differently from what it is (`abc\u202egnp.exe` shows as `abcexe.png`) or make two names that look
+the same differ. Free text (comments) may hold line breaks and tabs, nothing else.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from web.errors import ApiError
@@ -30,11 +34,44 @@ def header_has_control(value: str) -> bool:
     return _CONTROL_IN_HEADER.search(value) is not None
 
 
+def _category_ranges(category: str) -> str:
+    """A regex character-class body of the code points of the Basic Multilingual Plane in
+    Unicode `category`."""
+    points = [c for c in range(0x10000) if unicodedata.category(chr(c)) == category]
+    spans, start = [], points[0]
+    for prev, cur in zip(points, [*points[1:], None], strict=True):
+        if cur != prev + 1:
+            spans.append(
+                re.escape(chr(start)) + ("-" + re.escape(chr(prev)) if prev > start else "")
+            )
+            start = cur
+    return "".join(spans)
+
+
+#: The invisible format characters (Unicode category Cf) of the Basic Multilingual Plane, as a
+#: regex character-class body for the API's description.
+FORMAT_CHARACTERS_BMP = _category_ranges("Cf")
+
+
+def format_character(value: str) -> str | None:
+    """The first invisible format character (Unicode category Cf) in `value`, or None."""
+    return next((c for c in value if unicodedata.category(c) == "Cf"), None)
+
+
 def single_line(field: str, value: str) -> str:
-    """`value` unchanged, or a 422 naming `field` when it holds a control character."""
+    """`value` unchanged, or a 422 naming `field` when it holds a control character or an
+    invisible format character."""
     if has_control(value):
         raise ApiError(
             422, f"{field} contains a control character", "use printable text on one line"
+        )
+    hidden = format_character(value)
+    if hidden is not None:
+        raise ApiError(
+            422,
+            f"{field} contains an invisible formatting character "
+            f"(U+{ord(hidden):04X} {unicodedata.name(hidden, 'format character')})",
+            "remove bidirectional overrides, zero-width and other invisible characters",
         )
     return value
 

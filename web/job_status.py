@@ -38,10 +38,12 @@ def _request_body() -> tuple[list[str], dict[str, str], float]:
     ids = body.get("ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ApiError(422, "ids must be a list of job ids", "the job_id values from /upload")
+    if any("\x00" in i for i in ids):
+        raise ApiError(400, "malformed request", "a job id contains a NUL character")
     if len(ids) > MAX_IDS:
         raise ApiError(422, f"too many ids ({len(ids)})", f"list at most {MAX_IDS} jobs a request")
     states = body.get("states", {})
-    if not isinstance(states, dict):
+    if not isinstance(states, dict) or not all(isinstance(v, str) for v in states.values()):
         raise ApiError(422, "states must be an object", 'e.g. {"<job_id>": "queued"}')
     wait = body.get("wait", 0)
     if isinstance(wait, bool) or not isinstance(wait, (int, float, str)):

@@ -21,6 +21,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import Connection
+from werkzeug.routing import BaseConverter
 
 from blobstore import BlobNotFound
 from blobstore.keys import cutout_key
@@ -36,6 +37,15 @@ from web.errors import ApiError
 from web.negotiation import wants_json
 
 bp = Blueprint("jobs", __name__)
+
+
+class JobIdConverter(BaseConverter):
+    """A job id in a URL: 32 hex digits (`uuid4().hex`), so `/jobs/status` is never a job and
+    a malformed id is a 404 before any query."""
+
+    regex = "[0-9a-f]{32}"
+
+
 #: The longest `wait=` a request may hold a thread for.
 MAX_WAIT_S = 60
 #: `Retry-After` never says more than this (a client re-asks then anyway).
@@ -186,12 +196,12 @@ def _get(job_id: str) -> JobView:
     return job
 
 
-@bp.get("/jobs/<job_id>")
+@bp.get("/jobs/<job_id:job_id>")
 def show(job_id: str):
     return job_response(_get(job_id), 200)
 
 
-@bp.get("/jobs/<job_id>/plot.png")
+@bp.get("/jobs/<job_id:job_id>/plot.png")
 def plot(job_id: str):
     job = _get(job_id)
     return _send_blob(job.image_path, "no calibration plot for this job", "upload with noPlot=0")
@@ -210,7 +220,7 @@ def _send_blob(key: str | None, missing: str, hint: str) -> Response:
     return send_file(f, mimetype="image/png", max_age=3600, etag=key.replace("/", "-"))
 
 
-@bp.get("/jobs/<job_id>/cutout.png")
+@bp.get("/jobs/<job_id:job_id>/cutout.png")
 def cutout(job_id: str):
     """The ±30″ cutout around the alert (image uploads), written by the worker with the plot."""
     job = _get(job_id)

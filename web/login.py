@@ -88,6 +88,7 @@ def login():
 
 
 @bp.post("/logout")
+@rate_limited
 def logout():
     obs = session_observatory(db())
     if obs is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import swagger_ui
 from apispec import APISpec
@@ -25,12 +25,15 @@ from flask import (
     render_template,
     send_from_directory,
 )
+from marshmallow import Schema
+from werkzeug.routing import Rule, UnicodeConverter
 
 from web import apischemas as s
 from web.errors import ApiError
 
 bp = Blueprint("openapi", __name__)
 JSON, HTML, CSV, PNG, TEXT = "application/json", "text/html", "text/csv", "image/png", "text/plain"
+OPENMETRICS = "application/openmetrics-text"
 SWAGGER_DIR = Path(swagger_ui.__file__).parent / "static"
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 #: The Swagger UI page runs only our own scripts; its styles are set inline by the bundle.
@@ -42,19 +45,25 @@ DOCS_CSP = (
 UNDOCUMENTED = {"static", "openapi.asset", "alert_pages.bokehjs"}
 
 ERRORS = {
-    400: "malformed request: a control character in the path, a header or a field, a missing "
-    "sexCat, a missing CSRF token (forms)",
+    400: "malformed request: a control character in the path or a header, a NUL in a field, a "
+    "missing sexCat, a missing or stale CSRF token (forms)",
     401: "missing, unknown or revoked key (or not logged in)",
     403: "the follow-up point belongs to another observatory",
     404: "unknown job, alert, follow-up point or page (also a page past the last one)",
+    406: "a format (format= or outputFormat=) this endpoint does not have",
     409: "the alert exists already",
-    413: "the upload is larger than MAX_UPLOAD_BYTES",
-    422: "a parameter is missing, malformed or out of range (the error says which)",
+    413: "the body is too large: the upload (MAX_UPLOAD_BYTES), a text field (1 MB) or the "
+    "number of form parts (200); the error says which",
+    414: "the URL is longer than 8000 bytes: send long values as form fields",
+    422: "a parameter is missing, malformed, repeated or out of range (the error says which)",
     429: "over the rate limit; retry after Retry-After seconds",
+    431: "too many header fields, or one larger than 8190 bytes",
     503: "a service (database, queue, file store) is restarting; retry after Retry-After seconds",
     507: "the upload disk is full, nothing was stored; retry after Retry-After seconds",
 }
 TEXT_BODY = {"type": "string"}
+#: What every request can meet: a malformed head, an over-long URL or header, a restart.
+ANY_REQUEST = (400, 414, 431, 503)
 
 
 def _answer(description: str, schema: Any = None, *types: str) -> dict:
@@ -77,26 +86,60 @@ def _op(
     errors: tuple[int, ...] = (),
     *,
     tag: str,
-    query: Any = None,
-    form: Any = None,
+    query: type[Schema] | None = None,
+    form: type[Schema] | None = None,
+    body_required: bool = False,
+    seed_query: bool = False,
     secured: bool = False,
+    description: str | None = None,
 ) -> dict:
-    """One operation: its answers, plus 400 and 503 (every request can meet those)."""
+    """One operation: its answers, plus those every request can meet (`ANY_REQUEST`), 422 when
+    it takes parameters, 406 when it takes a format and 413 when it takes a body.
+
+    `seed_query` means seed-era scripts may send the form's fields in the query string instead
+    (checked like the form, see web.contract, but not described: the form is the interface).
+    """
+    codes = {*ANY_REQUEST, *errors}
+    if query is not None or form is not None:
+        codes.add(422)
+    for params in (query, form):
+        if params is not None and {"format", "outputFormat"} & set(params().fields):
+            codes.add(406)
+    if form is not None:
+        codes.add(413)
     responses = {str(code): answer for code, answer in ok.items()}
-    for code in sorted({400, 503, *errors}):
+    for code in sorted(codes):
         responses.setdefault(str(code), _answer(ERRORS[code], "Error", HTML))
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if description:
+        op["description"] = description
     if query is not None:
         op["parameters"] = [{"in": "query", "schema": query}]
     if form is not None:
         op["requestBody"] = {
             "content": {"multipart/form-data": {"schema": form}},
-            "required": False,
+            "required": body_required,
         }
     if secured:
         op["security"] = [{"token": []}, {"bearer": []}, {"hashtag": []}, {}]
+    op[CONTRACT] = RequestContract(query, form, seed_query)
     return op
 
+
+class RequestContract(NamedTuple):
+    """What web.contract checks a request against: the operation's query and form schemas."""
+
+    query: type[Schema] | None
+    form: type[Schema] | None
+    seed_query: bool
+
+
+#: The key of an operation's RequestContract; left out of the published document.
+CONTRACT = "x-calserv-contract"
+SEED_QUERY_NOTE = (
+    "Seed-era scripts may send these fields in the query string instead (the body wins; both "
+    "must be valid); the key is safer in the body or an `Authorization` header."
+)
 
 _WRITE = (401, 404, 413, 422, 429)
 _JOB = _answer("the job; 200 when it has ended (wait=N), 202 while it runs", "Job", HTML)
@@ -108,9 +151,11 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         {200: _JOB, 202: _JOB},
         (*_WRITE, 507),
         tag="calibration",
-        query=s.UploadParams,
         form=s.UploadForm,
+        body_required=True,
+        seed_query=True,
         secured=True,
+        description=SEED_QUERY_NOTE,
     ),
     ("jobs.show", "get"): _op(
         "A job's state and result",
@@ -149,9 +194,11 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         },
         (401, 409, 413, 422, 429),
         tag="alerts",
-        query=s.NewEventParams,
         form=s.NewEventParams,
+        body_required=True,
+        seed_query=True,
         secured=True,
+        description=SEED_QUERY_NOTE,
     ),
     ("alerts.newevent_form", "get"): _op(
         "The new-alert form (logged-in browsers)",
@@ -211,7 +258,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("followups.withdraw_form", "post"): _op(
         "The Withdraw button of a logged-in observatory (CSRF-checked)",
         {303: _redirect("to the alert's page, or to /login")},
-        (401, 403, 404, 413),
+        (401, 403, 404, 413, 429),
         tag="browser",
         query=s.Format,
     ),
@@ -236,13 +283,14 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         tag="observatories",
     ),
     ("ops.healthz", "get"): _op(
-        "Whether Postgres and Redis answer",
+        "Whether Postgres and Redis answer, and each reference survey's state",
         {200: _answer("all up", "Health"), 503: _answer("one is down (named)", "Health")},
         tag="operations",
     ),
     ("metrics.metrics", "get"): _op(
-        "Prometheus metrics: request latency, jobs by state, job latency, queue length",
-        {200: _answer("Prometheus text format", None, TEXT)},
+        "Prometheus metrics: request latency, jobs, job latency and processing time, queue "
+        "length, reference surveys",
+        {200: _answer("the Prometheus text format, or OpenMetrics", None, TEXT, OPENMETRICS)},
         tag="operations",
     ),
     ("openapi.spec", "get"): _op(
@@ -273,6 +321,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         (401, 404, 413, 422, 429, 507),
         tag="browser",
         form=s.SubmitForm,
+        body_required=True,
     ),
     ("login.login_form", "get"): _op(
         "The login form", {200: _answer("the form", None, HTML)}, tag="browser"
@@ -283,11 +332,12 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         (401, 413, 429),
         tag="browser",
         form=s.Login,
+        body_required=True,
     ),
     ("login.logout", "post"): _op(
         "Log out (CSRF-checked)",
         {200: _answer("logged out", "LoggedOut"), 303: _redirect("to the home page")},
-        (413,),
+        (413, 429),
         tag="browser",
         query=s.Format,
     ),
@@ -323,23 +373,52 @@ def build_spec(app: Flask) -> dict:
     for name, scheme in schemes.items():
         spec.components.security_scheme(name, scheme)
     paths: dict[str, dict[str, dict]] = {}
-    args: dict[str, list[str]] = {}
-    for rule in app.url_map.iter_rules():
+    args: dict[str, dict[str, str]] = {}
+    operation_ids: set[str] = set()
+    # The seed's `/cgi/...` aliases after their plain paths: theirs are the operation ids.
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule.startswith("/cgi/")):
         if rule.endpoint in UNDOCUMENTED:
             continue
         path = _ARG.sub(r"{\1}", rule.rule)
-        args[path] = sorted(rule.arguments)
+        args[path] = {a: _segment(rule, a) for a in sorted(rule.arguments)}
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            key = (rule.endpoint, method.lower())
-            paths.setdefault(path, {})[method.lower()] = copy.deepcopy(OPERATIONS[key])
+            op = copy.deepcopy(OPERATIONS[(rule.endpoint, method.lower())])
+            del op[CONTRACT]
+            op["operationId"] = _operation_id(rule.endpoint, path, operation_ids)
+            if rule.arguments:  # no such job, alert, point or file
+                op["responses"].setdefault("404", _answer(ERRORS[404], "Error", HTML))
+            paths.setdefault(path, {})[method.lower()] = op
     for path in sorted(paths):
         params = [
             {"in": "path", "name": a, "required": True,
-             "schema": {"type": "string", "pattern": "^[^/]+$"}}
-            for a in args[path]
+             "schema": {"type": "string", "pattern": pattern}}
+            for a, pattern in args[path].items()
         ]  # fmt: skip
         spec.path(path=path, operations=paths[path], parameters=params)
-    return spec.to_dict()
+    doc = spec.to_dict()
+    for name, rules in s.FORM_RULES.items():  # across fields: apispec has no words for these
+        doc["components"]["schemas"][name].update(copy.deepcopy(rules))
+    return doc
+
+
+#: A path parameter: one segment without a control character (those are a 400).
+PATH_SEGMENT = "^[^/\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]+$"
+
+
+def _segment(rule: Rule, arg: str) -> str:
+    """The pattern of path parameter `arg`: its converter's, or any one segment."""
+    converter = rule._converters[arg]
+    return PATH_SEGMENT if type(converter) is UnicodeConverter else f"^{converter.regex}$"
+
+
+def _operation_id(endpoint: str, path: str, taken: set[str]) -> str:
+    """`uploads_upload`; an alias path of the same view gets its path as a suffix
+    (`uploads_upload_cgi_upload`)."""
+    name = endpoint.replace(".", "_")
+    if name in taken:
+        name += "_" + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
+    taken.add(name)
+    return name
 
 
 @bp.get("/openapi.json")

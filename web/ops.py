@@ -3,6 +3,8 @@ reading small request bodies at once."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Blueprint, Flask, current_app, jsonify, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -14,7 +16,9 @@ from db.session import engine
 from web.auth import SESSION_KEY, hashtag_owner, session_observatory
 from web.errors import ApiError
 from web.hygiene import has_control, header_has_control
+from web.request_body import read_small_body
 from web.request_session import db
+from web.survey_status import survey_states
 
 
 def rate_key() -> str:
@@ -46,7 +50,8 @@ bp = Blueprint("ops", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise."""
+    """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise; `surveys`
+    gives each reference survey's state, which never fails the probe (web.survey_status)."""
     checks = {}
     try:
         with engine(current_app.config["DATABASE_URL"]).connect() as conn:
@@ -60,7 +65,9 @@ def healthz():
     except Exception as e:
         checks["redis"] = f"down: {type(e).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    resp = jsonify(status="ok" if ok else "degraded", **checks)
+    surveys = survey_states()
+    fine = ok and all(v == "ok" for v in surveys.values())
+    resp = jsonify(status="ok" if fine else "degraded", **checks, surveys=surveys)
     resp.status_code = 200 if ok else 503
     if not ok:
         resp.headers["Retry-After"] = "5"
@@ -85,14 +92,50 @@ SECURITY_HEADERS = {
 
 
 def refuse_nul_bytes() -> None:
-    """400 for a NUL character in any field or file name: PostgreSQL text cannot store one, and
-    no valid key, IVORN, name or comment contains one (it would otherwise surface as a 500)."""
+    """400 for a NUL character in any field value (every value of a repeated one) or file name:
+    PostgreSQL text cannot store one, and no valid key, IVORN, name or comment contains one (it
+    would otherwise surface as a 500). Field names are not checked (a field calserv does not
+    take is ignored), and a request no route takes (404, or 405 for TRACE) gets that answer."""
+    if request.routing_exception is not None:
+        return
     try:
-        values = [*request.values.values(), *(f.filename or "" for f in request.files.values())]
+        values = [
+            *(v for _, vs in request.values.lists() for v in vs),
+            *(f.filename or "" for _, fs in request.files.lists() for f in fs),
+        ]
     except HTTPException:  # an unreadable body (e.g. too large) is refused by the view itself
         return
     if any("\x00" in v for v in values):
         raise ApiError(400, "malformed request", "a field contains a NUL character")
+
+
+#: The longest URL (path and query, as sent) and header value the app takes. gunicorn's own
+#: limits (deploy/gunicorn.conf.py) sit above these, so a longer one is refused here, in JSON
+#: like every other error, and not by gunicorn's HTML page.
+MAX_URL_BYTES = 8000
+MAX_HEADER_BYTES = 8190
+MAX_HEADERS = 100
+
+
+def refuse_oversized_head() -> None:
+    """414 for a URL over MAX_URL_BYTES, 431 for too many or too large header fields."""
+    env = request.environ
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI")
+    url_bytes = len(raw) if raw else len(quote(request.path)) + 1 + len(request.query_string)
+    if url_bytes > MAX_URL_BYTES:
+        raise ApiError(
+            414,
+            f"URL too long ({url_bytes} bytes)",
+            f"a URL holds at most {MAX_URL_BYTES} bytes: send long values (comment, ...) as "
+            "form fields in the body",
+        )
+    headers = list(request.headers.items())
+    if len(headers) > MAX_HEADERS:
+        raise ApiError(431, "too many header fields", f"send at most {MAX_HEADERS}")
+    for name, value in headers:
+        if len(name) + len(value) > MAX_HEADER_BYTES:
+            limit = f"a header holds at most {MAX_HEADER_BYTES} bytes"
+            raise ApiError(431, f"header {name[:40]} too large", limit)
 
 
 def refuse_control_characters() -> None:
@@ -104,19 +147,6 @@ def refuse_control_characters() -> None:
         raise ApiError(400, "malformed header", "a header contains a control character")
 
 
-#: Bodies up to this size are read from the server in one call before the form is parsed: a
-#: typical catalogue upload then costs gunicorn and Werkzeug ~1.8 ms less CPU than when the
-#: multipart parser pulls it through the server's reader in 64 KiB pieces (bench/bench_load.py).
-#: Larger bodies stream as before, their files spooled to disk, so memory stays bounded.
-READ_AT_ONCE_BYTES = 8 * 1024 * 1024
-
-
-def read_small_body() -> None:
-    length = request.content_length
-    if length and length <= READ_AT_ONCE_BYTES and request.mimetype == "multipart/form-data":
-        request.get_data(parse_form_data=False)  # cached; the form parser reads this copy
-
-
 def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     # Redis down must not refuse uploads: they are stored in Postgres and sent by the sweeper.
@@ -124,6 +154,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault(
         "RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1}
     )
+    app.before_request(refuse_oversized_head)
     app.before_request(refuse_control_characters)
     app.before_request(read_small_body)  # before the rate limit: its key reads the form
     limiter.init_app(app)

@@ -12,6 +12,7 @@ from web.job_submission import catalogue_file, create_job, parse_params, resolve
 from web.keys import KeyOwner
 from web.lightcurve import CURRENT
 from web.login import login_required
+from web.ops import rate_limited
 from web.request_session import db
 
 bp = Blueprint("pages", __name__)
@@ -64,6 +65,7 @@ def submit_form(obs: KeyOwner):
 
 
 @bp.post("/submit")
+@rate_limited
 @login_required
 def submit(obs: KeyOwner):
     """The browser upload form (CSRF-checked): queue the job, then 303 to its page."""

@@ -33,7 +33,7 @@ from db.observations import make_current
 from db.session import engine, session_scope
 from refcats.location import PartitionCache
 from refcats.store import RefStore, enclosing_cone
-from workers import instrument
+from workers import instrument, refcat_stats
 from workers.budget import memory_budget
 from workers.heartbeat import heartbeat
 from workers.job_log import job_context
@@ -285,6 +285,7 @@ class _References:
     def __call__(self, ra, dec) -> list[RefCatalog]:
         _check_footprint(ra, dec, settings().max_frame_radius_deg)
         found = _store().footprint(ra, dec, epoch=self.epoch)
+        refcat_stats.report(_store(), settings().redis_url, settings().queue)
         self.warnings += [w for w in found.warnings if w not in self.warnings]
         return [
             RefCatalog.from_columns(survey, {c: t.column(c).to_numpy() for c in t.column_names})

@@ -67,11 +67,16 @@ def test_html(client, data):
 
 
 def test_bad_parameters_are_json_errors(client):
-    for query in ("mjd_min=abc", "mjd_min=2&mjd_max=1", "per_page=1000", "page=-1"):
+    for query in ("mjd_min=abc", "mjd_min=nan", "per_page=1000", "page=-1", "sort=x"):
         resp = client.get(f"/followup?{query}&format=json")
         assert resp.status_code == 422, query
         body = resp.get_json()
         assert body["error"] and "detail" in body
+
+
+def test_an_empty_mjd_range_is_an_empty_list(client):
+    resp = client.get("/followup?mjd_min=2&mjd_max=1&format=json")
+    assert resp.status_code == 200 and resp.get_json()["total"] == 0
 
 
 def test_per_page_up_to_500(client):

@@ -89,7 +89,7 @@ def test_followup_list_sorts_and_filters(client, listed):
     assert client.get(base + "&survey=apa").get_json()["total"] == 2
     assert client.get(base + f"&observatory=south {listed['tag']}").get_json()["total"] == 1
     resp = client.get(base + "&sort=password")
-    assert resp.status_code == 422 and "sort by one of" in resp.get_json()["detail"]
+    assert resp.status_code == 422 and "one of mjd, alert" in resp.get_json()["detail"]
 
 
 def test_alert_list_filters_by_band_survey_and_observatory(client, listed, make):
