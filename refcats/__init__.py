@@ -8,8 +8,6 @@ with their band maps. `refcats.store.RefStore` lists them, checks their health a
 and footprint queries, reading remote partitions through `refcats.location`'s on-disk cache.
 The ``flask --app web refcat`` commands are in `refcats.cli`; docs/reference-surveys.md is the
 operator's guide.
+
+The package itself imports nothing: the web tier reads `refcats.stats` without loading numpy.
 """
-
-from refcats.layout import RefcatError, SurveyInfo
-
-__all__ = ["RefcatError", "SurveyInfo"]

@@ -18,6 +18,7 @@ from web.followups import SORTS as FOLLOWUP_SORTS
 from web.hygiene import FORMAT_CHARACTERS_BMP
 from web.job_submission import FALSE, MAX_WAIT_S, TRUE
 from web.listing import MAX_PER_PAGE
+from web.observatory_pages import SORTS as OBSERVATORY_SORTS
 
 #: Flag values; empty means "no", as a browser form sends an unticked box.
 _FLAGS = sorted(TRUE | FALSE)
@@ -452,7 +453,9 @@ class ObservatoryList(_Page):
 
 
 class ObservatoryQuery(Paging):
-    sort = fields.String(metadata={"description": "name, npoints or last_mjd; `-` descending"})
+    sort = fields.String(
+        validate=_sorts(OBSERVATORY_SORTS), metadata={"description": "`-column` for descending"}
+    )
 
 
 class InstrumentFilterModel(Schema):

@@ -16,9 +16,6 @@ from pathlib import Path
 
 from flask import Flask, current_app
 
-from refcats.location import PartitionCache
-from refcats.store import RefStore
-
 CHECK_INTERVAL_S = 30.0
 WAIT_S = 3.0
 #: Row groups are never read here: a small cache is plenty.
@@ -29,6 +26,10 @@ class SurveyStatus:
     """The last known state of every survey of a store root, refreshed in the background."""
 
     def __init__(self, root: Path, disk_cache_dir: Path, disk_cache_bytes: int):
+        # The store's numpy and pyarrow load with the first check, not when the app is created.
+        from refcats.location import PartitionCache
+        from refcats.store import RefStore
+
         self.store = RefStore(root, CACHE_BYTES, PartitionCache(disk_cache_dir, disk_cache_bytes))
         self._states: dict[str, str] | None = None
         self._checked_at = float("-inf")
