@@ -128,7 +128,9 @@ def render_field(
     Truth: ``zeropoint`` (at the centre), ``target_mag`` and ``source_ra/dec`` (where the
     transient really is), ``completeness_50`` (in the calibrated
     system, from all rendered stars, detected = a source within half the FWHM or 1 arcsec),
-    ``pixscale`` and ``fwhm_arcsec``.
+    ``pixscale`` and ``fwhm_arcsec``; ``stars``: the rendered field stars inside the frame
+    (``ra``, ``dec`` and ``mag`` in the calibrated system), so a benchmark can measure
+    completeness its own way.
     """
     from astropy.io import fits
     from astropy.wcs import WCS
@@ -219,6 +221,7 @@ def render_field(
         "fwhm_arcsec": fwhm_arcsec,
         "wcs_offset_arcsec": wcs_offset_arcsec,
         "n_stars": n_stars,
+        "stars": {"ra": ra[:n][inside], "dec": dec[:n][inside], "mag": cal[inside]},
         "saturation_mag": zeropoint
         - 2.5 * math.log10(SATURATION * 2 * math.pi * (fwhm_pix / 2.3548) ** 2),
     }
