@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.spatial import cKDTree
 
 from calib import CalibrationError, calibrate
@@ -181,12 +182,13 @@ def render_cases(per_case: int, seed: int) -> list[tuple[str, RenderedField]]:
     return frames
 
 
-def completeness_from_stars(f: RenderedField, bin_mag: float = 0.25) -> float | None:
+def completeness_from_stars(f: RenderedField) -> float | None:
     """The 50 % completeness of a rendered frame measured from its stars, independently of
     calib: a star is detected when a catalogue source lies within max(1", FWHM/2) of it (the
-    catalogue moved back by the known WCS error); the detected fraction in ``bin_mag`` bins is
-    interpolated linearly to 50 % at the first bin, going faint from the most complete one,
-    below one half. ``None`` when fewer than 30 stars or the fraction never crosses 50 %."""
+    catalogue moved back by the known WCS error); the textbook logistic
+    ``1 / (1 + exp((m - m50) / width))`` is fitted to every star's detected/missed outcome by
+    maximum likelihood (scipy). ``None`` when fewer than 30 stars, or fewer than 5 detected
+    brighter or 5 missed fainter than the 50 % point (not bracketed)."""
     t, cat = f.truth, f.catalog
     stars = t["stars"]
     if len(stars["mag"]) < 30:
@@ -203,23 +205,22 @@ def completeness_from_stars(f: RenderedField, bin_mag: float = 0.25) -> float | 
     dist, _ = tree.query(plane(stars["ra"], stars["dec"]), k=1)
     detected = dist <= max(1.0, 0.5 * t["fwhm_arcsec"])
     mag = stars["mag"]
-    edges = np.arange(mag.min(), mag.max() + bin_mag, bin_mag)
-    idx = np.clip(np.digitize(mag, edges) - 1, 0, len(edges) - 2)
-    n_all = np.bincount(idx, minlength=len(edges) - 1)
-    n_det = np.bincount(idx, weights=detected, minlength=len(edges) - 1)
-    keep = n_all >= 3
-    centres = (edges[:-1] + bin_mag / 2)[keep]
-    frac = n_det[keep] / n_all[keep]
-    if len(frac) < 2:
+    if detected.all() or not detected.any():
         return None
-    start = int(np.argmax(frac))
-    if frac[start] <= 0.5:
+
+    def loss(p: np.ndarray) -> float:
+        z = (mag - p[0]) / math.exp(p[1])
+        # log p = -log(1 + e^z), log(1 - p) = z - log(1 + e^z)
+        return float(np.sum(np.logaddexp(0.0, z) - np.where(detected, 0.0, z)))
+
+    start = np.array([0.5 * (mag[detected].max() + mag[~detected].min()), math.log(0.2)])
+    m50 = float(minimize(loss, start, method="Nelder-Mead").x[0])
+    if (
+        np.count_nonzero(detected & (mag < m50)) < 5
+        or np.count_nonzero(~detected & (mag > m50)) < 5
+    ):
         return None
-    for i in range(start + 1, len(frac)):
-        if frac[i] < 0.5:
-            a, b = frac[i - 1], frac[i]
-            return float(centres[i - 1] + (a - 0.5) / (a - b) * (centres[i] - centres[i - 1]))
-    return None
+    return m50
 
 
 def _rms(x) -> float:
