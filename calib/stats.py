@@ -3,9 +3,9 @@
 ``np.median`` goes through generic reduction machinery (NaN checks, a mean of the middle pair)
 that costs more than the selection itself on the small arrays of a frame. These helpers return
 exactly what ``np.median`` returns for finite input, which is all they are given; the middle
-pair is selected in one ``np.partition`` with both positions as ``kth``. On fresh data the
-selection costs about 11 ns per value whichever way it is asked for, so the fit bounds how many
-values it hands over (`calib.zeropoint.STATS_STARS`).
+value is selected in one in-place ``partition`` (see `_select_median`). On fresh data the
+selection itself costs about 11 ns per value, so the fit bounds how many values it hands over
+(`calib.zeropoint.STATS_STARS`).
 """
 
 from __future__ import annotations
