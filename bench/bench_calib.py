@@ -6,7 +6,8 @@ Three tables, every frame from fresh seeds drawn from one printed seed (``--seed
   (`calib.sextractor_sim`), the same number of each kind observers send (plain, coarse 5"/px
   pixels with the transient 1.5" off, 0.1 mag vignetting, a crowded field, a saturated target,
   an absent target, few calibration stars, a 5" WCS error, a target near the limit);
-- realistic frames, target: magnitude errors and pulls, (mag - truth) / quoted error, of the
+- realistic frames, target (calserv on the catalogue and, as ``cs-image``, on the FITS frame
+  Source Extractor measured): magnitude errors and pulls, (mag - truth) / quoted error, of the
   targets not flagged saturated (RMS, count beyond 3 and 5 sigma); targets the code calls saturated
   counted apart (calserv's ``saturated`` flag; for STDPipe SExtractor's FLAGS & 4, which its
   documentation treats as saturation); limits against a 50 % completeness measured by
@@ -152,7 +153,7 @@ def bench_size(
 
 def realistic_tables(peers: list[tuple[str, bool, bool]], per_case: int, seed: int) -> list[str]:
     """The realistic-frames tables (see bench/realistic.py), overall and per case."""
-    runners = {"calserv": realistic.run_calserv}
+    runners = {"calserv": realistic.run_calserv, "cs-image": realistic.run_calserv_image}
     for name, robust, all_bands in peers:
         runners[name] = realistic.stdpipe_runner(robust, all_bands)
     frames = realistic.render_cases(per_case, seed)

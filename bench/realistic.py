@@ -98,6 +98,33 @@ def run_calserv(f: RenderedField, options: dict, _order: int) -> Outcome:
     )
 
 
+def run_calserv_image(f: RenderedField, options: dict, _order: int) -> Outcome:
+    """calserv's image path on the FITS frame Source Extractor measured: its own extraction,
+    WCS check and forced photometry of the alert. Its zero point is that of its own apertures
+    (not Source Extractor's MAG_AUTO), so only the target is scored."""
+    from calib.image import ImageError, load_image
+    from calib.imaging import calibrate_image
+
+    t = f.truth
+    start = time.perf_counter()
+    try:
+        r = calibrate_image(
+            load_image(f.image), lambda _ra, _dec: [f.reference], t["target_ra"],
+            t["target_dec"], allowed_filters=OBSERVATORY_FILTERS, **options,
+        ).result  # fmt: skip
+    except (CalibrationError, ImageError) as exc:
+        return Outcome(failed=str(exc), seconds=time.perf_counter() - start)
+    return Outcome(
+        mag=r.mag,
+        mag_err=r.mag_err,
+        limit=r.limit,
+        limiting_mag=r.limiting_mag,
+        band=r.filter,
+        seconds=time.perf_counter() - start,
+        saturated="saturated" in r.target_flags,
+    )
+
+
 def stdpipe_radius(t: dict) -> float:
     """STDPipe's matching radius in arcsec: half the FWHM (``calibrate_photometry``'s default),
     widened by the frame's known WCS error (a user sees it in the match separations; STDWeb
@@ -233,7 +260,9 @@ def _num(x, fn, scale=1e3, fmt="8.1f") -> str:
 
 def summarize_zeropoint(rows: list[tuple[str, RenderedField, Outcome]]) -> str:
     """Zero point (mmag, at the pivot colour), band and time over the frames of ``rows``."""
-    zp = np.array([o.zp - f.truth["zeropoint"] for _, f, o in rows if not o.failed])
+    zp = np.array(
+        [o.zp - f.truth["zeropoint"] for _, f, o in rows if not o.failed and o.zp is not None]
+    )
     wrong = sum(o.band != f.truth["band"] for _, f, o in rows if not o.failed)
     failed = sum(bool(o.failed) for _, _, o in rows)
     times = [o.seconds for _, _, o in rows if not o.failed]

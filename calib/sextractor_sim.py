@@ -37,12 +37,14 @@ SATURATION = 60000.0
 
 @dataclass
 class RenderedField:
-    """A rendered frame: the catalogue bytes and parsed `SourceCatalog`, reference, truth."""
+    """A rendered frame: the catalogue bytes and parsed `SourceCatalog`, reference, truth,
+    and the FITS image Source Extractor measured (for the image path)."""
 
     data: bytes
     catalog: SourceCatalog
     reference: RefCatalog
     truth: dict = field(default_factory=dict)
+    image: bytes = b""
 
 
 def sextractor_available() -> bool:
@@ -187,6 +189,7 @@ def render_field(
         image = workdir / "image.fits"
         fits.writeto(image, img, header)
         data = _run_sextractor(image, pixscale, fwhm_arcsec, workdir)
+        image_bytes = image.read_bytes()
     catalog = read_catalog(data)
 
     if target_neighbour is not None and target_mag is not None:  # a catalogued star
@@ -225,7 +228,9 @@ def render_field(
         "saturation_mag": zeropoint
         - 2.5 * math.log10(SATURATION * 2 * math.pi * (fwhm_pix / 2.3548) ** 2),
     }
-    return RenderedField(data=data, catalog=catalog, reference=reference, truth=truth)
+    return RenderedField(
+        data=data, catalog=catalog, reference=reference, truth=truth, image=image_bytes
+    )
 
 
 def _detected(catalog: SourceCatalog, ra, dec, offset, radius_arcsec: float) -> np.ndarray:
