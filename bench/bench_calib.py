@@ -162,6 +162,13 @@ def realistic_tables(peers: list[tuple[str, bool, bool]], per_case: int, seed: i
         options, order = realistic.CASES[case][1], realistic.CASES[case][2]
         for name, run in runners.items():
             rows[name].append((case, f, run(f, options, order)))
+    crashes = [
+        f"{name} crashed on render_field({f.truth['render_seed']}, "
+        f"**realistic.CASES[{case!r}][0]) ({case}): {o.failed}"
+        for name, outcomes in rows.items()
+        for case, f, o in outcomes
+        if o.crashed
+    ]
     lines = [
         f"realistic frames: {len(frames)} rendered fields, Source Extractor catalogues, "
         f"{len(realistic.CASES)} cases x {per_case}"
@@ -185,7 +192,7 @@ def realistic_tables(peers: list[tuple[str, bool, bool]], per_case: int, seed: i
             for name in runners:
                 subset = [row for row in rows[name] if row[0] == case]
                 lines.append(f"{case:>11}{name:>10} " + summarize(subset))
-    return lines
+    return [*lines, "", f"internal errors (bugs, counted as failed): {len(crashes)}", *crashes]
 
 
 #: sources -> (frames, runs of each frame); small frames are cheap and the noisiest.

@@ -71,6 +71,7 @@ class Outcome:
     seconds: float = math.nan
     failed: str | None = None
     saturated: bool = False
+    crashed: bool = False  # an exception other than the code's own refusal: a bug
 
 
 def run_calserv(f: RenderedField, options: dict, _order: int) -> Outcome:
@@ -83,6 +84,8 @@ def run_calserv(f: RenderedField, options: dict, _order: int) -> Outcome:
         )  # fmt: skip
     except CalibrationError as exc:
         return Outcome(failed=str(exc), seconds=time.perf_counter() - start)
+    except Exception as exc:  # a bug: counted and listed with the frame, the bench goes on
+        return Outcome(failed=f"{type(exc).__name__}: {exc}", crashed=True)
     elapsed = time.perf_counter() - start
     ct = r.colour_term or 0.0
     pivot = r.fit.colour_pivot if r.fit.colour_pivot is not None else PIVOT
@@ -114,6 +117,8 @@ def run_calserv_image(f: RenderedField, options: dict, _order: int) -> Outcome:
         ).result  # fmt: skip
     except (CalibrationError, ImageError) as exc:
         return Outcome(failed=str(exc), seconds=time.perf_counter() - start)
+    except Exception as exc:  # a bug: counted and listed with the frame, the bench goes on
+        return Outcome(failed=f"{type(exc).__name__}: {exc}", crashed=True)
     return Outcome(
         mag=r.mag,
         mag_err=r.mag_err,
@@ -203,7 +208,9 @@ def render_cases(per_case: int, seed: int) -> list[tuple[str, RenderedField]]:
     frames = []
     for name, (render_options, _, _) in CASES.items():
         for _ in range(per_case):
-            f = render_field(int(rng.integers(1 << 31)), **render_options)
+            seed = int(rng.integers(1 << 31))
+            f = render_field(seed, **render_options)
+            f.truth["render_seed"] = seed
             f.truth["completeness_50_bench"] = completeness_from_stars(f)
             frames.append((name, f))
     return frames
