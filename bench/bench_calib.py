@@ -21,9 +21,11 @@ astrometry. ``stdpipe`` is its robust fitter, ``stdp-wls`` weighted least square
 each of the four bands in turn (a pipeline built on it must fit every candidate band), R
 scored. calserv runs the whole pipeline and chooses the band itself (observatory filters R, I).
 
-Timing is per core (BLAS limited to one thread) on a machine that may be shared: each frame
-is timed several times, the codes taking turns frame by frame, and the fastest run of each
-frame is kept; the tables show the median over frames, ratios from the same run. Prints the
+Timing is the CPU time of the calling thread (BLAS limited to one thread), so the other work
+of a shared machine does not count (wall-clock minima of a 7 ms call moved the 1k ratio between
+0.84 and 1.47 from run to run; CPU time between 0.99 and 1.02): each frame is timed several
+times, the codes taking turns frame by frame, and the fastest run of each frame is kept; the
+tables show the median over frames, ratios from the same run. Prints the
 tables and writes them to bench/results/calib.txt. Run in the bench venv (STDPipe is not a
 runtime dependency; ``make bench`` creates it):
 
@@ -63,9 +65,9 @@ Runner = Callable[[SimulatedField], tuple[float, float, float]]
 
 def run_calserv(field: SimulatedField) -> tuple[float, float, float]:
     truth = field.truth
-    start = time.perf_counter()
+    start = time.thread_time()
     result = calibrate(field.catalog, [field.reference], truth["target_ra"], truth["target_dec"])
-    elapsed = time.perf_counter() - start
+    elapsed = time.thread_time() - start
     return elapsed, result.fit.zeropoint_at(PIVOT), result.mag
 
 
@@ -78,7 +80,7 @@ def stdpipe_runner(robust: bool, all_bands: bool = False) -> Runner:
     def run(field: SimulatedField) -> tuple[float, float, float]:
         cat, ref, truth = field.catalog, field.reference, field.truth
         bands = [b for b in ref.bands if all_bands and b != "R"] + ["R"]  # R's fit is kept
-        start = time.perf_counter()
+        start = time.thread_time()
         for band in bands:
             mag, mag_err = ref.bands[band]
             blue, red = colour_for_band(band, list(ref.bands))
@@ -93,7 +95,7 @@ def stdpipe_runner(robust: bool, all_bands: bool = False) -> Runner:
             cat.dec - truth["target_dec"],
         )
         i = int(np.argmin(d))
-        elapsed = time.perf_counter() - start
+        elapsed = time.thread_time() - start
         zero = float(np.median(m["zero_fn"](np.zeros(1), np.zeros(1), None)))
         zp_pivot = zero + PIVOT * float(m["color_term"])
         return elapsed, zp_pivot, float(cat.mag[i] + zp_pivot)
@@ -211,7 +213,7 @@ def speed_table(
     lines = [
         "speed: calib.simulate catalogues; (frames, runs of each) per size "
         + ", ".join(f"{size}: {p}" for size, p in plan.items())
-        + "; fastest run of each frame, the codes taking turns, median over frames; "
+        + "; CPU ms, fastest run of each frame, the codes taking turns, median over frames; "
         f'STDPipe sr={SPEED_RADIUS_ARCSEC:g}"',
         header,
     ]
