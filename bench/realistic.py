@@ -133,7 +133,7 @@ def run_calserv_image(f: RenderedField, options: dict, _order: int) -> Outcome:
 def stdpipe_radius(t: dict) -> float:
     """STDPipe's matching radius in arcsec: half the FWHM (``calibrate_photometry``'s default),
     widened by the frame's known WCS error (a user sees it in the match separations; STDWeb
-    would refine the WCS first). calserv gets ``matchDist`` as an observer would pass it."""
+    can refine the WCS first, not emulated here). calserv gets ``matchDist`` as an observer would pass it."""
     return 0.5 * t["fwhm_arcsec"] + math.hypot(*t["wcs_offset_arcsec"])
 
 
@@ -208,9 +208,9 @@ def render_cases(per_case: int, seed: int) -> list[tuple[str, RenderedField]]:
     frames = []
     for name, (render_options, _, _) in CASES.items():
         for _ in range(per_case):
-            seed = int(rng.integers(1 << 31))
-            f = render_field(seed, **render_options)
-            f.truth["render_seed"] = seed
+            frame_seed = int(rng.integers(1 << 31))
+            f = render_field(frame_seed, **render_options)
+            f.truth["render_seed"] = frame_seed
             f.truth["completeness_50_bench"] = completeness_from_stars(f)
             frames.append((name, f))
     return frames
