@@ -133,7 +133,8 @@ def run_calserv_image(f: RenderedField, options: dict, _order: int) -> Outcome:
 def stdpipe_radius(t: dict) -> float:
     """STDPipe's matching radius in arcsec: half the FWHM (``calibrate_photometry``'s default),
     widened by the frame's known WCS error (a user sees it in the match separations; STDWeb
-    can refine the WCS first, not emulated here). calserv gets ``matchDist`` as an observer would pass it."""
+    can refine the WCS first, not emulated here). calserv gets ``matchDist`` as an observer
+    would pass it."""
     return 0.5 * t["fwhm_arcsec"] + math.hypot(*t["wcs_offset_arcsec"])
 
 
