@@ -52,7 +52,7 @@ lock-check: install
 
 .venv-bench/.installed: requirements.lock bench/requirements-bench.txt
 	[ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
-	.venv-bench/bin/pip install -q -r requirements.lock
+	.venv-bench/bin/pip install -q --no-deps --require-hashes -r requirements.lock
 	.venv-bench/bin/pip install -q -r bench/requirements-bench.txt
 	touch $@
 

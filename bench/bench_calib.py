@@ -1,40 +1,41 @@
-"""Per-frame compute time and accuracy of calib.calibrate() vs STDPipe's photometry.match.
+"""calib.calibrate() against STDPipe's photometry.match: accuracy, honesty of errors, speed.
 
-Two tables:
+Three tables, every frame from fresh seeds drawn from one printed seed (``--seed`` reruns it):
 
-- "realistic frames": >= 100 frames rendered and measured by the real Source Extractor
-  (`calib.sextractor_sim`), one case in each of several kinds observers send (plain, coarse 5"/px
-  pixels with the transient 1.5" off, 0.1 mag vignetting, a crowded field, a saturated
-  target, an absent target, 5-9 calibration stars, a 5" WCS error with matchDist=2, a target
-  near the limit). Zero-point bias/RMS/worst, target magnitude and limit errors, wrong band
-  and time for calserv and STDPipe (robust and WLS) in one run.
-- speed at 1k-200k sources on `calib.simulate` catalogues.
+- realistic frames, zero point: frames rendered and measured by the real Source Extractor
+  (`calib.sextractor_sim`), the same number of each kind observers send (plain, coarse 5"/px
+  pixels with the transient 1.5" off, 0.1 mag vignetting, a crowded field, a saturated target,
+  an absent target, few calibration stars, a 5" WCS error, a target near the limit);
+- realistic frames, target (calserv on the catalogue and, as ``cs-image``, on the FITS frame
+  Source Extractor measured): magnitude errors and pulls, (mag - truth) / quoted error, of the
+  targets not flagged saturated (RMS, count beyond 3 and 5 sigma); targets the code calls saturated
+  counted apart (calserv's ``saturated`` flag; for STDPipe SExtractor's FLAGS & 4, which its
+  documentation treats as saturation); limits against a 50 % completeness measured by
+  `realistic.completeness_from_stars` from the rendered stars (not calserv's estimator);
+- speed on `calib.simulate` catalogues at 1k, 10k and 50k sources (200k with ``--full``).
 
-Run in the bench venv (STDPipe is not a runtime dependency):
+STDPipe is configured as its author runs it (`realistic.STDPIPE_SETTINGS`, printed with the
+tables) and given the answer: the R band with V-R colour and a radius matched to the frame's
+astrometry. ``stdpipe`` is its robust fitter, ``stdp-wls`` weighted least squares
+(``robust=False``), ``wls-4band`` the same work as calserv's automatic band choice: its WLS on
+each of the four bands in turn (a pipeline built on it must fit every candidate band), R
+scored. calserv runs the whole pipeline and chooses the band itself (observatory filters R, I).
 
-    python3 -m venv .venv-bench
-    .venv-bench/bin/pip install -r requirements.lock
-    .venv-bench/bin/pip install -r bench/requirements-bench.txt
-    .venv-bench/bin/python bench/bench_calib.py
+Timing is the CPU time of the calling thread (BLAS limited to one thread), so the other work
+of a shared machine does not count (wall-clock minima of a 7 ms call moved the 1k ratio between
+0.84 and 1.47 from run to run; CPU time between 0.99 and 1.02): each frame is timed several
+times, the codes taking turns frame by frame, and the fastest run of each frame is kept; the
+tables show the median over frames, ratios from the same run. Prints the
+tables and writes them to bench/results/calib.txt. Run in the bench venv (STDPipe is not a
+runtime dependency; ``make bench`` creates it):
 
-Both get the same simulated frames (R band, colour term 0.07 (V-R), zero point 25.3, 2%
-outliers and blends, saturated stars, junk rows). calserv runs the whole pipeline: cleaning,
-automatic radius, all four bands fitted, automatic choice, target. STDPipe is given the answer
-(the R band with V-R colour, and the radius calserv chose for that frame) and only matches and
-fits, once with its default robust fitter (statsmodels RLM) and once with plain weighted least
-squares (``robust=False``). ``wls-4band`` is STDPipe doing the same work as calserv's automatic
-choice: its weighted least squares on each of the four bands in turn (it has no band choice, so
-a pipeline built on it must fit every candidate band); R is scored. Accuracy is the mean
-absolute error of the zero point at the truth's pivot colour and of the target magnitude.
-
-Timing is per core (BLAS limited to one thread) on a machine that may be shared: each frame
-is timed several times, the codes taking turns frame by frame, and the fastest run of each
-frame is kept; the table shows the median over frames. Prints a table and writes it to
-bench/results/calib.txt.
+    .venv-bench/bin/python bench/bench_calib.py [--seed N] [--quick] [--full]
 """
 
 from __future__ import annotations
 
+import argparse
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -47,53 +48,54 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import realistic  # noqa: E402
+
 from calib import calibrate  # noqa: E402
 from calib.simulate import SimulatedField, simulate_field  # noqa: E402
 from calib.zeropoint import colour_for_band  # noqa: E402
 
-SIZES = (1_000, 10_000, 50_000, 200_000)
-SEEDS = range(5)
-REPEATS = 5
 PIVOT = 0.5
-REALISTIC_PER_CASE = 12
+#: STDPipe's radius on the synthetic catalogues: calibrate_photometry's fallback, 1", several
+#: times their astrometric scatter (0.15" per axis).
+SPEED_RADIUS_ARCSEC = 1.0
 
-# (seconds, zero point at PIVOT, target magnitude) for one frame; radius in arcsec.
-Runner = Callable[[SimulatedField, float], tuple[float, float, float]]
+# (seconds, zero point at PIVOT, target magnitude) for one frame.
+Runner = Callable[[SimulatedField], tuple[float, float, float]]
 
 
-def run_calserv(field: SimulatedField, _radius: float) -> tuple[float, float, float]:
+def run_calserv(field: SimulatedField) -> tuple[float, float, float]:
     truth = field.truth
-    start = time.perf_counter()
+    start = time.thread_time()
     result = calibrate(field.catalog, [field.reference], truth["target_ra"], truth["target_dec"])
-    elapsed = time.perf_counter() - start
+    elapsed = time.thread_time() - start
     return elapsed, result.fit.zeropoint_at(PIVOT), result.mag
 
 
 def stdpipe_runner(robust: bool, all_bands: bool = False) -> Runner:
-    """STDPipe's match and fit of the R band with V-R colour at calserv's radius; with
-    ``all_bands`` every band of the reference is fitted first (with the colour calserv uses for
-    it), the work an automatic band choice needs, and R's fit is the one scored."""
+    """STDPipe's match and fit of the R band with V-R colour (`realistic.STDPIPE_SETTINGS`);
+    with ``all_bands`` every band of the reference is fitted first (with the colour calserv uses
+    for it), the work an automatic band choice needs, and R's fit is the one scored."""
     from stdpipe import photometry
 
-    def run(field: SimulatedField, radius: float) -> tuple[float, float, float]:
+    def run(field: SimulatedField) -> tuple[float, float, float]:
         cat, ref, truth = field.catalog, field.reference, field.truth
         bands = [b for b in ref.bands if all_bands and b != "R"] + ["R"]  # R's fit is kept
-        start = time.perf_counter()
+        start = time.thread_time()
         for band in bands:
             mag, mag_err = ref.bands[band]
             blue, red = colour_for_band(band, list(ref.bands))
             m = photometry.match(
                 cat.ra, cat.dec, cat.mag, cat.mag_err, cat.flags, ref.ra, ref.dec, mag,
-                mag_err, cat_color=ref.bands[blue][0] - ref.bands[red][0], sr=radius / 3600,
-                accept_flags=0x03, max_intrinsic_rms=0.1, robust=robust,
+                mag_err, cat_color=ref.bands[blue][0] - ref.bands[red][0],
+                sr=SPEED_RADIUS_ARCSEC / 3600, robust=robust, **realistic.STDPIPE_SETTINGS,
             )  # fmt: skip
-        # Target: nearest source within the radius (STDPipe leaves this to the caller).
+        # Target: nearest source (STDPipe leaves this to the caller).
         d = np.hypot(
             (cat.ra - truth["target_ra"]) * np.cos(np.radians(cat.dec)),
             cat.dec - truth["target_dec"],
         )
         i = int(np.argmin(d))
-        elapsed = time.perf_counter() - start
+        elapsed = time.thread_time() - start
         zero = float(np.median(m["zero_fn"](np.zeros(1), np.zeros(1), None)))
         zp_pivot = zero + PIVOT * float(m["color_term"])
         return elapsed, zp_pivot, float(cat.mag[i] + zp_pivot)
@@ -101,104 +103,163 @@ def stdpipe_runner(robust: bool, all_bands: bool = False) -> Runner:
     return run
 
 
-def available_runners(notes: list[str]) -> dict[str, Runner]:
-    """calserv, and STDPipe's fitters that run here (a failing one is noted, not hidden)."""
-    runners: dict[str, Runner] = {"calserv": run_calserv}
+PEERS = (("stdpipe", True, False), ("stdp-wls", False, False), ("wls-4band", False, True))
+
+
+def available_peers(notes: list[str]) -> list[tuple[str, bool, bool]]:
+    """STDPipe's fitters that run here (a failing one is noted, not hidden)."""
     try:
         import stdpipe  # noqa: F401
     except ImportError:
         notes.append("stdpipe not installed: benchmarking calserv alone")
-        return runners
+        return []
     probe = simulate_field(0, n_stars=300)
-    for name, robust, all_bands in (
-        ("stdpipe", True, False), ("stdp-wls", False, False), ("wls-4band", False, True)
-    ):  # fmt: skip
+    peers = []
+    for name, robust, all_bands in PEERS:
         try:
-            stdpipe_runner(robust, all_bands)(probe, 1.0)
+            stdpipe_runner(robust, all_bands)(probe)
         except Exception as exc:  # whatever breaks STDPipe is reported, not hidden
             notes.append(f"{name} (robust={robust}) fails here: {type(exc).__name__}: {exc}")
             continue
-        runners[name] = stdpipe_runner(robust, all_bands)
-    return runners
+        peers.append((name, robust, all_bands))
+    return peers
 
 
-def bench_size(size: int, runners: dict[str, Runner]) -> dict[str, tuple[float, float, float]]:
+def bench_size(
+    size: int, runners: dict[str, Runner], seeds: list[int], repeats: int
+) -> dict[str, tuple[float, float, float]]:
     """Median over frames of the fastest run, and the mean absolute errors, per code."""
-    seeds = SEEDS if size <= 50_000 else SEEDS[:2]
     fields = [
         simulate_field(seed, n_stars=size, field_deg=0.33 * np.sqrt(size / 1500)) for seed in seeds
     ]
-    radii = [
-        calibrate(f.catalog, [f.reference], f.truth["target_ra"], f.truth["target_dec"]).match_dist
-        for f in fields
-    ]
     for run in runners.values():
-        run(fields[0], radii[0])  # warm-up (imports, caches)
+        run(fields[0])  # warm-up (imports, caches)
     times: dict[str, list[float]] = {name: [] for name in runners}
     errors: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-    for field, radius in zip(fields, radii, strict=True):
-        repeats = REPEATS if size <= 50_000 else 2
-        runs = {name: [run(field, radius) for _ in range(repeats)] for name, run in runners.items()}
-        for name, results in runs.items():
-            _, zp, mag = results[0]
-            times[name].append(min(elapsed for elapsed, _, _ in results))
-            truth = field.truth
+    for field in fields:
+        best = dict.fromkeys(runners, np.inf)
+        results = {}
+        for _ in range(repeats):  # the codes take turns, so a busy moment hits them alike
+            for name, run in runners.items():
+                elapsed, zp, mag = run(field)
+                best[name] = min(best[name], elapsed)
+                results[name] = (zp, mag)
+        truth = field.truth
+        for name, (zp, mag) in results.items():
+            times[name].append(best[name])
             errors[name].append((abs(zp - truth["zeropoint"]), abs(mag - truth["target_mag"])))
     return {
         name: (float(np.median(times[name])), *np.mean(errors[name], axis=0)) for name in runners
     }
 
 
-def realistic_table(notes: list[str]) -> list[str]:
-    """The "realistic frames" table (see bench/realistic.py), overall and per case."""
-    import realistic
-
-    runners = {"calserv": realistic.run_calserv}
-    if not any(n.startswith("stdpipe not installed") for n in notes):
-        runners["stdpipe"] = realistic.stdpipe_runner(True)
-        runners["stdp-wls"] = realistic.stdpipe_runner(False)
-        runners["wls-4band"] = realistic.stdpipe_runner(False, all_bands=True)
-    frames = realistic.render_cases(REALISTIC_PER_CASE)
+def realistic_tables(peers: list[tuple[str, bool, bool]], per_case: int, seed: int) -> list[str]:
+    """The realistic-frames tables (see bench/realistic.py), overall and per case."""
+    runners = {"calserv": realistic.run_calserv, "cs-image": realistic.run_calserv_image}
+    for name, robust, all_bands in peers:
+        runners[name] = realistic.stdpipe_runner(robust, all_bands)
+    frames = realistic.render_cases(per_case, seed)
     rows: dict[str, list] = {name: [] for name in runners}
     for case, f in frames:
         options, order = realistic.CASES[case][1], realistic.CASES[case][2]
         for name, run in runners.items():
             rows[name].append((case, f, run(f, options, order)))
+    crashes = [
+        f"{name} crashed on render_field({f.truth['render_seed']}, "
+        f"**realistic.CASES[{case!r}][0]) ({case}): {o.failed}"
+        for name, outcomes in rows.items()
+        for case, f, o in outcomes
+        if o.crashed
+    ]
     lines = [
         f"realistic frames: {len(frames)} rendered fields, Source Extractor catalogues, "
-        f"{len(realistic.CASES)} cases x {REALISTIC_PER_CASE}; errors in mmag",
-        f"{'case':>11}" + realistic.HEADER,
+        f"{len(realistic.CASES)} cases x {per_case}"
     ]
-    for name in runners:
-        lines.append(f"{'all':>11}{name:>10} " + realistic.summarize(rows[name]))
-    for case in realistic.CASES:
+    if peers:
+        lines.append(realistic.settings_line())
+    target_title = (
+        "target: mag errors in mmag and pulls of the targets not flagged saturated; sat: flagged "
+        "saturated (apart); lim: limit minus the completeness measured from the rendered "
+        "stars (absent targets), mmag"
+    )
+    tables = (
+        ("zero point at colour 0.5, mmag", realistic.ZP_HEADER, realistic.summarize_zeropoint),
+        (target_title, realistic.TARGET_HEADER, realistic.summarize_target),
+    )
+    for title, header, summarize in tables:
+        lines += ["", title, f"{'case':>11}" + header]
         for name in runners:
-            subset = [row for row in rows[name] if row[0] == case]
-            lines.append(f"{case:>11}{name:>10} " + realistic.summarize(subset))
+            lines.append(f"{'all':>11}{name:>10} " + summarize(rows[name]))
+        for case in realistic.CASES:
+            for name in runners:
+                subset = [row for row in rows[name] if row[0] == case]
+                lines.append(f"{case:>11}{name:>10} " + summarize(subset))
+    return [*lines, "", f"internal errors (bugs, counted as failed): {len(crashes)}", *crashes]
+
+
+#: sources -> (frames, runs of each frame); small frames are cheap and the noisiest.
+SPEED_PLAN = {1_000: (9, 9), 10_000: (5, 5), 50_000: (5, 3), 200_000: (2, 2)}
+
+
+def speed_table(
+    peers: list[tuple[str, bool, bool]], sizes: tuple[int, ...], quick: bool, seed: int
+) -> list[str]:
+    runners: dict[str, Runner] = {"calserv": run_calserv}
+    runners.update({name: stdpipe_runner(robust, ab) for name, robust, ab in peers})
+    baselines = [name for name in runners if name != "calserv"]
+    header = f"{'sources':>8} {'code':>9} {'ms/frame':>9} {'frames/s':>9} {'|dzp| mmag':>11} "
+    header += f"{'|dmag| mmag':>12}" + "".join(f" {'vs ' + b:>13}" for b in baselines)
+    plan = {size: (3, 3) if quick else SPEED_PLAN[size] for size in sizes}
+    lines = [
+        "speed: calib.simulate catalogues; (frames, runs of each) per size "
+        + ", ".join(f"{size}: {p}" for size, p in plan.items())
+        + "; CPU ms, fastest run of each frame, the codes taking turns, median over frames; "
+        f'STDPipe sr={SPEED_RADIUS_ARCSEC:g}"',
+        header,
+    ]
+    print("\n".join(lines), flush=True)
+    rng = np.random.default_rng(seed)
+    for size in sizes:
+        frames, repeats = plan[size]
+        seeds = [int(s) for s in rng.integers(1 << 31, size=frames)]
+        stats = bench_size(size, runners, seeds, repeats)
+        for name, (t, dzp, dmag) in stats.items():
+            speedups = "".join(f" {stats[b][0] / t:>12.2f}x" for b in baselines)
+            lines.append(
+                f"{size:>8} {name:>9} {t * 1e3:>9.1f} {1 / t:>9.1f} {dzp * 1e3:>11.1f} "
+                f"{dmag * 1e3:>12.1f}{speedups}"
+            )
+        print("\n".join(lines[-len(stats) :]), flush=True)
     return lines
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, help="rerun the frames of a printed seed")
+    parser.add_argument("--quick", action="store_true", help="3 frames per case, 1k-10k speed")
+    parser.add_argument("--full", action="store_true", help="also 200k sources")
+    parser.add_argument("--per-case", type=int, help="realistic frames per case (default 15)")
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else secrets.randbits(32)
+    per_case = args.per_case or (3 if args.quick else 15)
+    sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 50_000)
+    sizes += (200_000,) if args.full else ()
+    options = [f"--seed {seed}"] + [f"--{o}" for o in ("quick", "full") if getattr(args, o)]
+    options += [f"--per-case {args.per_case}"] if args.per_case else []
+    command = " ".join([".venv-bench/bin/python bench/bench_calib.py", *options])
+    head = [f"seed {seed}; rerun: {command}", ""]
+    print("\n".join(head), flush=True)
     notes: list[str] = []
-    runners = available_runners(notes)
+    peers = available_peers(notes)
+    started = time.perf_counter()
     with threadpool_limits(1):
-        realistic_lines = realistic_table(notes)
-    print("\n".join([*realistic_lines, ""]), flush=True)  # the speed table takes minutes
-    baselines = [name for name in runners if name != "calserv"]
-    header = f"{'sources':>8} {'code':>9} {'ms/frame':>9} {'frames/s':>9} {'|dzp| mmag':>11} "
-    header += f"{'|dmag| mmag':>12}" + "".join(f" {'vs ' + b:>13}" for b in baselines)
-    lines = [header]
+        realistic_lines = realistic_tables(peers, per_case, seed)
+    print("\n".join([*realistic_lines, ""]), flush=True)
     with threadpool_limits(1):
-        for size in SIZES:
-            stats = bench_size(size, runners)
-            for name, (t, dzp, dmag) in stats.items():
-                speedups = "".join(f" {stats[b][0] / t:>12.1f}x" for b in baselines)
-                lines.append(
-                    f"{size:>8} {name:>9} {t * 1e3:>9.1f} {1 / t:>9.1f} {dzp * 1e3:>11.1f} "
-                    f"{dmag * 1e3:>12.1f}{speedups}"
-                )
-    print("\n".join([*lines, *notes]))
-    table = "\n".join([*realistic_lines, "", *lines, *notes])
+        speed_lines = speed_table(peers, sizes, args.quick, seed)
+    elapsed = f"bench time {time.perf_counter() - started:.0f} s"
+    print("\n".join([*notes, elapsed]))
+    table = "\n".join([*head, *realistic_lines, "", *speed_lines, *notes, elapsed])
     out = ROOT / "bench" / "results" / "calib.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table + "\n")

@@ -37,12 +37,14 @@ SATURATION = 60000.0
 
 @dataclass
 class RenderedField:
-    """A rendered frame: the catalogue bytes and parsed `SourceCatalog`, reference, truth."""
+    """A rendered frame: the catalogue bytes and parsed `SourceCatalog`, reference, truth,
+    and the FITS image Source Extractor measured (for the image path)."""
 
     data: bytes
     catalog: SourceCatalog
     reference: RefCatalog
     truth: dict = field(default_factory=dict)
+    image: bytes = b""
 
 
 def sextractor_available() -> bool:
@@ -128,7 +130,9 @@ def render_field(
     Truth: ``zeropoint`` (at the centre), ``target_mag`` and ``source_ra/dec`` (where the
     transient really is), ``completeness_50`` (in the calibrated
     system, from all rendered stars, detected = a source within half the FWHM or 1 arcsec),
-    ``pixscale`` and ``fwhm_arcsec``.
+    ``pixscale`` and ``fwhm_arcsec``; ``stars``: the rendered field stars inside the frame
+    (``ra``, ``dec`` and ``mag`` in the calibrated system), so a benchmark can measure
+    completeness its own way.
     """
     from astropy.io import fits
     from astropy.wcs import WCS
@@ -185,6 +189,7 @@ def render_field(
         image = workdir / "image.fits"
         fits.writeto(image, img, header)
         data = _run_sextractor(image, pixscale, fwhm_arcsec, workdir)
+        image_bytes = image.read_bytes()
     catalog = read_catalog(data)
 
     if target_neighbour is not None and target_mag is not None:  # a catalogued star
@@ -219,10 +224,13 @@ def render_field(
         "fwhm_arcsec": fwhm_arcsec,
         "wcs_offset_arcsec": wcs_offset_arcsec,
         "n_stars": n_stars,
+        "stars": {"ra": ra[:n][inside], "dec": dec[:n][inside], "mag": cal[inside]},
         "saturation_mag": zeropoint
         - 2.5 * math.log10(SATURATION * 2 * math.pi * (fwhm_pix / 2.3548) ** 2),
     }
-    return RenderedField(data=data, catalog=catalog, reference=reference, truth=truth)
+    return RenderedField(
+        data=data, catalog=catalog, reference=reference, truth=truth, image=image_bytes
+    )
 
 
 def _detected(catalog: SourceCatalog, ra, dec, offset, radius_arcsec: float) -> np.ndarray:
