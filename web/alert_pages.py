@@ -15,7 +15,9 @@ import fcntl
 import json
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import bokeh
 from astropy.coordinates import Angle
@@ -31,6 +33,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
 
 from blobstore import BlobNotFound
@@ -39,8 +42,10 @@ from db.models import Alert, Followup, Observatory
 from web.alert_registry import alert_key, find_alert_by_key, is_web_url
 from web.dates import date_obs
 from web.errors import ApiError
-from web.lightcurve import CURRENT, lightcurve_rows, plot_png
+from web.lightcurve import CURRENT, last_per_filter, lightcurve_rows
 from web.lightcurve_bokeh import bokeh_item
+from web.lightcurve_png import plot_png
+from web.lightcurve_style import FLAG_COLOUR, LIMIT_HEAD_SVG, LIMIT_SVG, legend_of
 from web.listing import csv_response, flag_arg, list_response, paging, sort_arg
 from web.negotiation import output_format
 from web.ops import CSP_FOR_BOKEH
@@ -66,6 +71,8 @@ ALERT_COLUMNS = (
     "last_date_obs",
     "url_page",
 )
+#: The newest current point of an alert, as `last_point` in its list item.
+LAST_POINT_KEYS = ("mag", "mag_err", "limit", "filter", "survey", "observatory")
 
 
 def _like(text: str) -> str:
@@ -83,7 +90,12 @@ def sexagesimal(ra: float, dec: float) -> tuple[str, str]:
     )
 
 
-def alert_dict(a: Alert | Row, npoints: int = 0, last_mjd: float | None = None) -> dict:
+def alert_dict(
+    a: Alert | Row,
+    npoints: int = 0,
+    last_mjd: float | None = None,
+    last_point: dict | None = None,
+) -> dict:
     ra_hms, dec_dms = sexagesimal(a.ra, a.dec)
     key = alert_key(a.id, a.name)
     return {
@@ -102,6 +114,7 @@ def alert_dict(a: Alert | Row, npoints: int = 0, last_mjd: float | None = None) 
         "npoints": npoints,
         "last_mjd": last_mjd,
         "last_date_obs": date_obs(last_mjd),
+        "last_point": last_point,
         "key": key,
         "url_page": url_for("alert_pages.show", key=key, _external=True),
     }
@@ -117,6 +130,31 @@ _STATS = (
     .group_by(Followup.alert_id)
     .subquery()
 )
+_LAST = (
+    select(
+        Followup.alert_id,
+        Followup.mag,
+        Followup.mag_err,
+        Followup.is_limit,
+        Followup.filter,
+        Followup.survey,
+        Observatory.name.label("observatory"),
+    )
+    .join(Observatory, Observatory.id == Followup.observatory_id)
+    .where(CURRENT)
+    .ext(distinct_on(Followup.alert_id))
+    .order_by(Followup.alert_id, Followup.mjd.desc(), Followup.id.desc())
+    .subquery()
+)
+
+
+def _last_point(row: Row) -> dict | None:
+    if row.filter is None:
+        return None
+    values = (row.mag, row.mag_err, row.is_limit, row.filter, row.survey, row.observatory)
+    return dict(zip(LAST_POINT_KEYS, values, strict=True))
+
+
 #: `sort=` of /alerts: column name → SQL expression (`-name` sorts descending).
 ALERT_SORTS = {
     "name": Alert.name,
@@ -147,8 +185,10 @@ def index():
     observed_only = flag_arg("observed_only")
     order = sort_arg(ALERT_SORTS, ("-last_mjd", "-name"))
     npoints = func.coalesce(_STATS.c.npoints, 0)
-    query = select(Alert, npoints, _STATS.c.last_mjd).outerjoin(
-        _STATS, _STATS.c.alert_id == Alert.id
+    query = (
+        select(Alert, npoints, _STATS.c.last_mjd, *(c for c in _LAST.c if c.name != "alert_id"))
+        .outerjoin(_STATS, _STATS.c.alert_id == Alert.id)
+        .outerjoin(_LAST, _LAST.c.alert_id == Alert.id)
     )
     if q:
         pattern = _like(q)
@@ -173,7 +213,7 @@ def index():
     total = s.scalar(select(func.count()).select_from(query.subquery()))
     pg.check(total)
     rows = s.execute(query.order_by(*order.clauses).offset(pg.offset).limit(pg.per_page))
-    items = [alert_dict(a, n, last) for a, n, last in rows]
+    items = [alert_dict(r[0], r[1], r[2], _last_point(r)) for r in rows]
     return list_response(
         items,
         total,
@@ -188,6 +228,18 @@ def index():
     )
 
 
+def sky_links(ra: float, dec: float) -> dict[str, str]:
+    """Searches of other services by the alert's position (links only: the page itself asks no
+    outside service for anything)."""
+    coords = urlencode({"Coord": f"{ra:.6f} {dec:+.6f}", "Radius": "10", "Radius.unit": "arcsec"})
+    tns = urlencode({"ra": f"{ra:.6f}", "decl": f"{dec:+.6f}", "radius": "10",
+                     "coords_unit": "arcsec"})  # fmt: skip
+    return {
+        "TNS": f"https://www.wis-tns.org/search?{tns}",
+        "SIMBAD": f"https://simbad.cds.unistra.fr/simbad/sim-coo?{coords}",
+    }
+
+
 def _alert(key: str) -> Row:
     alert = find_alert_by_key(db(), key)
     if alert is None:
@@ -195,12 +247,18 @@ def _alert(key: str) -> Row:
     return alert
 
 
+def _today() -> str:
+    """The UTC day: plots show a "now" line, so a plot is made afresh each day too."""
+    return datetime.now(UTC).strftime("%Y%m%d")
+
+
 def _conditional(alert: Row, body_of, mimetype: str) -> Response:
-    """`body_of()` answered with the ETag and Last-Modified of the alert's points version; a
-    matching If-None-Match / If-Modified-Since is a 304 without building the body."""
+    """`body_of()` answered with the ETag and Last-Modified of the alert's points version (and
+    the day); a matching If-None-Match / If-Modified-Since is a 304 without building the body."""
     resp = Response(mimetype=mimetype)
-    resp.set_etag(f"lc-{alert.id}-{alert.points_version}-{VERSION}")
-    resp.last_modified = alert.points_changed_at
+    resp.set_etag(f"lc-{alert.id}-{alert.points_version}-{VERSION}-{_today()}")
+    day_start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    resp.last_modified = max(alert.points_changed_at, day_start)
     resp.headers["Cache-Control"] = "no-cache"  # revalidate: points may change at any time
     resp.make_conditional(request)
     if resp.status_code != 304:
@@ -215,7 +273,7 @@ def _cached(alert: Row, suffix: str, render: Callable[[], bytes]) -> bytes:
     again each."""
     store = current_app.extensions["blobstore"]
     folder = f"lightcurves/{alert.id}/"
-    key = f"{folder}{alert.points_version}-{VERSION}.{suffix}"
+    key = f"{folder}{alert.points_version}-{VERSION}-{_today()}.{suffix}"
     with contextlib.suppress(BlobNotFound), store.open(key) as f:
         return f.read()
     lock_path = Path(tempfile.gettempdir()) / f"calserv-lightcurve-{alert.id}.{suffix}.lock"
@@ -277,13 +335,29 @@ def lightcurve(key: str):
 def show(key: str):
     alert = _alert(key)
     rows = lightcurve_rows(db(), alert.id)
-    last = max((r["mjd"] for r in rows), default=None)
-    data = alert_dict(alert, len(rows), last)
+    last = rows[-1] if rows else None  # time order
+    data = alert_dict(
+        alert,
+        len(rows),
+        last and last["mjd"],
+        last and {**{k: last.get(k) for k in LAST_POINT_KEYS}, "mag_err": last["magerr"]},
+    )
     if output_format() == "json":
         return jsonify(
             **data, lightcurve=[{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows]
         )
-    resp = Response(render_template("alert.html", alert=data, rows=rows), mimetype="text/html")
+    html = render_template(
+        "alert.html",
+        alert=data,
+        rows=rows,
+        legend=legend_of(rows),
+        latest=last_per_filter(rows),
+        sky_links=sky_links(alert.ra, alert.dec),
+        limit_svg=LIMIT_SVG,
+        limit_head_svg=LIMIT_HEAD_SVG,
+        flag_colour=FLAG_COLOUR,
+    )
+    resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = CSP_FOR_BOKEH
     return resp
 

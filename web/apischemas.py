@@ -193,6 +193,15 @@ class Lightcurve(Schema):
     total = fields.Integer(required=True)
 
 
+class LastPoint(Schema):
+    mag = fields.Float(required=True, metadata={"description": "the limit when `limit`"})
+    mag_err = fields.Float(required=True, metadata={"description": "-1 for a limit"})
+    limit = fields.Boolean(required=True)
+    filter = fields.String(required=True)
+    survey = fields.String(required=True)
+    observatory = fields.String(required=True)
+
+
 class Alert(Schema):
     name = fields.String(required=True)
     ivorn = fields.String(required=True)
@@ -209,6 +218,12 @@ class Alert(Schema):
     npoints = fields.Integer(required=True)
     last_mjd = _num(required=True)
     last_date_obs = _str("last_mjd as ISO 8601 UTC", required=True)
+    last_point = fields.Nested(
+        LastPoint,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the newest current point (null without one)"},
+    )
     key = fields.String(required=True, metadata={"description": "the alert's key in /alerts/<key>"})
     url_page = fields.String(required=True)
 
@@ -272,10 +287,10 @@ class AlertQuery(Paging):
 
 
 class FollowupQuery(Paging):
-    alert = fields.String(metadata={"description": "name or IVORN"})
-    observatory = fields.String(metadata={"description": "substring"})
-    band = fields.String(metadata={"description": "substring of the filter"})
-    survey = fields.String(metadata={"description": "substring"})
+    alert = fields.String(metadata={"description": "substring of the name or IVORN, any case"})
+    observatory = fields.String(metadata={"description": "substring, any case"})
+    band = fields.String(metadata={"description": "substring of the filter, any case"})
+    survey = fields.String(metadata={"description": "substring, any case"})
     mjd_min = fields.Float()
     mjd_max = fields.Float()
     sort = fields.String(metadata={"description": "a column, `-column` for descending"})

@@ -215,6 +215,13 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         tag="browser",
         query=s.Format,
     ),
+    ("followups.restore_form", "post"): _op(
+        "Undo a withdrawal from the browser (CSRF-checked): the point is current again",
+        {303: _redirect("to the alert's page, or to /login")},
+        (401, 403, 404, 413),
+        tag="browser",
+        query=s.Format,
+    ),
     ("ops.healthz", "get"): _op(
         "Whether Postgres and Redis answer",
         {200: _answer("all up", "Health"), 503: _answer("one is down (named)", "Health")},

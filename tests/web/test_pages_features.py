@@ -169,7 +169,7 @@ def test_interactive_light_curve_assets_come_from_calserv(client, listed):
     item = client.get(f"/alerts/{listed['name']}/lightcurve.bokeh.json").get_json()
     assert set(item) >= {"target_id", "root_id", "doc"}
     text = str(item)
-    assert "magnitude (Vega: G, V; AB: r)" in text and "HoverTool" in text and "OpenURL" in text
+    assert "magnitude (Vega: G, V; AB: r)" in text and "HoverTool" in text and "TapTool" in text
     assert "CustomJS" not in text  # nothing compiled at run time: the CSP allows no eval
 
 
