@@ -141,34 +141,27 @@ def bokeh_item(rows: Sequence[dict], title: str, now_mjd: float | None = None) -
     for (f, o, limit), group in sorted(groups.items()):
         src = _source(group, arrow)
         c = legend.filters[f]
-        tags = [{"filter": f, "observatory": o, "limit": limit}]
         if limit:  # bar at the limit, arrow down to fainter magnitudes
-            fig.segment("t", "y", "t", "tip", source=src, color=c, line_width=2, tags=tags)
-            fig.scatter("t", "tip", source=src, marker="inverted_triangle", size=9, color=c,
-                        tags=tags)  # fmt: skip
-            markers.append(
-                fig.scatter(
-                    "t", "y", source=src, marker="dash", size=14, line_width=3, color=c, tags=tags
-                )
-            )
+            drawn = [
+                fig.segment("t", "y", "t", "tip", source=src, color=c, line_width=2),
+                fig.scatter("t", "tip", source=src, marker="inverted_triangle", size=9, color=c),
+                fig.scatter("t", "y", source=src, marker="dash", size=14, line_width=3, color=c),
+            ]
         else:  # error bars as renderers (not annotations), so the legend hides them too
-            fig.segment("t", "lower", "t", "upper", source=src, color=c, tags=tags)
-            markers.append(
-                fig.scatter(
-                    "t",
-                    "y",
-                    source=src,
-                    marker=legend.observatories[o].bokeh,
-                    size=9,
-                    color=c,
-                    tags=tags,
-                )
-            )
+            marker = legend.observatories[o].bokeh
+            drawn = [
+                fig.segment("t", "lower", "t", "upper", source=src, color=c),
+                fig.scatter("t", "y", source=src, marker=marker, size=9, color=c),
+            ]
+        markers.append(drawn[-1])
+        tag = {"filter": f, "observatory": o, "limit": limit}
         flagged = [r for r in group if is_flagged(r)]
         if flagged:
-            fig.scatter("t", "y", source=_source(flagged, arrow), marker="circle", size=18,
-                        fill_alpha=0, line_color=FLAG_COLOUR, line_width=1.5,
-                        tags=[{**tags[0], "flagged": True}])  # fmt: skip
+            ring = fig.scatter("t", "y", source=_source(flagged, arrow), marker="circle", size=18,
+                               fill_alpha=0, line_color=FLAG_COLOUR, line_width=1.5)  # fmt: skip
+            ring.tags = [{**tag, "flagged": True}]
+        for renderer in drawn:  # the page's legend shows and hides renderers by these
+            renderer.tags = [tag]
     hover = HoverTool(renderers=markers, tooltips=TOOLTIPS)
     fig.add_tools(hover, TapTool(renderers=markers))
     return json_item(fig)

@@ -71,6 +71,7 @@ def make_point(
     survey: str = "APASS",
     zeropoint_err: float = 0.02,
     plot: bool = False,
+    target_flags: tuple[str, ...] = (),
 ) -> int:
     """A finished job and its follow-up point, as a worker would leave them; returns its id."""
     with session_scope() as s:
@@ -108,6 +109,7 @@ def make_point(
             zeropoint_err=zeropoint_err,
             npoints=42,
             scatter=0.03,
+            target_flags=list(target_flags),
         )
         s.add(f)
         s.flush()
