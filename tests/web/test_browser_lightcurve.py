@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.test_browser_e2e import AXE, browser, expect, shot, visitor  # noqa: F401 (fixtures)
-from tests.web.test_browser_e2e import pytestmark as browser_marks
+from tests.web import test_browser_e2e as e2e
+from tests.web.test_browser_e2e import AXE, expect, shot
 
-pytestmark = browser_marks
+pytestmark = e2e.pytestmark
+browser, visitor = e2e.browser, e2e.visitor  # the fixtures
 
 PHONE = {"width": 390, "height": 844}
 
