@@ -128,11 +128,18 @@ class Job(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # --- migration 0009: the name the file was sent under (the upload row is shared by bytes)
+    file_name: Mapped[str | None] = mapped_column(String(300))
+    # --- end migration 0009
 
     observatory: Mapped[Observatory] = relationship()
     alert: Mapped[Alert] = relationship()
     upload: Mapped[Upload] = relationship()
     followup: Mapped[Followup | None] = relationship(back_populates="job")
+
+
+# An observatory's jobs, newest first (`GET /jobs`, db.job_list).
+Index("ix_jobs_observatory_created", Job.observatory_id, Job.created_at)
 
 
 class Followup(Base):

@@ -29,6 +29,7 @@ def create_app(
         csrf,
         errors,
         followups,
+        job_list_page,
         job_status,
         jobs,
         login,
@@ -84,6 +85,7 @@ def create_app(
     blueprints = (
         upload_api,
         jobs,
+        job_list_page,
         job_status,
         alert_registry,
         submit_page,

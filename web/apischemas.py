@@ -111,6 +111,10 @@ def _result(name: str, nullable: bool = False) -> fields.Field:
     return _KINDS[f.type](**opts)
 
 
+OPTIONS_MEANING = (
+    "every upload option by its form name (MJD, expTime, matchDist, forceFilter, dryRun, "
+    "noPlot, comment); null if not given"
+)
 #: A calibration job (`GET /jobs/<id>`, and the answer to an upload); result keys are null until
 #: the job has succeeded.
 Job = Schema.from_dict(
@@ -127,6 +131,8 @@ Job = Schema.from_dict(
         "date_obs": _str("the MJD as ISO 8601 UTC", required=True),
         "url_page": fields.String(required=True, metadata={"description": "the alert's page"}),
         "dry_run": fields.Boolean(required=True, allow_none=True),
+        "file_name": _str("the name the file was sent under", required=True),
+        "options": fields.Dict(required=True, metadata={"description": OPTIONS_MEANING}),
         "created_at": _str("ISO 8601", required=True),
         "finished_at": _str("ISO 8601", required=True),
         "attempts": fields.Integer(required=True),
@@ -137,6 +143,43 @@ Job = Schema.from_dict(
     },
     name="Job",
 )
+
+
+class JobListItem(Schema):
+    job_id = fields.String(required=True)
+    status = fields.String(
+        required=True, validate=OneOf(["queued", "running", "succeeded", "failed"])
+    )
+    status_url = fields.String(required=True)
+    file_name = _str("the name the file was sent under", required=True)
+    alert = fields.String(required=True)
+    url_page = fields.String(required=True, metadata={"description": "the alert's page"})
+    mjd = _num("MJD of mid-exposure", required=True)
+    date_obs = _str("the MJD as ISO 8601 UTC", required=True)
+    created_at = _str("ISO 8601", required=True)
+    finished_at = _str("ISO 8601", required=True)
+    mag = _num("the magnitude, or the limit when `limit`", required=True)
+    mag_err = _num(required=True)
+    limit = fields.Boolean(required=True, allow_none=True)
+    filter = _str(required=True)
+    survey = _str(required=True)
+    error = _str("why it failed", required=True)
+    followup_id = fields.Integer(required=True, allow_none=True)
+
+
+class JobList(Schema):
+    items = fields.List(fields.Nested(JobListItem), required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class JobListQuery(Schema):
+    outputFormat = fields.String(validate=OneOf(["json", "html", "csv"]))
+    format = fields.String(validate=OneOf(["json", "html", "csv"]))
+    page = fields.Integer(validate=Range(1, 10**6))
+    per_page = fields.Integer(validate=Range(1, 500))
+    state = fields.String(validate=OneOf(["queued", "running", "succeeded", "failed"]))
 
 
 class StatusQuery(Schema):

@@ -14,6 +14,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import PureWindowsPath
 
 from flask import current_app, request
 from sqlalchemy import bindparam, func, select
@@ -227,6 +228,12 @@ def _check_content(head: bytes, size: int) -> None:
         ) from None
 
 
+def file_name(f: FileStorage) -> str | None:
+    """The name the file was sent under, without any folders a client put before it."""
+    name = PureWindowsPath(f.filename or "").name.strip()
+    return name[:300] or None
+
+
 def idempotency_key(obs: KeyOwner, alert: Row, sha256: str, params: UploadParams) -> str:
     """The job's identity: the observation (observatory, alert, catalogue, MJD) and the options
     that change its point; presentation options (noPlot, comment) are left out."""
@@ -247,6 +254,7 @@ _NEW_JOB = (
         alert_id=bindparam("alert_id"),
         upload_id=bindparam("upload_id"),
         params=bindparam("params", type_=_JOBS.c.params.type),
+        file_name=bindparam("file_name"),
         state=JobState.queued,
         enqueued_at=func.now(),  # cleared again if the send fails (db.dispatch)
     )
@@ -275,12 +283,14 @@ def create_job(
             "alert_id": alert.id,
             "upload_id": upload_id,
             "params": asdict(params),
+            "file_name": file_name(f),
         },
     ).one_or_none()
     if row is not None:
         s.commit()
         _send(s, row.id, row.attempts, alert.name, obs.name)
-        return JobView(*row, alert.name, alert.ivorn, obs.name, followup_id=None)
+        return JobView(*row, alert=alert.name, ivorn=alert.ivorn, observatory=obs.name,
+                       followup_id=None)  # fmt: skip
     job = find_job(s, idempotency_key=key)
     # Sending the same frame again is how a user retries a failed job: a fresh start.
     if job.state == JobState.failed and job_states.requeue_failed(s, job.id):

@@ -57,6 +57,7 @@ JOB_FIELDS = (
     "created_at",
     "finished_at",
     "alert_id",
+    "file_name",
 )
 #: What a job's JSON shows (:class:`JobView`), as plain columns: job polls are the busiest
 #: request, and this Core statement costs a quarter of the CPU of loading the ORM entities
@@ -89,6 +90,7 @@ class JobView(NamedTuple):
     created_at: datetime | None
     finished_at: datetime | None
     alert_id: int
+    file_name: str | None
     alert: str
     ivorn: str
     observatory: str
@@ -108,6 +110,24 @@ def find_job(
     return None if row is None else JobView(*row)
 
 
+#: The upload fields a job was sent with, by their form names, as the job page lists them.
+OPTION_NAMES = {
+    "mjd": "MJD",
+    "exptime": "expTime",
+    "match_dist": "matchDist",
+    "force_filter": "forceFilter",
+    "dry_run": "dryRun",
+    "no_plot": "noPlot",
+    "comment": "comment",
+}
+
+
+def job_options(params: dict) -> dict:
+    """The job's upload options under their form names (`forceFilter`, `matchDist`, ...), every
+    one of them, null where it was not given."""
+    return {name: params.get(key) for key, name in OPTION_NAMES.items()}
+
+
 def job_json(job: JobView) -> dict:
     """The job's public JSON: its state, and the result keys (`calib.schema`), null until the
     job has succeeded."""
@@ -125,6 +145,8 @@ def job_json(job: JobView) -> dict:
             "alert_pages.show", key=alert_key(job.alert_id, job.alert), _external=True
         ),
         "dry_run": job.params.get("dry_run"),
+        "file_name": job.file_name,
+        "options": job_options(job.params),
         "created_at": job.created_at.astimezone(UTC).isoformat() if job.created_at else None,
         "finished_at": job.finished_at.astimezone(UTC).isoformat() if job.finished_at else None,
         "attempts": job.attempts,

@@ -119,6 +119,14 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         tag="calibration",
         query=s.Format,
     ),
+    ("job_list.index", "get"): _op(
+        "The calling observatory's own jobs, newest first, paged (key or login)",
+        {200: _answer("a page of jobs", "JobList", HTML, CSV), 303: _redirect("to /login")},
+        (401, 404, 422),
+        tag="calibration",
+        query=s.JobListQuery,
+        secured=True,
+    ),
     ("jobs.plot", "get"): _op(
         "The calibration plot of a job (uploaded with noPlot=0)",
         {200: _answer("PNG", None, PNG), 304: {"description": "not modified"}},
@@ -281,7 +289,8 @@ OPERATIONS: dict[tuple[str, str], dict] = {
 }
 #: The schemas the operations name; apispec registers the nested and request ones itself.
 _SCHEMAS = ("Error", "Health", "Job", "NewAlert", "Lightcurve", "AlertDetail", "AlertList",
-            "FollowupList", "LoggedIn", "LoggedOut", "StatusQuery", "StatusAnswer")  # fmt: skip
+            "FollowupList", "JobList", "LoggedIn", "LoggedOut", "StatusQuery",
+            "StatusAnswer")  # fmt: skip
 _ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
