@@ -36,6 +36,14 @@ def parse_bounded(name: str, raw: str, cast: type[Num], lo: Num, hi: Num) -> Num
     return value
 
 
+def too_large_detail(limit: int) -> str:
+    """What an over-size upload is told: what calserv takes, and how to make a file fit."""
+    return (
+        f"uploads are limited to {limit / 1e6:.3g} MB: a SExtractor catalogue, an RA DEC MAG "
+        "table or a FITS image; compress an image (.fits.gz or .fz) or send its catalogue"
+    )
+
+
 def error_response(status: int, error: str, detail: str | None = None) -> Response:
     # A too-large body cannot be read for its outputFormat: answer JSON unless a browser asked.
     unreadable = status == 413 and "text/html" not in request.headers.get("Accept", "")
@@ -79,8 +87,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
         detail = {
-            413: f"uploads are limited to {app.config['MAX_CONTENT_LENGTH'] / 1e6:.3g} MB; "
-            "upload the SExtractor catalogue, not the image",
+            413: too_large_detail(app.config["MAX_CONTENT_LENGTH"]),
             404: f"no such page: {request.path}",
         }.get(e.code or 500, e.description)
         return error_response(e.code or 500, e.name.lower(), detail)

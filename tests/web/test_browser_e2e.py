@@ -236,12 +236,25 @@ def test_observer_journey(visitor, observatory, worker):
     assert name in page.inner_text("#followups")
     visitor.check("followup")
 
-    # withdraw the point: it leaves the light curve
+    # withdraw the point: asked first, told what happened, and undone
     page.goto(alert_url)
+    page.click("#points details.withdraw summary")
     page.click("#points form.withdraw button")
     page.wait_for_url(alert_url)
     assert page.inner_text("#npoints") == "0"
+    expect(page.locator("#flash-withdrawn")).to_contain_text("has left the light curve")
     expect(page.locator("text=No follow-up data yet")).to_be_visible()
+    visitor.check("withdrawn")
+    page.click("#undo-withdraw")
+    page.wait_for_url(alert_url)
+    assert page.inner_text("#npoints") == "1"
+    expect(page.locator("#flash-restored")).to_be_visible()
+
+    # the observatory's own jobs: the browser upload is listed with its file name
+    page.click("#my-jobs")
+    expect(page.locator("#jobs")).to_contain_text("frame.cat")
+    assert page.locator(f"#jobs a[href='/jobs/{job_id}']").count() == 1
+    visitor.check("jobs")
 
     page.click("#logout")
     assert page.locator("#login-link").count() == 1
