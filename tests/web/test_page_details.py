@@ -17,7 +17,12 @@ def test_text_filters_match_substrings_in_any_case(client, make):
     obs, _ = make.observatory(f"Skinakas {tag}")
     name = make.alert(f"SN2026x{tag}")
     make.point(name, obs, 61000.5, 15.0)
-    for query in (f"alert=sn2026X{tag[:4]}", f"alert=IVO://TEST/SN2026x{tag}", f"observatory=SKINAKAS%20{tag}"):  # fmt: skip
+    queries = (
+        f"alert=sn2026X{tag[:4]}",
+        f"alert=IVO://TEST/SN2026x{tag}",
+        f"observatory=SKINAKAS%20{tag}",
+    )
+    for query in queries:
         items = client.get(f"/followup?format=json&{query}").get_json()["items"]
         assert [i["alert"] for i in items] == [name], query
     assert client.get(f"/followup?format=json&alert=zz{tag}").get_json()["total"] == 0
@@ -39,7 +44,7 @@ def test_withdraw_asks_says_what_happened_and_can_be_undone(client, make):
     page = client.post(f"/followup/{point}/restore", follow_redirects=True).get_data(as_text=True)
     assert 'id="flash-restored"' in page
     assert client.get(f"/alerts/{name}?format=json").get_json()["npoints"] == 1
-    other, other_key = make.observatory()
+    _, other_key = make.observatory()
     make.login(client, other_key)
     assert client.post(f"/followup/{point}/restore").status_code == 403
 
@@ -76,8 +81,15 @@ def test_failed_job_page_names_file_options_reason_and_log(client, make):
     options = html[
         html.index('id="job-options"') : html.index("</table>", html.index("job-options"))
     ]
-    for name_, value in (("forceFilter", "APASS/V"), ("matchDist", "3.0"), ("expTime", "30.0"),
-                         ("noPlot", "yes"), ("dryRun", "no"), ("comment", "not given")):  # fmt: skip
+    shown = (
+        ("forceFilter", "APASS/V"),
+        ("matchDist", "3.0"),
+        ("expTime", "30.0"),
+        ("noPlot", "yes"),
+        ("dryRun", "no"),
+        ("comment", "not given"),
+    )
+    for name_, value in shown:
         assert re.search(
             rf"<code>{name_}</code></th><td[^>]*>(<span[^>]*>)?{re.escape(value)}", options
         ), name_
