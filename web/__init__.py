@@ -25,6 +25,7 @@ def create_app(
     from web import (
         alert_pages,
         alert_registry,
+        assets,
         cli,
         csrf,
         errors,
@@ -77,6 +78,7 @@ def create_app(
     app.jinja_env.globals["calserv_version"] = VERSION
     app.jinja_env.globals["bokeh_version"] = bokeh.__version__
     errors.register(app)
+    assets.init_app(app)
     # Before the other hooks: its request timer covers them too.
     metrics.init_app(app, s.database_url, s.redis_url, s.queue)
     csrf.init_app(app)

@@ -368,4 +368,6 @@ def bokehjs(version: str, filename: str):
     cacheable for a year."""
     if version != bokeh.__version__:
         raise ApiError(404, "unknown BokehJS version", f"this server has {bokeh.__version__}")
-    return send_from_directory(Path(bokehjs_path()) / "js", filename, max_age=365 * 86400)
+    resp = send_from_directory(Path(bokehjs_path()) / "js", filename, max_age=365 * 86400)
+    resp.cache_control.immutable = True
+    return resp

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from flask import (
     current_app,
     jsonify,
     render_template,
+    request,
     send_from_directory,
 )
 
@@ -33,6 +35,7 @@ bp = Blueprint("openapi", __name__)
 JSON, HTML, CSV, PNG, TEXT = "application/json", "text/html", "text/csv", "image/png", "text/plain"
 SWAGGER_DIR = Path(swagger_ui.__file__).parent / "static"
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
+SWAGGER_VERSION = version("swagger-ui-py")
 #: The Swagger UI page runs only our own scripts; its styles are set inline by the bundle.
 DOCS_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -347,7 +350,8 @@ def spec():
 
 @bp.get("/docs")
 def docs():
-    resp = Response(render_template("docs.html"), mimetype="text/html")
+    html = render_template("docs.html", swagger_version=SWAGGER_VERSION)  # in the site's layout
+    resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = DOCS_CSP
     return resp
 
@@ -356,4 +360,8 @@ def docs():
 def asset(filename: str):
     if filename not in SWAGGER_FILES:
         raise ApiError(404, f"no such file: {filename[:60]}", "see /docs")
-    return send_from_directory(SWAGGER_DIR, filename, max_age=86400)
+    # `?v=` naming the installed package's version (as docs.html links them): cached for a year.
+    versioned = request.args.get("v") == SWAGGER_VERSION
+    resp = send_from_directory(SWAGGER_DIR, filename, max_age=365 * 86400 if versioned else 86400)
+    resp.cache_control.immutable = versioned or None
+    return resp
