@@ -7,8 +7,11 @@ filter, links by position, flags) are there. Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from tests.helpers import ARTIFACTS
 from tests.web import test_browser_e2e as e2e
 from tests.web.test_browser_e2e import AXE, expect, shot
 
@@ -137,3 +140,40 @@ def test_light_curve_on_a_phone(browser, live_server, curve):
     finally:
         context.close()
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_cold_load_timing_printout(browser, live_server, curve):
+    """How long after a cold load (empty cache, new browser context) the plot answers, against
+    the same page with the plot's scripts blocked: a printout and tests/artifacts/ file, never a
+    timed assertion (the machine is shared)."""
+    url = f"{live_server}/alerts/{curve['name']}"
+    rows = []
+    for run in range(3):
+        for with_plot in (False, True):
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            if not with_plot:
+                page.route(re.compile(r"(bokeh\.min|lightcurve)\.js"), lambda r: r.abort())
+            page.goto(url)
+            if with_plot:
+                expect(page.locator("#lightcurve-interactive[data-ready='1']")).to_be_attached()
+                ms = page.evaluate(
+                    "() => performance.getEntriesByName('lightcurve-ready')[0].startTime"
+                )
+            else:
+                page.wait_for_load_state("load")
+                ms = page.evaluate(
+                    "() => performance.getEntriesByType('navigation')[0].loadEventEnd"
+                )
+            rows.append((run, "plot interactive" if with_plot else "page without the plot", ms))
+            context.close()
+    best = {k: min(ms for _, kind, ms in rows if kind == k) for _, k, _ in rows}
+    table = "\n".join(
+        ["alert page, cold load (ms after navigation start), best of 3:"]
+        + [f"  {k:24s} {v:7.0f}" for k, v in best.items()]
+        + [f"  plot costs {best['plot interactive'] - best['page without the plot']:.0f} ms more"]
+    )
+    print(table)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "alert-page-timing.txt").write_text(table + "\n")
+    assert all(ms > 0 for _, _, ms in rows)

@@ -107,7 +107,7 @@
   }
 
   if (!window.Bokeh) { fallback(); return; }
-  fetch(box.dataset.src, { headers: { Accept: "application/json" } })
+  fetch(box.dataset.src, { credentials: "same-origin" })  // as preloaded by the page's <head>
     .then(function (resp) {
       if (!resp.ok) throw new Error("light curve: HTTP " + resp.status);
       return resp.json();
@@ -124,6 +124,7 @@
       wireLegend(fig);
       wireTap(fig);
       box.dataset.ready = "1";
+      performance.mark("lightcurve-ready");  // when the plot answers the reader
     })
     .catch(function (err) { console.error(err); fallback(); });
 })();
