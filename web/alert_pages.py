@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import tempfile
 from collections.abc import Callable
@@ -39,9 +40,11 @@ from sqlalchemy.engine import Row
 from blobstore import BlobNotFound
 from calib.schema import LIGHTCURVE_COLUMNS, LIGHTCURVE_JSON_COLUMNS
 from db.models import Alert, Followup, Observatory
+from refcats.store import RefStore
 from web.alert_registry import alert_key, find_alert_by_key, is_web_url
 from web.dates import date_obs
 from web.errors import ApiError
+from web.finder_chart import finder_png, richest_field
 from web.lightcurve import CURRENT, last_per_filter, lightcurve_rows
 from web.lightcurve_bokeh import bokeh_item
 from web.lightcurve_png import plot_png
@@ -53,6 +56,8 @@ from web.request_session import db
 from web.version import VERSION
 
 bp = Blueprint("alert_pages", __name__)
+#: Memory for the reference rows that finder charts read (a few partitions).
+FINDER_CACHE_BYTES = 64 * 1024 * 1024
 
 ALERT_COLUMNS = (
     "name",
@@ -311,6 +316,36 @@ def lightcurve_bokeh(key: str):
         return json.dumps(bokeh_item(rows, alert.name)).encode()
 
     return _conditional(alert, lambda: _cached(alert, "json", item), "application/json")
+
+
+def _refstore() -> RefStore:
+    """The web tier's reader of the reference store (finder charts), one per process."""
+    ext = current_app.extensions
+    if "refstore" not in ext:
+        ext["refstore"] = RefStore(Path(current_app.config["REFCAT_DIR"]), FINDER_CACHE_BYTES)
+    return ext["refstore"]
+
+
+@bp.get("/alerts/<key>/finder.png")
+def finder(key: str):
+    """The finder chart: reference stars within 3′ of the alert from calserv's own store, made
+    once per position, store contents and calserv version, and shared through the file store."""
+    alert = _alert(key)
+    store = _refstore()
+    identity = f"{alert.ra:.7f} {alert.dec:.7f} {VERSION} {store.survey_names()}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    blobs = current_app.extensions["blobstore"]
+    blob = f"finders/{alert.id}/{digest}.png"
+    try:
+        with blobs.open(blob) as f:
+            body = f.read()
+    except BlobNotFound:
+        body = finder_png(richest_field(store, alert.ra, alert.dec), alert.name)
+        blobs.put(blob, body)
+    resp = Response(body, mimetype="image/png")
+    resp.set_etag(digest)
+    resp.cache_control.max_age = 86400
+    return resp.make_conditional(request)
 
 
 @bp.get("/alerts/<key>/lightcurve")

@@ -198,6 +198,12 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         (404,),
         tag="alerts",
     ),
+    ("alert_pages.finder", "get"): _op(
+        "A finder chart: reference stars within 3′ of the alert, from calserv's own store",
+        {200: _answer("PNG", None, PNG), 304: {"description": "not modified"}},
+        (404,),
+        tag="alerts",
+    ),
     ("alert_pages.lightcurve_bokeh", "get"): _op(
         "An alert's interactive light curve (a Bokeh json_item, embedded by the alert page)",
         {200: _answer("the plot", {"type": "object"}), 304: {"description": "not modified"}},
