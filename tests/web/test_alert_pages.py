@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -76,7 +77,8 @@ def test_alert_page_shows_the_plot_and_points(client, observed):
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
     assert f"/alerts/{observed['name']}/lightcurve.png" in html
-    assert html.count("/jobs/") == 3 and "(limit)" in html and observed["obs"][1] in html
+    assert html.count('href="/jobs/') == 3 and observed["obs"][1] in html
+    assert re.search(r'data-label="magnitude">&gt; [\d.]+ <span class="muted small">limit', html)
 
 
 def test_alert_page_by_json(client, observed):
