@@ -8,9 +8,6 @@ from __future__ import annotations
 import io
 import re
 
-from db.models import Job, JobState, Upload
-from db.session import session_scope
-
 
 def test_text_filters_match_substrings_in_any_case(client, make):
     tag = make.token()
@@ -53,29 +50,10 @@ def test_failed_job_page_names_file_options_reason_and_log(client, make):
     obs, _ = make.observatory()
     name = make.alert()
     reason = "no stars of APASS/V matched the catalogue; " + "a long reason " * 20
-    with session_scope() as s:
-        from db.models import Alert, Observatory
-
-        a = s.query(Alert).filter_by(name=name).one()
-        o = s.query(Observatory).filter_by(name=obs).one()
-        up = Upload(sha256=make.token() * 8, size=10, original_name="x", path="uploads/x")
-        s.add(up)
-        s.flush()
-        job = Job(
-            idempotency_key=make.token() * 8,
-            observatory_id=o.id,
-            alert_id=a.id,
-            upload_id=up.id,
-            params={"mjd": 61000.5, "dry_run": False, "force_filter": "APASS/V",
-                    "match_dist": 3.0, "exptime": 30.0, "no_plot": True, "comment": None},
-            state=JobState.failed,
-            error=reason,
-            attempts=1,
-            file_name="night-0042.cat",
-        )  # fmt: skip
-        s.add(job)
-        s.flush()
-        job_id = job.id
+    job_id = make.failed_job(
+        name, obs, reason, "night-0042.cat",
+        force_filter="APASS/V", match_dist=3.0, exptime=30.0, no_plot=True, comment=None,
+    )  # fmt: skip
     html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert '<td id="file-name" class="wrap">night-0042.cat</td>' in html
     options = html[

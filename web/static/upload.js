@@ -45,8 +45,8 @@
   const input = document.getElementById("sexCat");
   const message = document.getElementById("file-error");
   if (!input || !message) return;
-  const max = Number(input.dataset.maxBytes);
   function check() {
+    const max = Number(input.dataset.maxBytes);
     const file = input.files && input.files[0];
     const tooLarge = Boolean(file && max && file.size > max);
     const text = tooLarge
