@@ -7,13 +7,16 @@ filter, links by position, flags) are there. Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
+import math
 import re
+import time
 
 import pytest
 
 from tests.helpers import ARTIFACTS
 from tests.web import test_browser_e2e as e2e
 from tests.web.test_browser_e2e import AXE, expect, shot
+from web.lightcurve_style import MJD_UNIX
 
 pytestmark = e2e.pytestmark
 browser, visitor = e2e.browser, e2e.visitor  # the fixtures
@@ -62,12 +65,13 @@ def curve(make):
     north, _ = make.observatory(f"North {tag}")
     south, _ = make.observatory(f"South Very Long Observatory Name {tag}")
     name = make.alert(f"Curve{tag}")
+    start = math.floor(time.time() / 86400 + MJD_UNIX) - 15  # recent: the "now" line shows
     for i, (obs, filt, survey) in enumerate(
         [(north, "V", "APASS"), (south, "G", "GaiaDR3"), (north, "r", "APASS")] * 3
     ):
-        make.point(name, obs, 61000.0 + i, 11.0 + 0.05 * i, filt=filt, survey=survey)
-    make.point(name, south, 61010.0, 14.092, limit=True, filt="G", survey="GaiaDR3")
-    make.point(name, north, 61011.0, 11.2, filt="V", target_flags=("saturated",))
+        make.point(name, obs, start + i, 11.0 + 0.05 * i, filt=filt, survey=survey)
+    make.point(name, south, start + 10, 14.092, limit=True, filt="G", survey="GaiaDR3")
+    make.point(name, north, start + 11, 11.2, filt="V", target_flags=("saturated",))
     return {"name": name, "north": north, "south": south}
 
 
@@ -79,6 +83,18 @@ def test_light_curve_at_1280(visitor, curve):
     faint, bright = fig["y"]
     assert bright < 11.0 and faint > 14.092 + 0.1  # the limit and its arrow are in view
     assert "PanTool" in fig["drag"] and "WheelZoomTool" not in fig["drag"]  # the wheel scrolls
+    now = page.evaluate(
+        """() => { const fig = Bokeh.documents[Bokeh.documents.length - 1].roots()[0];
+                   const span = fig.center.find(m => m.name === "now");
+                   const mjd = fig.extra_x_ranges.get ? fig.extra_x_ranges.get("mjd")
+                                                      : fig.extra_x_ranges.mjd;
+                   return {visible: span.visible, lag: Date.now() - span.location,
+                           inside: fig.x_range.start < span.location
+                                   && span.location < fig.x_range.end,
+                           mjd_start: mjd.start, utc_start: fig.x_range.start}; }"""
+    )
+    assert now["visible"] and now["inside"] and 0 <= now["lag"] < 120_000
+    assert abs(now["mjd_start"] - (now["utc_start"] / 86_400_000 + MJD_UNIX)) < 1e-6
     legend = page.locator("#lightcurve-legend")
     expect(legend).to_be_visible()
     assert legend.locator("button").all_inner_texts() == [
