@@ -4,7 +4,7 @@ figure written as PNG in the same run (prints a table; not a test).
     .venv/bin/python bench/bench_plot.py
 
 The fastest of REPEATS renders is kept for each, after a warm-up (font cache, imports). Also
-prints the time of one light-curve plot (web.lightcurve) of 50 points against the same floor.
+prints the time of one light-curve plot (web.lightcurve_png) of 50 points against the same floor.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from calib import calibrate  # noqa: E402
 from calib.plot import render_calibration_plot  # noqa: E402
 from calib.simulate import simulate_field  # noqa: E402
-from web.lightcurve import plot_png  # noqa: E402
+from web.lightcurve_png import plot_png  # noqa: E402
 
 REPEATS = 7
 

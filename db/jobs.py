@@ -46,6 +46,7 @@ JOB_FIELDS = (
     "finished_at",
     "heartbeat_at",
     "alert_id",
+    "file_name",
 )
 #: What a job's JSON shows (:class:`JobView`), as plain columns.
 JOB_VIEW: Select = select(
@@ -80,6 +81,7 @@ class JobView(NamedTuple):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     alert_id: int
+    file_name: str | None
     alert: str
     ivorn: str
     observatory: str
@@ -164,6 +166,7 @@ _NEW_JOB = (
         alert_id=bindparam("alert_id"),
         upload_id=bindparam("upload_id"),
         params=bindparam("params", type_=_J.c.params.type),
+        file_name=bindparam("file_name"),
         state=JobState.queued,
         enqueued_at=func.now(),  # cleared again if the send fails (job_states.mark_unsent)
     )
@@ -186,6 +189,7 @@ def new_job(
     alert: Row,
     upload_id: int,
     params: JobParams,
+    file_name: str | None = None,
 ) -> JobView | None:
     """Insert a queued job under a new random id (INSERT ... ON CONFLICT DO NOTHING RETURNING:
     one statement); None when a job with this idempotency key exists already. The alert row
@@ -200,6 +204,7 @@ def new_job(
             "alert_id": alert.id,
             "upload_id": upload_id,
             "params": params.to_json(),
+            "file_name": file_name,
         },
     ).one_or_none()
     if row is None:

@@ -131,11 +131,17 @@ class Job(Base):
     #: Stamped by the worker while the job runs (`db.job_states.beat`); a running job whose
     #: heartbeat is older than STALE_JOB_SECONDS has lost its worker and is re-sent.
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The name the file was sent under (the upload row is shared by every job of its bytes).
+    file_name: Mapped[str | None] = mapped_column(String(300))
 
     observatory: Mapped[Observatory] = relationship()
     alert: Mapped[Alert] = relationship()
     upload: Mapped[Upload] = relationship()
     followup: Mapped[Followup | None] = relationship(back_populates="job")
+
+
+# An observatory's jobs, newest first (`GET /jobs`, db.job_list).
+Index("ix_jobs_observatory_created", Job.observatory_id, Job.created_at)
 
 
 class Followup(Base):

@@ -50,11 +50,13 @@ def create_app(
     from web import (
         alert_pages,
         alert_registry,
+        assets,
         cli,
         contract,
         csrf,
         errors,
         followups,
+        job_list_page,
         job_status,
         jobs,
         login,
@@ -113,6 +115,7 @@ def create_app(
     app.jinja_env.globals["bokeh_version"] = bokeh.__version__
     app.url_map.converters["job_id"] = jobs.JobIdConverter
     errors.register(app)
+    assets.init_app(app)
     # Before the other hooks: its request timer covers them too.
     metrics.init_app(app, s.database_url, s.redis_url, s.queue)
     csrf.init_app(app)
@@ -123,6 +126,7 @@ def create_app(
     blueprints = (
         upload_api,
         jobs,
+        job_list_page,
         job_status,
         alert_registry,
         submit_page,

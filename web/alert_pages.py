@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import bokeh
 from bokeh.util.paths import bokehjs_path
@@ -30,16 +33,21 @@ from flask import (
     url_for,
 )
 from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
 
 from blobstore import BlobNotFound
 from calib.schema import LIGHTCURVE_COLUMNS, LIGHTCURVE_JSON_COLUMNS
 from db.models import Alert, Followup, Observatory
+from refcats.store import RefStore
 from web.alert_registry import alert_key, find_alert_by_key, is_web_url
 from web.dates import date_obs
 from web.errors import ApiError
-from web.lightcurve import CURRENT, lightcurve_rows, plot_png
+from web.finder_chart import finder_png, richest_field
+from web.lightcurve import CURRENT, last_per_filter, lightcurve_rows
 from web.lightcurve_consistency import consistency
+from web.lightcurve_png import plot_png
+from web.lightcurve_style import FLAG_COLOUR, LIMIT_HEAD_SVG, LIMIT_SVG, legend_of
 from web.listing import csv_response, flag_arg, list_response, paging, sort_arg
 from web.negotiation import output_format
 from web.ops import CSP_FOR_BOKEH
@@ -47,6 +55,8 @@ from web.request_session import db
 from web.version import VERSION
 
 bp = Blueprint("alert_pages", __name__)
+#: Memory for the reference rows that finder charts read (a few partitions).
+FINDER_CACHE_BYTES = 64 * 1024 * 1024
 
 ALERT_COLUMNS = (
     "name",
@@ -65,6 +75,8 @@ ALERT_COLUMNS = (
     "last_date_obs",
     "url_page",
 )
+#: The newest current point of an alert, as `last_point` in its list item.
+LAST_POINT_KEYS = ("mag", "mag_err", "limit", "filter", "survey", "observatory")
 
 
 def _like(text: str) -> str:
@@ -84,7 +96,12 @@ def sexagesimal(ra: float, dec: float) -> tuple[str, str]:
     )
 
 
-def alert_dict(a: Alert | Row, npoints: int = 0, last_mjd: float | None = None) -> dict:
+def alert_dict(
+    a: Alert | Row,
+    npoints: int = 0,
+    last_mjd: float | None = None,
+    last_point: dict | None = None,
+) -> dict:
     ra_hms, dec_dms = sexagesimal(a.ra, a.dec)
     key = alert_key(a.id, a.name)
     return {
@@ -103,6 +120,7 @@ def alert_dict(a: Alert | Row, npoints: int = 0, last_mjd: float | None = None) 
         "npoints": npoints,
         "last_mjd": last_mjd,
         "last_date_obs": date_obs(last_mjd),
+        "last_point": last_point,
         "key": key,
         "url_page": url_for("alert_pages.show", key=key, _external=True),
     }
@@ -118,6 +136,31 @@ _STATS = (
     .group_by(Followup.alert_id)
     .subquery()
 )
+_LAST = (
+    select(
+        Followup.alert_id,
+        Followup.mag,
+        Followup.mag_err,
+        Followup.is_limit,
+        Followup.filter,
+        Followup.survey,
+        Observatory.name.label("observatory"),
+    )
+    .join(Observatory, Observatory.id == Followup.observatory_id)
+    .where(CURRENT)
+    .ext(distinct_on(Followup.alert_id))
+    .order_by(Followup.alert_id, Followup.mjd.desc(), Followup.id.desc())
+    .subquery()
+)
+
+
+def _last_point(row: Row) -> dict | None:
+    if row.filter is None:
+        return None
+    values = (row.mag, row.mag_err, row.is_limit, row.filter, row.survey, row.observatory)
+    return dict(zip(LAST_POINT_KEYS, values, strict=True))
+
+
 #: `sort=` of /alerts: column name → SQL expression (`-name` sorts descending).
 ALERT_SORTS = {
     "name": Alert.name,
@@ -148,8 +191,10 @@ def index():
     observed_only = flag_arg("observed_only")
     order = sort_arg(ALERT_SORTS, ("-last_mjd", "-name"))
     npoints = func.coalesce(_STATS.c.npoints, 0)
-    query = select(Alert, npoints, _STATS.c.last_mjd).outerjoin(
-        _STATS, _STATS.c.alert_id == Alert.id
+    query = (
+        select(Alert, npoints, _STATS.c.last_mjd, *(c for c in _LAST.c if c.name != "alert_id"))
+        .outerjoin(_STATS, _STATS.c.alert_id == Alert.id)
+        .outerjoin(_LAST, _LAST.c.alert_id == Alert.id)
     )
     if q:
         pattern = _like(q)
@@ -174,7 +219,7 @@ def index():
     total = s.scalar(select(func.count()).select_from(query.subquery()))
     pg.check(total)
     rows = s.execute(query.order_by(*order.clauses).offset(pg.offset).limit(pg.per_page))
-    items = [alert_dict(a, n, last) for a, n, last in rows]
+    items = [alert_dict(r[0], r[1], r[2], _last_point(r)) for r in rows]
     return list_response(
         items,
         total,
@@ -189,6 +234,18 @@ def index():
     )
 
 
+def sky_links(ra: float, dec: float) -> dict[str, str]:
+    """Searches of other services by the alert's position (links only: the page itself asks no
+    outside service for anything)."""
+    coords = urlencode({"Coord": f"{ra:.6f} {dec:+.6f}", "Radius": "10", "Radius.unit": "arcsec"})
+    tns = urlencode({"ra": f"{ra:.6f}", "decl": f"{dec:+.6f}", "radius": "10",
+                     "coords_unit": "arcsec"})  # fmt: skip
+    return {
+        "TNS": f"https://www.wis-tns.org/search?{tns}",
+        "SIMBAD": f"https://simbad.cds.unistra.fr/simbad/sim-coo?{coords}",
+    }
+
+
 def _alert(key: str) -> Row:
     alert = find_alert_by_key(db(), key)
     if alert is None:
@@ -196,12 +253,18 @@ def _alert(key: str) -> Row:
     return alert
 
 
+def _today() -> str:
+    """The UTC day: plots show a "now" line, so a plot is made afresh each day too."""
+    return datetime.now(UTC).strftime("%Y%m%d")
+
+
 def _conditional(alert: Row, body_of, mimetype: str) -> Response:
-    """`body_of()` answered with the ETag and Last-Modified of the alert's points version; a
-    matching If-None-Match / If-Modified-Since is a 304 without building the body."""
+    """`body_of()` answered with the ETag and Last-Modified of the alert's points version (and
+    the day); a matching If-None-Match / If-Modified-Since is a 304 without building the body."""
     resp = Response(mimetype=mimetype)
-    resp.set_etag(f"lc-{alert.id}-{alert.points_version}-{VERSION}")
-    resp.last_modified = alert.points_changed_at
+    resp.set_etag(f"lc-{alert.id}-{alert.points_version}-{VERSION}-{_today()}")
+    day_start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    resp.last_modified = max(alert.points_changed_at, day_start)
     resp.headers["Cache-Control"] = "no-cache"  # revalidate: points may change at any time
     resp.make_conditional(request)
     if resp.status_code != 304:
@@ -216,7 +279,7 @@ def _cached(alert: Row, suffix: str, render: Callable[[], bytes]) -> bytes:
     again each."""
     store = current_app.extensions["blobstore"]
     folder = f"lightcurves/{alert.id}/"
-    key = f"{folder}{alert.points_version}-{VERSION}.{suffix}"
+    key = f"{folder}{alert.points_version}-{VERSION}-{_today()}.{suffix}"
     with contextlib.suppress(BlobNotFound), store.open(key) as f:
         return f.read()
     lock_path = Path(tempfile.gettempdir()) / f"calserv-lightcurve-{alert.id}.{suffix}.lock"
@@ -258,6 +321,36 @@ def lightcurve_bokeh(key: str):
     return _conditional(alert, lambda: _cached(alert, "json", item), "application/json")
 
 
+def _refstore() -> RefStore:
+    """The web tier's reader of the reference store (finder charts), one per process."""
+    ext = current_app.extensions
+    if "refstore" not in ext:
+        ext["refstore"] = RefStore(Path(current_app.config["REFCAT_DIR"]), FINDER_CACHE_BYTES)
+    return ext["refstore"]
+
+
+@bp.get("/alerts/<key>/finder.png")
+def finder(key: str):
+    """The finder chart: reference stars within 3′ of the alert from calserv's own store, made
+    once per position, store contents and calserv version, and shared through the file store."""
+    alert = _alert(key)
+    store = _refstore()
+    identity = f"{alert.ra:.7f} {alert.dec:.7f} {VERSION} {store.survey_names()}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    blobs = current_app.extensions["blobstore"]
+    blob = f"finders/{alert.id}/{digest}.png"
+    try:
+        with blobs.open(blob) as f:
+            body = f.read()
+    except BlobNotFound:
+        body = finder_png(richest_field(store, alert.ra, alert.dec), alert.name)
+        blobs.put(blob, body)
+    resp = Response(body, mimetype="image/png")
+    resp.set_etag(digest)
+    resp.cache_control.max_age = 86400
+    return resp.make_conditional(request)
+
+
 @bp.get("/alerts/<key>/lightcurve")
 def lightcurve(key: str):
     """The light curve as `format=json` (default for scripts) or `format=csv`; `aligned=1`
@@ -287,15 +380,31 @@ def show(key: str):
     alert = _alert(key)
     rows = lightcurve_rows(db(), alert.id)
     systems = consistency(rows)
-    last = max((r["mjd"] for r in rows), default=None)
-    data = alert_dict(alert, len(rows), last)
+    last = rows[-1] if rows else None  # time order
+    data = alert_dict(
+        alert,
+        len(rows),
+        last and last["mjd"],
+        last and {**{k: last.get(k) for k in LAST_POINT_KEYS}, "mag_err": last["magerr"]},
+    )
     if output_format() == "json":
         return jsonify(
             **data,
             lightcurve=[{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows],
             offsets=systems["offsets"],
         )
-    html = render_template("alert.html", alert=data, rows=rows, offsets=systems["offsets"])
+    html = render_template(
+        "alert.html",
+        alert=data,
+        rows=rows,
+        offsets=systems["offsets"],
+        legend=legend_of(rows),
+        latest=last_per_filter(rows),
+        sky_links=sky_links(alert.ra, alert.dec),
+        limit_svg=LIMIT_SVG,
+        limit_head_svg=LIMIT_HEAD_SVG,
+        flag_colour=FLAG_COLOUR,
+    )
     resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = CSP_FOR_BOKEH
     return resp
@@ -307,4 +416,6 @@ def bokehjs(version: str, filename: str):
     cacheable for a year."""
     if version != bokeh.__version__:
         raise ApiError(404, "unknown BokehJS version", f"this server has {bokeh.__version__}")
-    return send_from_directory(Path(bokehjs_path()) / "js", filename, max_age=365 * 86400)
+    resp = send_from_directory(Path(bokehjs_path()) / "js", filename, max_age=365 * 86400)
+    resp.cache_control.immutable = True
+    return resp

@@ -201,6 +201,10 @@ def _result(name: str, nullable: bool = False) -> fields.Field:
     return _KINDS[f.type](**opts)
 
 
+OPTIONS_MEANING = (
+    "every upload option by its form name (MJD, expTime, matchDist, forceFilter, dryRun, "
+    "noPlot, comment); null if not given"
+)
 #: A calibration job (`GET /jobs/<id>`, and the answer to an upload); result keys are null until
 #: the job has succeeded.
 Job = Schema.from_dict(
@@ -217,6 +221,8 @@ Job = Schema.from_dict(
         "date_obs": _date("the MJD as ISO 8601 UTC", required=True),
         "url_page": fields.String(required=True, metadata={"description": "the alert's page"}),
         "dry_run": fields.Boolean(required=True, allow_none=True),
+        "file_name": _str("the name the file was sent under", required=True),
+        "options": fields.Dict(required=True, metadata={"description": OPTIONS_MEANING}),
         "created_at": _date("when the upload was accepted", required=True),
         "finished_at": _date("when the job ended", required=True),
         "attempts": fields.Integer(required=True),
@@ -227,6 +233,35 @@ Job = Schema.from_dict(
     },
     name="Job",
 )
+
+
+class JobListItem(Schema):
+    job_id = fields.String(required=True)
+    status = fields.String(
+        required=True, validate=OneOf(["queued", "running", "succeeded", "failed"])
+    )
+    status_url = fields.String(required=True)
+    file_name = _str("the name the file was sent under", required=True)
+    alert = fields.String(required=True)
+    url_page = fields.String(required=True, metadata={"description": "the alert's page"})
+    mjd = _num("MJD of mid-exposure", required=True)
+    date_obs = _str("the MJD as ISO 8601 UTC", required=True)
+    created_at = _date("when the upload was accepted", required=True)
+    finished_at = _date("when the job ended", required=True)
+    mag = _num("the magnitude, or the limit when `limit`", required=True)
+    mag_err = _num(required=True)
+    limit = fields.Boolean(required=True, allow_none=True)
+    filter = _str(required=True)
+    survey = _str(required=True)
+    error = _str("why it failed", required=True)
+    followup_id = fields.Integer(required=True, allow_none=True)
+
+
+class JobList(Schema):
+    items = fields.List(fields.Nested(JobListItem), required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
 
 
 class StatusQuery(Params):
@@ -311,6 +346,15 @@ class Lightcurve(Schema):
     alignment = fields.List(fields.Nested(SystemOffset), required=True)
 
 
+class LastPoint(Schema):
+    mag = fields.Float(required=True, metadata={"description": "the limit when `limit`"})
+    mag_err = fields.Float(required=True, metadata={"description": "-1 for a limit"})
+    limit = fields.Boolean(required=True)
+    filter = fields.String(required=True)
+    survey = fields.String(required=True)
+    observatory = fields.String(required=True)
+
+
 class Alert(Schema):
     name = fields.String(required=True)
     ivorn = fields.String(required=True)
@@ -327,6 +371,12 @@ class Alert(Schema):
     npoints = fields.Integer(required=True)
     last_mjd = _num(required=True)
     last_date_obs = _date("last_mjd as ISO 8601 UTC", required=True)
+    last_point = fields.Nested(
+        LastPoint,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the newest current point (null without one)"},
+    )
     key = fields.String(required=True, metadata={"description": "the alert's key in /alerts/<key>"})
     url_page = fields.String(required=True)
 
@@ -402,10 +452,10 @@ class AlertQuery(Paging):
 
 
 class FollowupQuery(Paging):
-    alert = _line("name or IVORN")
-    observatory = _line("substring")
-    band = _line("substring of the filter")
-    survey = _line("substring")
+    alert = _line("substring of the name or IVORN, any case")
+    observatory = _line("substring, any case")
+    band = _line("substring of the filter, any case")
+    survey = _line("substring, any case")
     mjd_min = fields.Float(validate=Range(-1e9, 1e9))
     mjd_max = fields.Float(validate=Range(-1e9, 1e9))
     sort = fields.String(
@@ -443,7 +493,7 @@ class Observatory(Schema):
     filters = fields.List(fields.String(), required=True)
     npoints = fields.Integer(required=True, metadata={"description": "current follow-up points"})
     last_mjd = _num(required=True)
-    last_date_obs = _str("last_mjd as ISO 8601 UTC", required=True)
+    last_date_obs = _date("last_mjd as ISO 8601 UTC", required=True)
     key = fields.String(required=True, metadata={"description": "its key in /observatories/<key>"})
     url_page = fields.String(required=True)
 
@@ -512,3 +562,7 @@ class ObservatoryDetail(Schema):
 
 #: JSON Schema rules across a form's fields, added to its component in /openapi.json.
 FORM_RULES = {"UploadForm": UPLOAD_RULES, "SubmitForm": UPLOAD_RULES}
+
+
+class JobListQuery(Paging):
+    state = fields.String(validate=OneOf(["queued", "running", "succeeded", "failed"]))

@@ -37,6 +37,14 @@ def parse_bounded(name: str, raw: str, cast: type[Num], lo: Num, hi: Num) -> Num
     return value
 
 
+def too_large_detail(limit: int) -> str:
+    """What an over-size upload is told: what calserv takes, and how to make a file fit."""
+    return (
+        f"uploads are limited to {limit / 1e6:.3g} MB: a SExtractor catalogue, an RA DEC MAG "
+        "table or a FITS image; compress an image (.fits.gz or .fz) or send its catalogue"
+    )
+
+
 def error_response(status: int, error: str, detail: str | None = None) -> Response:
     # A too-large body or URL is not read for its outputFormat: JSON unless a browser asked.
     unreadable = status in (413, 414, 431) and "text/html" not in request.headers.get("Accept", "")
@@ -61,10 +69,7 @@ def too_large_reason(app: Flask) -> tuple[str, str]:
     limit, parts = app.config["MAX_CONTENT_LENGTH"], app.config["MAX_FORM_PARTS"]
     field_mb = app.config["MAX_FORM_MEMORY_SIZE"] / 1e6
     if (request.content_length or 0) > limit or request.mimetype != "multipart/form-data":
-        return "upload too large", (
-            f"uploads are limited to {limit / 1e6:.3g} MB; "
-            "upload the SExtractor catalogue, not the image"
-        )
+        return "upload too large", too_large_detail(limit)
     boundary = request.mimetype_params.get("boundary", "").encode()
     body = cached_body()
     if boundary and body and body.count(b"--" + boundary) - 1 > parts:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, redirect, request, url_for
+from flask import Blueprint, Response, flash, redirect, request, url_for
 from sqlalchemy import func, or_, select
 
 from calib.schema import FIELDS, FOLLOWUP_COLUMNS, followup_result
 from db.models import Alert, Followup, Job, Observatory
+from db.observations import make_current
 from web.alert_registry import alert_key
 from web.auth import authenticate
 from web.dates import date_obs
@@ -87,7 +88,7 @@ def followup_dict(f: Followup, alert: Alert, obs_name: str, has_plot: bool) -> d
 
 @bp.get("/followup")
 def index():
-    """`alert` (name or IVORN), `observatory`, `band`, `survey` (substrings), `mjd_min`,
+    """`alert` (name or IVORN), `observatory`, `band`, `survey` (substrings, any case), `mjd_min`,
     `mjd_max`, `sort` (`mjd`, `-mjd`, `alert`, ...), `page`, `per_page`."""
     pg = paging()
     mjd_min, mjd_max = float_arg("mjd_min"), float_arg("mjd_max")  # mjd_min > mjd_max: none
@@ -100,8 +101,11 @@ def index():
         .join(Job, Job.id == Followup.job_id)
         .where(CURRENT)
     )
-    if alert:
-        query = query.where(or_(Alert.ivorn == alert, func.lower(Alert.name) == func.lower(alert)))
+    if alert:  # a substring of the name or the IVORN, any case
+        pattern = _like(alert)
+        query = query.where(
+            or_(Alert.name.ilike(pattern, escape="\\"), Alert.ivorn.ilike(pattern, escape="\\"))
+        )
     filters = {"alert": alert}
     for arg, column in TEXT_FILTERS.items():
         text = request.args.get(arg, "").strip()[:200]
@@ -124,17 +128,23 @@ def index():
     )
 
 
-def withdraw(followup_id: str) -> Followup:
-    """Withdraw the point for its own observatory (401/403/404 otherwise); idempotent."""
-    s = db()
-    obs = authenticate(s)
+def _own_point(s, observatory_id: int, followup_id: str) -> Followup:
+    """The point, locked, if it belongs to this observatory (403/404 otherwise)."""
     f = None
     if followup_id.isascii() and followup_id.isdigit() and len(followup_id) < 10:
         f = s.get(Followup, int(followup_id), with_for_update=True)
     if f is None:
         raise ApiError(404, f"unknown follow-up point {followup_id[:20]!r}", "see /followup")
-    if f.observatory_id != obs.id:
+    if f.observatory_id != observatory_id:
         raise ApiError(403, "not your observation", "only the observatory that sent it may")
+    return f
+
+
+def withdraw(followup_id: str) -> Followup:
+    """Withdraw the point for its own observatory (401/403/404 otherwise); idempotent."""
+    s = db()
+    obs = authenticate(s)
+    f = _own_point(s, obs.id, followup_id)
     if f.withdrawn_at is None:
         f.withdrawn_at = datetime.now(UTC)
     s.commit()
@@ -152,7 +162,28 @@ def delete(followup_id: str):
 @rate_limited
 @login_required
 def withdraw_form(obs, followup_id: str):
-    """The Withdraw button of a logged-in observatory (CSRF-checked): back to the alert page."""
+    """The Withdraw button of a logged-in observatory (CSRF-checked, after the page asked for a
+    confirmation): back to the alert page, which says what happened and offers an undo."""
     f = withdraw(followup_id)
     alert = db().get(Alert, f.alert_id)
+    flash({"followup_id": f.id, "what": _point_text(f)}, "withdrawn")
     return redirect(url_for("alert_pages.show", key=alert_key(alert.id, alert.name)), 303)
+
+
+@bp.post("/followup/<followup_id>/restore")
+@login_required
+def restore_form(obs, followup_id: str):
+    """Undo a withdrawal (CSRF-checked): the point is current again, replacing any other point
+    of the same observation sent since, as sending the observation again would."""
+    s = db()
+    f = _own_point(s, obs.id, followup_id)
+    make_current(s, f.id)
+    s.commit()
+    alert = s.get(Alert, f.alert_id)
+    flash({"followup_id": f.id, "what": _point_text(f)}, "restored")
+    return redirect(url_for("alert_pages.show", key=alert_key(alert.id, alert.name)), 303)
+
+
+def _point_text(f: Followup) -> str:
+    mag = f"> {f.mag:.3f}" if f.is_limit else f"{f.mag:.3f} ± {f.mag_err:.3f}"
+    return f"{f.filter} = {mag} of {date_obs(f.mjd)[:16].replace('T', ' ')} UTC"

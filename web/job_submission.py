@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import PureWindowsPath
 
 from flask import current_app, request
 from sqlalchemy.engine import Row
@@ -199,6 +200,12 @@ def _check_content(head: bytes, size: int) -> None:
         ) from None
 
 
+def file_name(f: FileStorage) -> str | None:
+    """The name the file was sent under, without any folders a client put before it."""
+    name = PureWindowsPath(f.filename or "").name.strip()
+    return name[:300] or None
+
+
 def idempotency_key(obs: KeyOwner, alert: Row, sha256: str, params: JobParams) -> str:
     """The job's identity: the observation (observatory, alert, catalogue, MJD) and the options
     that change its point; presentation options (noPlot, comment) are left out."""
@@ -218,7 +225,7 @@ def create_job(s: Session, obs: KeyOwner, alert: Row, params: JobParams, f: File
     """
     upload_id, sha = store_upload(s, f)
     key = idempotency_key(obs, alert, sha, params)
-    job = new_job(s, key, obs, alert, upload_id, params)
+    job = new_job(s, key, obs, alert, upload_id, params, file_name(f))
     if job is not None:
         s.commit()
         _send(s, job.id, job.attempts, alert.name, obs.name)

@@ -27,6 +27,7 @@ from blobstore import BlobNotFound
 from blobstore.keys import cutout_key
 from calib.schema import RESULT_KEYS
 from db.job_events import RECHECK_S, JobEnds, job_ends
+from db.job_params import JobParams
 from db.job_states import FINISHED
 from db.jobs import JobView, find_job, running_and_ahead
 from db.models import JobState
@@ -53,6 +54,24 @@ MAX_RETRY_AFTER_S = 300
 T = TypeVar("T")
 
 
+#: The upload fields a job was sent with, by their form names, as the job page lists them.
+OPTION_NAMES = {
+    "mjd": "MJD",
+    "exptime": "expTime",
+    "match_dist": "matchDist",
+    "force_filter": "forceFilter",
+    "dry_run": "dryRun",
+    "no_plot": "noPlot",
+    "comment": "comment",
+}
+
+
+def job_options(params: JobParams) -> dict:
+    """The job's upload options under their form names (`forceFilter`, `matchDist`, ...), every
+    one of them, null where it was not given."""
+    return {name: getattr(params, key) for key, name in OPTION_NAMES.items()}
+
+
 def job_json(job: JobView) -> dict:
     """The job's public JSON: its state, and the result keys (`calib.schema`), null until the
     job has succeeded."""
@@ -70,6 +89,8 @@ def job_json(job: JobView) -> dict:
             "alert_pages.show", key=alert_key(job.alert_id, job.alert), _external=True
         ),
         "dry_run": job.params.dry_run,
+        "file_name": job.file_name,
+        "options": job_options(job.params),
         "created_at": job.created_at.astimezone(UTC).isoformat() if job.created_at else None,
         "finished_at": job.finished_at.astimezone(UTC).isoformat() if job.finished_at else None,
         "attempts": job.attempts,

@@ -1,159 +1,169 @@
 """The interactive light curve: a Bokeh figure as a `json_item`, which /static/lightcurve.js
 embeds with the BokehJS that calserv serves from the bokeh wheel (no CDN, no inline script).
 
-A colour per filter and a marker per observatory, each with its own legend (click an entry to
-hide or show those points); upper limits are drawn as downward (fainter) arrows and have a legend
-entry of their own; the magnitude axis is inverted and names the band systems. Hovering a point
-shows its UTC date, MJD, magnitude ± error, filter, survey, observatory and job; tapping it opens
-the job's page (an OpenURL callback: no JavaScript is compiled at run time).
+UTC dates below and MJD above (the script keeps the MJD axis in step while panning), a colour per
+filter and a marker per observatory, upper limits as a bar at the limit with an arrow pointing
+fainter, a ring around points with target flags or warnings, a dashed "now" line, the magnitude
+axis inverted and naming the band systems. The legend is the page's own HTML
+(`web.lightcurve_style.legend_of`): its buttons show and hide renderers by their `tags`. Hovering
+a point shows its UTC date, MJD, magnitude ± error, filter, survey, observatory, flags and job;
+tapping selects it, and the script shows its details with a link to the job (no JavaScript is
+compiled at run time, so no CustomJS).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from itertools import cycle
 
 from bokeh.embed import json_item
 from bokeh.models import (
     ColumnDataSource,
+    DatetimeTickFormatter,
     HoverTool,
-    Legend,
-    LegendItem,
-    OpenURL,
+    Label,
+    LinearAxis,
+    NoOverlap,
     Range1d,
-    Scatter,
+    Span,
     TapTool,
 )
 from bokeh.plotting import figure
 
-from web.lightcurve import LIMIT_ARROW_MAG, _colours, limit_position, mag_range, magnitude_label
+from web.lightcurve_style import (
+    FLAG_COLOUR,
+    arrow_length,
+    is_flagged,
+    is_limit,
+    legend_of,
+    mag_range,
+    magnitude_label,
+    time_range,
+    unix_ms,
+)
 
-#: Bokeh markers per observatory (no inverted triangle: that is the head of a limit's arrow).
-MARKERS = ("circle", "square", "triangle", "diamond", "hex", "star", "plus", "square_pin")
-NEUTRAL = "#000000"
 TOOLTIPS = [
     ("UTC", "@date_obs"),
     ("MJD", "@mjd{0.00000}"),
     ("mag", "@mag_text"),
     ("filter", "@filter (@survey)"),
     ("observatory", "@observatory"),
-    ("job", "@job_id (tap to open)"),
+    ("flags", "@flags_text"),
+    ("job", "@job_id"),
 ]
 
 
-def _source(rows: Sequence[dict], faint: float) -> ColumnDataSource:
-    limit = [r["magerr"] < 0 for r in rows]
-    y = [
-        limit_position(r["mag"], faint) if lim else r["mag"]
-        for r, lim in zip(rows, limit, strict=True)
-    ]
+def _source(rows: Sequence[dict], arrow: float) -> ColumnDataSource:
     return ColumnDataSource(
         {
+            "t": [unix_ms(r["mjd"]) for r in rows],
             "mjd": [r["mjd"] for r in rows],
-            "y": y,
-            "tip": [v + LIMIT_ARROW_MAG for v in y],
+            "y": [r["mag"] for r in rows],
+            "tip": [r["mag"] + arrow for r in rows],
             "lower": [r["mag"] - max(r["magerr"], 0) for r in rows],
             "upper": [r["mag"] + max(r["magerr"], 0) for r in rows],
             "date_obs": [r["date_obs"] for r in rows],
             "mag_text": [
-                f"> {r['mag']:.3f} (upper limit)" if lim else f"{r['mag']:.3f} ± {r['magerr']:.3f}"
-                for r, lim in zip(rows, limit, strict=True)
+                f"> {r['mag']:.3f} (upper limit)"
+                if is_limit(r)
+                else f"{r['mag']:.3f} ± {r['magerr']:.3f}"
+                for r in rows
             ],
             "filter": [r["filter"] for r in rows],
             "survey": [r["survey"] for r in rows],
             "observatory": [r["observatory"] for r in rows],
+            "flags_text": [
+                "; ".join([*(r.get("target_flags") or []), *(r.get("warnings") or [])]) or "none"
+                for r in rows
+            ],
             "job_id": [r["job_id"][:8] for r in rows],
             "job_url": [r["job_url"] for r in rows],
         }
     )
 
 
-def bokeh_item(rows: Sequence[dict], title: str) -> dict:
+def bokeh_item(rows: Sequence[dict], title: str, now_mjd: float | None = None) -> dict:
     """The light curve of `rows` (light-curve rows with `job_url`) as a Bokeh `json_item`."""
-    filters = sorted({r["filter"] for r in rows})
-    observatories = sorted({r["observatory"] for r in rows})
-    colour = _colours(filters)
-    marker = dict(zip(observatories, cycle(MARKERS), strict=False))
-    bright, faint = mag_range(rows) if rows else (10.0, 20.0)
+    legend = legend_of(rows)
+    bright, faint = mag_range(rows)
+    t = time_range(rows, now_mjd)
+    arrow = arrow_length(rows)
     fig = figure(
         title=title,
         sizing_mode="stretch_width",
-        height=440,
+        height=420,
+        min_border_left=10,
+        min_border_right=10,
         tools="pan,wheel_zoom,box_zoom,reset,save",
-        active_scroll="wheel_zoom",
-        x_axis_label="MJD",
-        y_axis_label=magnitude_label(filters),
+        toolbar_location="above",  # the plot keeps the page's whole width on a phone
+        active_drag="pan",
+        active_scroll=None,  # the wheel scrolls the page until the zoom tool is chosen
+        x_axis_type="datetime",
+        x_axis_label="UTC",
+        y_axis_label=magnitude_label(list(legend.filters)),
+        x_range=Range1d(unix_ms(t.start), unix_ms(t.end)),
         y_range=Range1d(faint, bright),  # inverted: brighter (smaller magnitude) at the top
     )
-    fig.xaxis.formatter.use_scientific = False
-    limits = []
-    by_filter: dict[str, list] = {f: [] for f in filters}
-    by_site: dict[str, list] = {o: [] for o in observatories}
-    for f in filters:
-        for o in observatories:
-            for is_limit in (False, True):
-                group = [
-                    r
-                    for r in rows
-                    if r["filter"] == f and r["observatory"] == o and (r["magerr"] < 0) == is_limit
-                ]
-                if not group:
-                    continue
-                src = _source(group, faint)
-                style = {"color": colour[f], "marker": marker[o], "size": 9}
-                if is_limit:
-                    drawn = [
-                        fig.segment(
-                            "mjd", "y", "mjd", "tip", source=src, color=colour[f], line_width=2
-                        ),
-                        fig.scatter(
-                            "mjd",
-                            "tip",
-                            source=src,
-                            marker="inverted_triangle",
-                            size=8,
-                            color=colour[f],
-                        ),
-                        fig.scatter("mjd", "y", source=src, fill_alpha=0, line_width=2, **style),
-                    ]
-                    limits += drawn
-                else:  # error bars as renderers (not annotations), so legends hide them too
-                    drawn = [
-                        fig.segment("mjd", "lower", "mjd", "upper", source=src, color=colour[f]),
-                        fig.scatter("mjd", "y", source=src, **style),
-                    ]
-                by_filter[f] += drawn
-                by_site[o] += drawn
-    markers = [r for r in fig.renderers if isinstance(r.glyph, Scatter)]
-    hover = HoverTool(renderers=markers, tooltips=TOOLTIPS)
-    tap = TapTool(renderers=hover.renderers, callback=OpenURL(url="@job_url", same_tab=True))
-    fig.add_tools(hover, tap)
-    _legend(
-        fig,
-        "filter",
-        [(f, by_filter[f], {"color": colour[f], "marker": "circle"}) for f in filters],
+    fig.xaxis.formatter = DatetimeTickFormatter(
+        hours="%m-%d %H:%M", days="%Y-%m-%d", months="%Y-%m", years="%Y"
     )
-    site_items = [
-        (o, by_site[o], {"line_color": NEUTRAL, "fill_color": "#ffffff", "marker": marker[o]})
-        for o in observatories
-    ]
-    if limits:
-        site_items.append(
-            ("upper limits", limits, {"color": NEUTRAL, "marker": "inverted_triangle"})
+    fig.extra_x_ranges = {"mjd": Range1d(t.start, t.end, name="mjd_range")}
+    mjd_axis = LinearAxis(x_range_name="mjd", axis_label="MJD")
+    mjd_axis.formatter.use_scientific = False
+    fig.add_layout(mjd_axis, "above")
+    for axis in (*fig.xaxis, *fig.yaxis):
+        axis.major_label_policy = NoOverlap()  # thinned on a narrow screen, never run together
+    fig.add_layout(
+        Span(
+            location=unix_ms(t.now),
+            dimension="height",
+            line_dash="dashed",
+            line_color="#555555",
+            name="now",
+            visible=t.shows_now,
         )
-    _legend(fig, "observatory", site_items)
+    )
+    fig.add_layout(
+        Label(
+            x=unix_ms(t.now),
+            y=4,
+            y_units="screen",
+            x_offset=-3,
+            anchor="bottom_right",  # left of the line: never cut off at the plot's right edge
+            text="now",
+            name="now_label",
+            text_font_size="11px",
+            text_color="#555555",
+            visible=t.shows_now,
+        )
+    )
+    markers = []
+    groups: dict[tuple[str, str, bool], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["filter"], r["observatory"], is_limit(r)), []).append(r)
+    for (f, o, limit), group in sorted(groups.items()):
+        src = _source(group, arrow)
+        c = legend.filters[f]
+        if limit:  # bar at the limit, arrow down to fainter magnitudes
+            drawn = [
+                fig.segment("t", "y", "t", "tip", source=src, color=c, line_width=2),
+                fig.scatter("t", "tip", source=src, marker="inverted_triangle", size=9, color=c),
+                fig.scatter("t", "y", source=src, marker="dash", size=14, line_width=3, color=c),
+            ]
+        else:  # error bars as renderers (not annotations), so the legend hides them too
+            marker = legend.observatories[o].bokeh
+            drawn = [
+                fig.segment("t", "lower", "t", "upper", source=src, color=c),
+                fig.scatter("t", "y", source=src, marker=marker, size=9, color=c),
+            ]
+        markers.append(drawn[-1])
+        tag = {"filter": f, "observatory": o, "limit": limit}
+        flagged = [r for r in group if is_flagged(r)]
+        if flagged:
+            ring = fig.scatter("t", "y", source=_source(flagged, arrow), marker="circle", size=18,
+                               fill_alpha=0, line_color=FLAG_COLOUR, line_width=1.5)  # fmt: skip
+            ring.tags = [{**tag, "flagged": True}]
+        for renderer in drawn:  # the page's legend shows and hides renderers by these
+            renderer.tags = [tag]
+    hover = HoverTool(renderers=markers, tooltips=TOOLTIPS)
+    fig.add_tools(hover, TapTool(renderers=markers))
     return json_item(fig)
-
-
-def _legend(fig, title: str, entries: list[tuple[str, list, dict]]) -> None:
-    """A legend of its own, below the plot. A legend entry draws all its renderers on top of
-    each other, so each ends with an opaque sample glyph (a renderer of one NaN point) that covers
-    the others: colour alone in the filter legend, shape alone in the observatory legend."""
-    items = []
-    for label, renderers, look in entries:
-        sample = fig.scatter(x=[math.nan], y=[math.nan], size=9, **look)  # never on the plot
-        items.append(LegendItem(label=label, renderers=[*renderers, sample]))
-    if items:
-        legend = Legend(items=items, title=title, click_policy="hide", orientation="horizontal")
-        fig.add_layout(legend, "below")

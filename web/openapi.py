@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,6 +24,7 @@ from flask import (
     current_app,
     jsonify,
     render_template,
+    request,
     send_from_directory,
 )
 from marshmallow import Schema
@@ -36,6 +38,7 @@ JSON, HTML, CSV, PNG, TEXT = "application/json", "text/html", "text/csv", "image
 OPENMETRICS = "application/openmetrics-text"
 SWAGGER_DIR = Path(swagger_ui.__file__).parent / "static"
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
+SWAGGER_VERSION = version("swagger-ui-py")
 #: The Swagger UI page runs only our own scripts; its styles are set inline by the bundle.
 DOCS_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -164,6 +167,14 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         tag="calibration",
         query=s.Format,
     ),
+    ("job_list.index", "get"): _op(
+        "The calling observatory's own jobs, newest first, paged (key or login)",
+        {200: _answer("a page of jobs", "JobList", HTML, CSV), 303: _redirect("to /login")},
+        (401, 404, 422),
+        tag="calibration",
+        query=s.JobListQuery,
+        secured=True,
+    ),
     ("jobs.plot", "get"): _op(
         "The calibration plot of a job (uploaded with noPlot=0)",
         {200: _answer("PNG", None, PNG), 304: {"description": "not modified"}},
@@ -234,6 +245,12 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         (404,),
         tag="alerts",
     ),
+    ("alert_pages.finder", "get"): _op(
+        "A finder chart: reference stars within 3′ of the alert, from calserv's own store",
+        {200: _answer("PNG", None, PNG), 304: {"description": "not modified"}},
+        (404,),
+        tag="alerts",
+    ),
     ("alert_pages.lightcurve_bokeh", "get"): _op(
         "An alert's interactive light curve (a Bokeh json_item, embedded by the alert page)",
         {200: _answer("the plot", {"type": "object"}), 304: {"description": "not modified"}},
@@ -281,6 +298,13 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         {200: _answer("the plots", {"type": "object"})},
         (404,),
         tag="observatories",
+    ),
+    ("followups.restore_form", "post"): _op(
+        "Undo a withdrawal from the browser (CSRF-checked): the point is current again",
+        {303: _redirect("to the alert's page, or to /login")},
+        (401, 403, 404, 413),
+        tag="browser",
+        query=s.Format,
     ),
     ("ops.healthz", "get"): _op(
         "Whether Postgres and Redis answer, and each reference survey's state",
@@ -344,7 +368,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
 }
 #: The schemas the operations name; apispec registers the nested and request ones itself.
 _SCHEMAS = ("Error", "Health", "Job", "NewAlert", "Lightcurve", "AlertDetail", "AlertList",
-            "FollowupList", "LoggedIn", "LoggedOut", "StatusQuery", "StatusAnswer",
+            "FollowupList", "JobList", "LoggedIn", "LoggedOut", "StatusQuery", "StatusAnswer",
             "ObservatoryList", "ObservatoryDetail")  # fmt: skip
 _ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
@@ -431,7 +455,8 @@ def spec():
 
 @bp.get("/docs")
 def docs():
-    resp = Response(render_template("docs.html"), mimetype="text/html")
+    html = render_template("docs.html", swagger_version=SWAGGER_VERSION)  # in the site's layout
+    resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = DOCS_CSP
     return resp
 
@@ -440,4 +465,8 @@ def docs():
 def asset(filename: str):
     if filename not in SWAGGER_FILES:
         raise ApiError(404, f"no such file: {filename[:60]}", "see /docs")
-    return send_from_directory(SWAGGER_DIR, filename, max_age=86400)
+    # `?v=` naming the installed package's version (as docs.html links them): cached for a year.
+    versioned = request.args.get("v") == SWAGGER_VERSION
+    resp = send_from_directory(SWAGGER_DIR, filename, max_age=365 * 86400 if versioned else 86400)
+    resp.cache_control.immutable = versioned or None
+    return resp

@@ -3,11 +3,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+import os
+from collections.abc import Mapping
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import func, select
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import parse_form_data
 
 from db.models import Alert, Followup, Observatory
-from web.errors import ApiError
+from web.errors import ApiError, error_response, too_large_detail
 from web.job_submission import catalogue_file, create_job, parse_params, resolve_alert
 from web.keys import KeyOwner
 from web.lightcurve import CURRENT
@@ -18,6 +32,12 @@ from web.request_session import db
 bp = Blueprint("pages", __name__)
 
 UPLOAD_FIELDS = ("EventID", "MJD", "expTime", "matchDist", "forceFilter", "comment")
+#: Room left in MAX_CONTENT_LENGTH for the form's text fields and multipart framing: the form's
+#: script refuses a file larger than the rest before sending it.
+FORM_FIELDS_BYTES = 64 * 1024
+#: An over-size form up to this many times the limit is still read (its file dropped unread) to
+#: give the observer the form back with their fields; a larger one gets the plain 413.
+RECOVER_FACTOR = 4
 
 
 @bp.get("/")
@@ -35,16 +55,22 @@ def _recent_alerts() -> list[str]:
     return list(db().scalars(select(Alert.name).order_by(Alert.id.desc()).limit(200)))
 
 
-def _form_page(error: ApiError | None = None, status: int = 200) -> Response:
-    values = {k: request.form.get(k, "") for k in UPLOAD_FIELDS}
+def _form_page(
+    error: ApiError | None = None, status: int = 200, form: Mapping[str, str] | None = None
+) -> Response:
+    form = request.form if form is None else form
+    values = {k: form.get(k, "") for k in UPLOAD_FIELDS}
     values["forceFilter"] = values["forceFilter"] or "no"
     if request.method == "GET":
         values["EventID"] = request.args.get("EventID", "")
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
     html = render_template(
         "submit.html",
+        max_upload_mb=limit / 1e6,
+        max_file_bytes=limit - FORM_FIELDS_BYTES,
         values=values,
-        dry_run=request.form.get("dryRun") == "1",
-        no_plot=request.form.get("noPlot") == "1",
+        dry_run=form.get("dryRun") == "1",
+        no_plot=form.get("noPlot") == "1",
         alert_names=_recent_alerts(),
         error=error,
     )
@@ -77,3 +103,28 @@ def submit(obs: KeyOwner):
         s.rollback()
         return _form_page(e, e.status)
     return redirect(url_for("jobs.show", job_id=job.id), 303)
+
+
+def _discard(*_args, **_kwargs):
+    """Where the files of an over-size form go: nowhere."""
+    return open(os.devnull, "w+b")
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(e: RequestEntityTooLarge):
+    """An upload larger than the limit got past the form's own check (no JavaScript, an old
+    browser): the form comes back with the observer's fields and what is accepted. The text
+    fields are read from the body and the file is dropped unread; only for a logged-in browser
+    and a body within RECOVER_FACTOR of the limit, anything else gets the plain 413 answer."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    length = request.content_length or 0
+    if not (request.endpoint == "pages.submit" and session.get("observatory")) or (
+        length > RECOVER_FACTOR * limit
+    ):
+        return error_response(413, e.name.lower(), too_large_detail(limit))
+    _, form, _ = parse_form_data(
+        request.environ, stream_factory=_discard, max_form_memory_size=1 << 20
+    )
+    detail = too_large_detail(limit) + "; then choose the file again"
+    error = ApiError(413, f"the file is larger than {limit / 1e6:.3g} MB", detail)
+    return _form_page(error, 413, form)

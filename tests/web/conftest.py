@@ -71,6 +71,7 @@ def make_point(
     survey: str = "APASS",
     zeropoint_err: float = 0.02,
     plot: bool = False,
+    target_flags: tuple[str, ...] = (),
 ) -> int:
     """A finished job and its follow-up point, as a worker would leave them; returns its id."""
     with session_scope() as s:
@@ -108,10 +109,36 @@ def make_point(
             zeropoint_err=zeropoint_err,
             npoints=42,
             scatter=0.03,
+            target_flags=list(target_flags),
         )
         s.add(f)
         s.flush()
         return f.id
+
+
+def make_failed_job(alert: str, observatory: str, error: str, file_name: str, **params) -> str:
+    """A failed job as a worker leaves one; returns its id."""
+    with session_scope() as s:
+        a = s.query(Alert).filter_by(name=alert).one()
+        o = s.query(Observatory).filter_by(name=observatory).one()
+        sha = hashlib.sha256(token().encode()).hexdigest()
+        up = Upload(sha256=sha, size=10, original_name=file_name, path=f"uploads/{sha}.cat")
+        s.add(up)
+        s.flush()
+        job = Job(
+            idempotency_key=sha,
+            observatory_id=o.id,
+            alert_id=a.id,
+            upload_id=up.id,
+            params={"mjd": 61000.5, "dry_run": False, **params},
+            state=JobState.failed,
+            error=error,
+            attempts=1,
+            file_name=file_name,
+        )
+        s.add(job)
+        s.flush()
+        return job.id
 
 
 class Factory:
@@ -127,6 +154,7 @@ class Factory:
     token = staticmethod(token)
     alert = staticmethod(make_alert)
     point = staticmethod(make_point)
+    failed_job = staticmethod(make_failed_job)
     login = staticmethod(login)
     csrf_token_of = staticmethod(csrf_token_of)
 

@@ -236,12 +236,25 @@ def test_observer_journey(visitor, observatory, worker):
     assert name in page.inner_text("#followups")
     visitor.check("followup")
 
-    # withdraw the point: it leaves the light curve
+    # withdraw the point: asked first, told what happened, and undone
     page.goto(alert_url)
+    page.click("#points details.withdraw summary")
     page.click("#points form.withdraw button")
     page.wait_for_url(alert_url)
     assert page.inner_text("#npoints") == "0"
+    expect(page.locator("#flash-withdrawn")).to_contain_text("has left the light curve")
     expect(page.locator("text=No follow-up data yet")).to_be_visible()
+    visitor.check("withdrawn")
+    page.click("#undo-withdraw")
+    page.wait_for_url(alert_url)
+    assert page.inner_text("#npoints") == "1"
+    expect(page.locator("#flash-restored")).to_be_visible()
+
+    # the observatory's own jobs: the browser upload is listed with its file name
+    page.click("#my-jobs")
+    expect(page.locator("#jobs")).to_contain_text("frame.cat")
+    assert page.locator(f"#jobs a[href='/jobs/{job_id}']").count() == 1
+    visitor.check("jobs")
 
     page.click("#logout")
     assert page.locator("#login-link").count() == 1
@@ -277,7 +290,8 @@ def page_has_no_javascript_links(page) -> bool:
 
 def test_interactive_light_curve(visitor, make):
     """Two observatories, three filters, a deep upper limit: BokehJS (served by calserv) draws
-    it under the strict script policy, magnitudes inverted, two legends; the PNG matches."""
+    it under the strict script policy, magnitudes inverted, the limit at its value, and the
+    page's legend names the filters, observatories and limits."""
     tag = make.token()
     north, _ = make.observatory(f"North {tag}")
     south, _ = make.observatory(f"South {tag}")
@@ -294,16 +308,16 @@ def test_interactive_light_curve(visitor, make):
         """() => {
              const fig = Bokeh.documents[0].roots()[0];
              return {start: fig.y_range.start, end: fig.y_range.end,
-                     legends: fig.below.filter(m => m.type === "Legend")
-                                 .map(l => [l.title, l.items.map(i => i.label.value)]),
                      label: fig.left[0].axis_label};
            }"""
     )
     assert plot["start"] > plot["end"]  # inverted: brighter up
-    assert plot["start"] < 21.5  # the deep limit does not squeeze the detections
-    assert plot["legends"] == [
-        ["filter", ["G", "V", "r"]],
-        ["observatory", [north, south, "upper limits"]],
-    ]
+    assert plot["start"] > 21.5  # the deep limit is drawn at its value, inside the range
+    legend = {
+        kind: page.locator(f"#lightcurve-legend button[data-kind={kind}]").all_inner_texts()
+        for kind in ("filter", "observatory", "limit")
+    }
+    assert legend == {"filter": ["G", "V", "r"], "observatory": [north, south],
+                      "limit": ["upper limit"]}  # fmt: skip
     assert plot["label"] == "magnitude (Vega: G, V; AB: r)"
     visitor.check("alert-interactive")

@@ -161,7 +161,11 @@ def test_interactive_light_curve_assets_come_from_calserv(client, listed):
 
     html = client.get(f"/alerts/{listed['name']}").text
     scripts = re.findall(r'<script src="([^"]+)"', html)
-    assert scripts == [f"/static/bokeh/{bokeh.__version__}/bokeh.min.js", "/static/lightcurve.js"]
+    assert [s.split("?")[0] for s in scripts] == [
+        f"/static/bokeh/{bokeh.__version__}/bokeh.min.js",
+        "/static/lightcurve.js",
+    ]
+    assert re.fullmatch(r"/static/lightcurve\.js\?v=[0-9a-f]{12}", scripts[1])  # cache-busting
     js = client.get(scripts[0])
     assert js.status_code == 200 and b"Bokeh" in js.data[:2000]
     assert "max-age=31536000" in js.headers["Cache-Control"]
@@ -169,7 +173,7 @@ def test_interactive_light_curve_assets_come_from_calserv(client, listed):
     item = client.get(f"/alerts/{listed['name']}/lightcurve.bokeh.json").get_json()
     assert set(item) >= {"target_id", "root_id", "doc"}
     text = str(item)
-    assert "magnitude (Vega: G, V; AB: r)" in text and "HoverTool" in text and "OpenURL" in text
+    assert "magnitude (Vega: G, V; AB: r)" in text and "HoverTool" in text and "TapTool" in text
     assert "CustomJS" not in text  # nothing compiled at run time: the CSP allows no eval
 
 

@@ -37,3 +37,33 @@
   });
   show();
 })();
+
+// A file larger than the server takes is refused here, before minutes of sending it: the
+// message says what is accepted, and the form keeps everything typed into it.
+(function () {
+  "use strict";
+  const input = document.getElementById("sexCat");
+  const message = document.getElementById("file-error");
+  if (!input || !message) return;
+  function check() {
+    const max = Number(input.dataset.maxBytes);
+    const file = input.files && input.files[0];
+    const tooLarge = Boolean(file && max && file.size > max);
+    const text = tooLarge
+      ? file.name + " is " + (file.size / 1e6).toFixed(1) + " MB; calserv takes catalogues, " +
+        "tables and FITS images up to " + (max / 1e6).toFixed(0) + " MB. Compress an image " +
+        "(.fits.gz or .fz) or choose its SExtractor catalogue."
+      : "";
+    input.setCustomValidity(text);
+    message.textContent = text;
+    message.hidden = !tooLarge;
+    return !tooLarge;
+  }
+  input.addEventListener("change", check);
+  input.form.addEventListener("submit", function (event) {
+    if (!check()) {
+      event.preventDefault();
+      input.focus();
+    }
+  });
+})();
