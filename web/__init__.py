@@ -23,6 +23,8 @@ ON_FIRST_USE = (
     "matplotlib.figure",
     "matplotlib.lines",
     "web.lightcurve_bokeh",
+    "web.lightcurve_png",
+    "web.finder_chart",
     "web.instrument_bokeh",
     "calib.intercalibration",
     "astropy.coordinates",

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import bokeh
@@ -39,20 +40,20 @@ from sqlalchemy.engine import Row
 from blobstore import BlobNotFound
 from calib.schema import LIGHTCURVE_COLUMNS, LIGHTCURVE_JSON_COLUMNS
 from db.models import Alert, Followup, Observatory
-from refcats.store import RefStore
 from web.alert_registry import alert_key, find_alert_by_key, is_web_url
 from web.dates import date_obs
 from web.errors import ApiError
-from web.finder_chart import finder_png, richest_field
 from web.lightcurve import CURRENT, last_per_filter, lightcurve_rows
 from web.lightcurve_consistency import consistency
-from web.lightcurve_png import plot_png
 from web.lightcurve_style import FLAG_COLOUR, LIMIT_HEAD_SVG, LIMIT_SVG, legend_of
 from web.listing import csv_response, flag_arg, list_response, paging, sort_arg
 from web.negotiation import output_format
 from web.ops import CSP_FOR_BOKEH
 from web.request_session import db
 from web.version import VERSION
+
+if TYPE_CHECKING:
+    from refcats.store import RefStore
 
 bp = Blueprint("alert_pages", __name__)
 #: Memory for the reference rows that finder charts read (a few partitions).
@@ -300,6 +301,8 @@ def lightcurve_png(key: str):
     alert = _alert(key)
 
     def png() -> bytes:
+        from web.lightcurve_png import plot_png  # matplotlib: loaded on first use
+
         return plot_png(lightcurve_rows(db(), alert.id), alert.name)
 
     return _conditional(alert, lambda: _cached(alert, "png", png), "image/png")
@@ -323,6 +326,8 @@ def lightcurve_bokeh(key: str):
 
 def _refstore() -> RefStore:
     """The web tier's reader of the reference store (finder charts), one per process."""
+    from refcats.store import RefStore  # numpy and pyarrow: loaded on first use
+
     ext = current_app.extensions
     if "refstore" not in ext:
         ext["refstore"] = RefStore(Path(current_app.config["REFCAT_DIR"]), FINDER_CACHE_BYTES)
@@ -343,6 +348,8 @@ def finder(key: str):
         with blobs.open(blob) as f:
             body = f.read()
     except BlobNotFound:
+        from web.finder_chart import finder_png, richest_field  # matplotlib: on first use
+
         body = finder_png(richest_field(store, alert.ra, alert.dec), alert.name)
         blobs.put(blob, body)
     resp = Response(body, mimetype="image/png")
