@@ -42,9 +42,10 @@ from web.errors import ApiError
 from web.lightcurve import CURRENT, lightcurve_rows, plot_png
 from web.lightcurve_bokeh import bokeh_item
 from web.listing import csv_response, flag_arg, list_response, paging, sort_arg
-from web.negotiation import output_format
+from web.negotiation import TABLE_FORMATS, negotiate, output_format
 from web.ops import CSP_FOR_BOKEH
 from web.request_session import db
+from web.tables import TableInfo, table_response
 from web.version import VERSION
 
 bp = Blueprint("alert_pages", __name__)
@@ -255,14 +256,23 @@ def lightcurve_bokeh(key: str):
     return _conditional(alert, lambda: _cached(alert, "json", item), "application/json")
 
 
+#: The light curve's formats; JSON (the first) for scripts that name none.
+LIGHTCURVE_FORMATS = ("json", "csv", *TABLE_FORMATS)
+
+
 @bp.get("/alerts/<key>/lightcurve")
 def lightcurve(key: str):
-    """The light curve as `format=json` (default for scripts) or `format=csv`."""
+    """The light curve as `format=json` (default), `csv`, `votable`, `ecsv` or `fits`."""
     alert = _alert(key)
+    fmt = negotiate(LIGHTCURVE_FORMATS)
     rows = lightcurve_rows(db(), alert.id)
-    if output_format() == "csv":
-        name = f"{alert_key(alert.id, alert.name)}-lightcurve.csv"
-        return csv_response(rows, LIGHTCURVE_COLUMNS, name)
+    name = f"{alert_key(alert.id, alert.name)}-lightcurve"
+    if fmt == "csv":
+        return csv_response(rows, LIGHTCURVE_COLUMNS, f"{name}.csv")
+    if fmt in TABLE_FORMATS:
+        facts = {"name": alert.name, "ivorn": alert.ivorn, "ra": alert.ra, "dec": alert.dec}
+        info = TableInfo(title=f"calserv light curve of {alert.name}", facts=facts)
+        return table_response(rows, LIGHTCURVE_JSON_COLUMNS, fmt, info, name)
     items = [{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows]
     return jsonify(
         alert=alert.name,

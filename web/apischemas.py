@@ -30,6 +30,15 @@ class Error(Schema):
     detail = _str("what to do about it", required=True)
 
 
+class NotAcceptable(Error):
+    formats = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "the formats this endpoint has → their media types"},
+    )
+
+
 class Health(Schema):
     status = fields.String(required=True, validate=OneOf(["ok", "degraded"]))
     postgres = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
@@ -257,7 +266,26 @@ class Format(Schema):
     format = fields.String(validate=OneOf(["json", "html", "csv"]))
 
 
-class Paging(Format):
+#: What lists are served as (web.negotiation); light curves and job status have no HTML.
+_TABLES = ["votable", "ecsv", "fits"]
+_LIST_FORMATS = ["html", "json", "csv", *_TABLES]
+
+
+class ListFormat(Schema):
+    outputFormat = fields.String(validate=OneOf(_LIST_FORMATS))
+    format = fields.String(validate=OneOf(_LIST_FORMATS))
+
+
+class LightcurveFormat(Schema):
+    outputFormat = fields.String(validate=OneOf(["json", "csv", *_TABLES]))
+    format = fields.String(validate=OneOf(["json", "csv", *_TABLES]))
+
+
+class StatusFormat(Schema):
+    format = fields.String(validate=OneOf(["json", *_TABLES]))
+
+
+class Paging(ListFormat):
     page = fields.Integer(validate=Range(1, 10**6))
     per_page = fields.Integer(validate=Range(1, 500))
 

@@ -31,6 +31,9 @@ from web.errors import ApiError
 
 bp = Blueprint("openapi", __name__)
 JSON, HTML, CSV, PNG, TEXT = "application/json", "text/html", "text/csv", "image/png", "text/plain"
+#: The astronomy tables (web.tables): VOTable, ECSV, FITS.
+TABLES = ("application/x-votable+xml", "text/x-ecsv", "application/fits")
+BINARY = (PNG, "application/fits")
 SWAGGER_DIR = Path(swagger_ui.__file__).parent / "static"
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 #: The Swagger UI page runs only our own scripts; its styles are set inline by the bundle.
@@ -48,6 +51,8 @@ ERRORS = {
     403: "the follow-up point belongs to another observatory",
     404: "unknown job, alert, follow-up point or page (also a page past the last one)",
     409: "the alert exists already",
+    406: "a format (format=, outputFormat= or Accept) this endpoint does not have; the JSON "
+    "error lists the ones it has",
     413: "the upload is larger than MAX_UPLOAD_BYTES",
     422: "a parameter is missing, malformed or out of range (the error says which)",
     429: "over the rate limit; retry after Retry-After seconds",
@@ -60,7 +65,9 @@ TEXT_BODY = {"type": "string"}
 def _answer(description: str, schema: Any = None, *types: str) -> dict:
     content = {JSON: {"schema": schema}} if schema is not None else {}
     for t in types:
-        content[t] = {"schema": {"type": "string", "format": "binary"} if t == PNG else TEXT_BODY}
+        content[t] = {
+            "schema": {"type": "string", "format": "binary"} if t in BINARY else TEXT_BODY
+        }
     return {"description": description, "content": content}
 
 
@@ -84,7 +91,8 @@ def _op(
     """One operation: its answers, plus 400 and 503 (every request can meet those)."""
     responses = {str(code): answer for code, answer in ok.items()}
     for code in sorted({400, 503, *errors}):
-        responses.setdefault(str(code), _answer(ERRORS[code], "Error", HTML))
+        answer = _answer(ERRORS[code], "NotAcceptable") if code == 406 else None  # always JSON
+        responses.setdefault(str(code), answer or _answer(ERRORS[code], "Error", HTML))
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if query is not None:
         op["parameters"] = [{"in": "query", "schema": query}]
@@ -128,9 +136,10 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("job_status.bulk_status", "post"): {
         **_op(
             "Many jobs' states at once, held until one ends (batch clients)",
-            {200: _answer("the listed jobs whose state changed", "StatusAnswer")},
-            (422,),
+            {200: _answer("the listed jobs whose state changed", "StatusAnswer", *TABLES)},
+            (406, 422),
             tag="calibration",
+            query=s.StatusFormat,
         ),
         "requestBody": {"content": {JSON: {"schema": "StatusQuery"}}, "required": True},
     },
@@ -162,8 +171,8 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
     ("alert_pages.index", "get"): _op(
         "Alerts, most recently observed first",
-        {200: _answer("a page of alerts", "AlertList", HTML, CSV)},
-        (404, 422),
+        {200: _answer("a page of alerts", "AlertList", HTML, CSV, *TABLES)},
+        (404, 406, 422),
         tag="alerts",
         query=s.AlertQuery,
     ),
@@ -175,11 +184,11 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         query=s.Format,
     ),
     ("alert_pages.lightcurve", "get"): _op(
-        "An alert's light curve (JSON or CSV)",
-        {200: _answer("the light curve", "Lightcurve", CSV)},
-        (404,),
+        "An alert's light curve (JSON, CSV, VOTable, ECSV or FITS)",
+        {200: _answer("the light curve", "Lightcurve", CSV, *TABLES)},
+        (404, 406),
         tag="alerts",
-        query=s.Format,
+        query=s.LightcurveFormat,
     ),
     ("alert_pages.lightcurve_png", "get"): _op(
         "An alert's light curve as a plot",
@@ -195,8 +204,8 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
     ("followups.index", "get"): _op(
         "Calibrated follow-up observations, newest first",
-        {200: _answer("a page of follow-ups", "FollowupList", HTML, CSV)},
-        (404, 422),
+        {200: _answer("a page of follow-ups", "FollowupList", HTML, CSV, *TABLES)},
+        (404, 406, 422),
         tag="alerts",
         query=s.FollowupQuery,
     ),
@@ -273,8 +282,9 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
 }
 #: The schemas the operations name; apispec registers the nested and request ones itself.
-_SCHEMAS = ("Error", "Health", "Job", "NewAlert", "Lightcurve", "AlertDetail", "AlertList",
-            "FollowupList", "LoggedIn", "LoggedOut", "StatusQuery", "StatusAnswer")  # fmt: skip
+_SCHEMAS = ("Error", "NotAcceptable", "Health", "Job", "NewAlert", "Lightcurve", "AlertDetail",
+            "AlertList", "FollowupList", "LoggedIn", "LoggedOut", "StatusQuery",
+            "StatusAnswer")  # fmt: skip
 _ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
