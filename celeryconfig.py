@@ -43,4 +43,11 @@ broker_connection_timeout = 3
 beat_schedule = {
     "sweep-lost-jobs": {"task": "calserv.sweep", "schedule": float(_s.sweep_interval)},
 }
+if _s.alert_feed_urls:  # feeds.sync: the alert lists of CALSERV_ALERT_FEED_URL
+    beat_schedule["sync-alert-feeds"] = {
+        "task": "calserv.sync_alert_feeds",
+        "schedule": float(_s.alert_feed_interval),
+        # a late run is pointless once the next one is due
+        "options": {"expires": float(_s.alert_feed_interval)},
+    }
 beat_schedule_filename = str(_s.var_dir / "run" / "celerybeat-schedule")

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: The top-level packages and modules of calserv (not tests, bench or the separate client).
 CALSERV = {
-    *("calib", "refcats", "blobstore", "db", "web", "workers"),
+    *("calib", "refcats", "blobstore", "db", "feeds", "web", "workers"),
     *("config", "celeryconfig", "migrations"),
 }
 #: package → the calserv packages it must not import.
@@ -22,7 +22,8 @@ FORBIDDEN = {
     "calib": CALSERV - {"calib"},
     "refcats": CALSERV - {"refcats"},
     "blobstore": CALSERV - {"blobstore"},
-    "db": {"web", "workers", "calib", "refcats", "migrations"},
+    "db": {"web", "workers", "calib", "refcats", "migrations", "feeds"},
+    "feeds": {"web", "workers", "calib", "refcats", "migrations"},
     "web": {"workers", "migrations"},
     "workers": {"web", "migrations"},
     "migrations": {"web", "workers"},

@@ -118,7 +118,7 @@ def test_security_headers_on_every_answer(client):
 
 def test_healthz_reports_both_services(client, redis_client):
     body = client.get("/healthz").get_json()
-    assert body == {"status": "ok", "postgres": "ok", "redis": "ok"}
+    assert body == {"status": "ok", "postgres": "ok", "redis": "ok", "warnings": []}
 
 
 def test_healthz_names_the_service_that_is_down(database):

@@ -43,6 +43,11 @@ class Health(Schema):
     status = fields.String(required=True, validate=OneOf(["ok", "degraded"]))
     postgres = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
     redis = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
+    warnings = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "what needs an operator, e.g. an alert feed that fails"},
+    )
 
 
 def _hashtag() -> fields.String:
@@ -292,6 +297,14 @@ class Paging(ListFormat):
 
 class AlertQuery(Paging):
     q = fields.String(metadata={"description": "searches name and IVORN"})
+    ra = fields.Float(
+        validate=Range(0, 360, max_inclusive=False), metadata={"description": "cone centre, deg"}
+    )
+    dec = fields.Float(validate=Range(-90, 90), metadata={"description": "cone centre, deg"})
+    radius = fields.Float(
+        validate=Range(0, 3600, min_inclusive=False),
+        metadata={"description": "cone radius, arcsec (default 5); nearest first"},
+    )
     observed_only = fields.String(validate=OneOf(_FLAGS))
     band = fields.String(metadata={"description": "substring of a current point's filter"})
     survey = fields.String(metadata={"description": "substring of a current point's survey"})

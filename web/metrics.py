@@ -47,6 +47,10 @@ _JOB_LATENCY = text(
     " FROM jobs WHERE finished_at IS NOT NULL) AS done GROUP BY state"
 )
 _JOB_STATES = text("SELECT state::text, count(*) FROM jobs GROUP BY state")
+_FEEDS = text(
+    "SELECT url, last_error IS NULL AS up, failures, rejected_count, alerts,"
+    " extract(epoch FROM last_success_at) AS last_success FROM alert_feeds ORDER BY url"
+)
 
 
 class QueueCollector:
@@ -65,6 +69,8 @@ class QueueCollector:
         with engine(self.database_url, autocommit=True).connect() as conn:
             counts = dict(conn.execute(_JOB_STATES).all())
             rows = conn.execute(_JOB_LATENCY).all()
+            feeds = conn.execute(_FEEDS).all()
+        yield from _feed_metrics(feeds)
         for state in ("queued", "running", "succeeded", "failed"):
             states.add_metric([state], counts.get(state, 0))
         for row in rows:
@@ -78,6 +84,39 @@ class QueueCollector:
             yield queue
         except RedisError:
             pass  # Redis down: /healthz says so; the other metrics still answer
+
+
+def _feed_metrics(feeds) -> list[GaugeMetricFamily]:
+    """The alert feeds' latest syncs (`feeds.sync`): alert on `calserv_alert_feed_up == 0`."""
+    families = {
+        "up": GaugeMetricFamily(
+            "calserv_alert_feed_up", "1 when the feed's latest sync read it", labels=["feed"]
+        ),
+        "failures": GaugeMetricFamily(
+            "calserv_alert_feed_failures", "Failed syncs since the last good one", labels=["feed"]
+        ),
+        "rejected_count": GaugeMetricFamily(
+            "calserv_alert_feed_rows_rejected",
+            "Rows the latest good sync could not read",
+            labels=["feed"],
+        ),
+        "alerts": GaugeMetricFamily(
+            "calserv_alert_feed_alerts",
+            "Alerts in the feed at its latest good sync",
+            labels=["feed"],
+        ),
+        "last_success": GaugeMetricFamily(
+            "calserv_alert_feed_last_success_timestamp_seconds",
+            "When the feed was last read (Unix time)",
+            labels=["feed"],
+        ),
+    }
+    for row in feeds:
+        for key, family in families.items():
+            value = getattr(row, key)
+            if value is not None:
+                family.add_metric([row.url], float(value))
+    return list(families.values())
 
 
 def _start_timer() -> None:

@@ -10,7 +10,8 @@ from redis import Redis
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from db.session import engine
+from db.session import engine, session_scope
+from feeds.sync import feed_warnings
 from web.auth import SESSION_KEY, hashtag_owner, session_observatory
 from web.errors import ApiError
 from web.hygiene import has_control, header_has_control
@@ -46,7 +47,9 @@ bp = Blueprint("ops", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise."""
+    """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise; `warnings`
+    names what an operator should look at that does not stop calibrations (an alert feed that
+    cannot be read)."""
     checks = {}
     try:
         with engine(current_app.config["DATABASE_URL"]).connect() as conn:
@@ -60,7 +63,11 @@ def healthz():
     except Exception as e:
         checks["redis"] = f"down: {type(e).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    resp = jsonify(status="ok" if ok else "degraded", **checks)
+    warnings = []
+    if checks["postgres"] == "ok":  # what needs an operator but does not stop calibrations
+        with session_scope(current_app.config["DATABASE_URL"]) as s:
+            warnings = feed_warnings(s)
+    resp = jsonify(status="ok" if ok else "degraded", **checks, warnings=warnings)
     resp.status_code = 200 if ok else 503
     if not ok:
         resp.headers["Retry-After"] = "5"

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from blobstore import StoreUnavailable
 from config import settings
 from db.dispatch import sweep
+from feeds.sync import sync_feed
 from workers.calibration import JobFailed, run_job, warm_up
 
 log = logging.getLogger(__name__)
@@ -39,3 +40,14 @@ def calibrate_job(job_id: str) -> str:
 @shared_task(name="calserv.sweep")
 def sweep_jobs() -> list[str]:
     return sweep(timedelta(seconds=settings().stale_job_seconds))
+
+
+@shared_task(name="calserv.sync_alert_feeds")
+def sync_alert_feeds() -> dict[str, str]:
+    """Each configured alert feed once; a failing feed is recorded (/healthz), not raised."""
+    s = settings()
+    out = {}
+    for url in s.alert_feed_urls:
+        report = sync_feed(url, s.alert_feed_timeout)
+        out[url] = "failed" if report is None else f"{report.added} added, {report.updated} updated"
+    return out
