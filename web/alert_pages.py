@@ -41,7 +41,7 @@ from web.dates import date_obs
 from web.errors import ApiError
 from web.lightcurve import CURRENT, lightcurve_rows, plot_png
 from web.lightcurve_bokeh import bokeh_item
-from web.listing import csv_response, flag_arg, list_response, paging, sort_arg
+from web.listing import csv_response, flag_arg, float_arg, list_response, paging, sort_arg
 from web.negotiation import TABLE_FORMATS, negotiate, output_format
 from web.ops import CSP_FOR_BOKEH
 from web.request_session import db
@@ -138,11 +138,38 @@ POINT_FILTERS = {
 }
 
 
+#: The largest cone `/alerts?ra=&dec=&radius=` searches (arcsec): one degree.
+MAX_RADIUS_ARCSEC = 3600.0
+
+
+def cone_args() -> tuple[float, float, float] | None:
+    """`ra, dec` (deg) and `radius` (arcsec, default 5) of a cone search, or None."""
+    ra, dec = float_arg("ra"), float_arg("dec")
+    if ra is None and dec is None:
+        return None
+    if ra is None or dec is None or not (0 <= ra < 360 and -90 <= dec <= 90):
+        raise ApiError(422, "a cone needs ra and dec", "ra in [0, 360), dec in [-90, 90] deg")
+    radius = float_arg("radius")
+    radius = 5.0 if radius is None else radius
+    if not 0 < radius <= MAX_RADIUS_ARCSEC:
+        raise ApiError(422, "radius out of range", f"0 < radius <= {MAX_RADIUS_ARCSEC:g} arcsec")
+    return ra, dec, radius
+
+
+def separation_deg(ra: float, dec: float):
+    """SQL: an alert's angular distance (deg) from (ra, dec), by the haversine formula."""
+    dra, ddec = func.radians(Alert.ra - ra) / 2, func.radians(Alert.dec - dec) / 2
+    h = func.power(func.sin(ddec), 2) + func.cos(func.radians(Alert.dec)) * func.cos(
+        func.radians(dec)
+    ) * func.power(func.sin(dra), 2)
+    return func.degrees(2 * func.asin(func.sqrt(func.least(h, 1.0))))
+
+
 @bp.get("/alerts")
 def index():
-    """Alerts, most recently observed first; `q` searches name and IVORN, `observed_only=1`,
-    `band`, `survey`, `observatory` keep those with a matching point, `sort=<column>` or
-    `sort=-<column>` orders them."""
+    """Alerts, most recently observed first; `q` searches name and IVORN, `ra`, `dec` and
+    `radius` (arcsec) a cone (nearest first), `observed_only=1`, `band`, `survey`, `observatory`
+    keep those with a matching point, `sort=<column>` or `sort=-<column>` orders them."""
     pg = paging()
     q = request.args.get("q", "").strip()[:300]
     observed_only = flag_arg("observed_only")
@@ -170,10 +197,17 @@ def index():
                 .where(column.ilike(_like(text), escape="\\"))
                 .exists()
             )
+    cone = cone_args()
+    clauses = order.clauses
+    if cone is not None:  # nearest first unless a sort is asked for
+        distance = separation_deg(cone[0], cone[1])
+        query = query.where(distance <= cone[2] / 3600.0)
+        if not request.args.get("sort"):
+            clauses = (distance.asc(), *clauses)
     s = db()
     total = s.scalar(select(func.count()).select_from(query.subquery()))
     pg.check(total)
-    rows = s.execute(query.order_by(*order.clauses).offset(pg.offset).limit(pg.per_page))
+    rows = s.execute(query.order_by(*clauses).offset(pg.offset).limit(pg.per_page))
     items = [alert_dict(a, n, last) for a, n, last in rows]
     return list_response(
         items,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from urllib.parse import quote
 
 import astropy.units as u
 import numpy as np
@@ -234,7 +235,7 @@ def test_the_documented_reads_from_a_live_server(live_server, client, curve):
     assert len([r for r in lc if not r["limit"]]) == 2
     params = {p.name: p.value for p in lc.votable.get_first_table().params}
     assert params["ivorn"] == f"ivo://test/{curve['name']}" and params["dec"] == 45.0
-    followups = f"{live_server}/followup?alert={curve['name']}&format=csv"
+    followups = f"{live_server}/followup?alert={quote(curve['name'])}&format=csv"
     assert Table.read(followups, format="pandas.csv")["limit"].dtype == bool
     by_converter = Table.read(followups, format="ascii.csv", converters={"limit": bool})
     assert sorted(by_converter["limit"]) == [False, False, True]
