@@ -42,7 +42,7 @@ from web.errors import ApiError
 from web.lightcurve import CURRENT, lightcurve_rows, plot_png
 from web.lightcurve_bokeh import bokeh_item
 from web.listing import csv_response, flag_arg, float_arg, list_response, paging, sort_arg
-from web.negotiation import TABLE_FORMATS, negotiate, output_format
+from web.negotiation import TABLE_FORMATS, negotiate
 from web.ops import CSP_FOR_BOKEH
 from web.request_session import db
 from web.tables import TableInfo, table_response
@@ -323,7 +323,7 @@ def show(key: str):
     rows = lightcurve_rows(db(), alert.id)
     last = max((r["mjd"] for r in rows), default=None)
     data = alert_dict(alert, len(rows), last)
-    if output_format() == "json":
+    if negotiate(("html", "json")) == "json":
         return jsonify(
             **data, lightcurve=[{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows]
         )

@@ -179,7 +179,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("alert_pages.show", "get"): _op(
         "An alert with its light curve",
         {200: _answer("the alert", "AlertDetail", HTML)},
-        (404,),
+        (404, 406),
         tag="alerts",
         query=s.Format,
     ),

@@ -239,3 +239,10 @@ def test_the_documented_reads_from_a_live_server(live_server, client, curve):
     assert Table.read(followups, format="pandas.csv")["limit"].dtype == bool
     by_converter = Table.read(followups, format="ascii.csv", converters={"limit": bool})
     assert sorted(by_converter["limit"]) == [False, False, True]
+
+
+def test_the_alert_page_has_html_and_json_only(client, curve):
+    key = lightcurve_url(client, curve["name"]).split("/")[1]
+    assert client.get(f"/alerts/{key}?format=json").get_json()["name"] == curve["name"]
+    resp = client.get(f"/alerts/{key}?format=votable")
+    assert resp.status_code == 406 and set(resp.get_json()["formats"]) == {"html", "json"}
