@@ -10,7 +10,7 @@ export CALSERV_REDIS_PORT ?= 6380
 # A developer's machine: the built-in secret key and pepper are accepted (production refuses them).
 export CALSERV_ENV ?= development
 
-.PHONY: run test install services stop migrate demo lint lock lock-check bench clean
+.PHONY: run test install services stop migrate demo lint lock lock-check bench clean tom-venv
 
 # The development environment: runtime + tests + honcho, from the hashed lock (deploy/bootstrap.sh).
 $(VENV)/.installed: requirements-dev.lock deploy/bootstrap.sh
@@ -35,7 +35,7 @@ run: demo
 	deploy/run.sh
 
 # The test database's URL (with the generated password) comes from config.local_database_url.
-test: services
+test: services .venv-tom/.installed
 	@(command -v chromium >/dev/null && [ -f node_modules/axe-core/axe.min.js ]) || CALSERV_TEST_BROWSER=1 deploy/bootstrap.sh
 	CALSERV_REDIS_URL=redis://127.0.0.1:$(CALSERV_REDIS_PORT)/1 \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -50,6 +50,16 @@ lock: install
 
 lock-check: install
 	deploy/lock.sh --check
+
+# A TOM Toolkit 3 environment for tests/tom (tomtoolkit pins numpy and astropy older than
+# calserv's, so a TOM runs apart, as in production); pip check keeps it consistent.
+.venv-tom/.installed: tom_calserv/requirements-test.txt
+	[ -x .venv-tom/bin/python ] || python3 -m venv .venv-tom
+	.venv-tom/bin/pip install -q --no-deps -r tom_calserv/requirements-test.txt
+	.venv-tom/bin/pip check
+	touch $@
+
+tom-venv: .venv-tom/.installed
 
 .venv-bench/.installed: requirements.lock bench/requirements-bench.txt
 	[ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
