@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 import urllib3
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import Alert, AlertFeed, Job
@@ -179,21 +180,23 @@ def sync_feed(url: str, timeout_s: float) -> SyncReport | None:
         parsed = parse(fetch(url, timeout_s))
     except (FeedUnavailable, FeedFormatError) as e:
         log.warning("event=alert_feed_failed feed=%s error=%r", url, str(e))
-        with session_scope() as s:
-            status = _status(s, url)
-            status.last_attempt_at, status.last_error = started, str(e)[:500]
-            status.failures = (status.failures or 0) + 1
+        _record_failure(url, started, str(e))
         return None
-    with session_scope() as s:
-        # one sync of a feed at a time (two beat runs, or beat and an operator)
-        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(url.encode())})
-        report = upsert(s, parsed, feed=url, remove_missing=True)
-        status = _status(s, url)
-        status.kind, status.last_attempt_at, status.last_success_at = parsed.kind, started, started
-        status.last_error, status.failures = None, 0
-        status.alerts, status.added, status.updated = report.read, report.added, report.updated
-        status.removed, status.rejected_count = report.removed, len(report.rejected)
-        status.rejected = report.rejected[:KEEP_REJECTED]
+    try:
+        with session_scope() as s:
+            # one sync of a feed at a time (two beat runs, or beat and an operator)
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(url.encode())})
+            report = upsert(s, parsed, feed=url, remove_missing=True)
+            status = _status(s, url)
+            status.kind, status.last_attempt_at = parsed.kind, started
+            status.last_success_at, status.last_error, status.failures = started, None, 0
+            status.alerts, status.added, status.updated = report.read, report.added, report.updated
+            status.removed, status.rejected_count = report.removed, len(report.rejected)
+            status.rejected = report.rejected[:KEEP_REJECTED]
+    except IntegrityError as e:  # e.g. /newevent added the same name meanwhile: next run will do
+        log.exception("event=alert_feed_failed feed=%s (not stored)", url)
+        _record_failure(url, started, f"not stored: {type(e.orig).__name__}")
+        return None
     log.info(
         "event=alert_feed_synced feed=%s read=%d added=%d updated=%d removed=%d rejected=%d",
         url,
@@ -204,6 +207,13 @@ def sync_feed(url: str, timeout_s: float) -> SyncReport | None:
         len(report.rejected),
     )
     return report
+
+
+def _record_failure(url: str, when: datetime, error: str) -> None:
+    with session_scope() as s:
+        status = _status(s, url)
+        status.last_attempt_at, status.last_error = when, error[:500]
+        status.failures = (status.failures or 0) + 1
 
 
 def _status(s: Session, url: str) -> AlertFeed:

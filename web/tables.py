@@ -177,7 +177,9 @@ def build_table(
             dtype = {"float": float, "int": np.int64, "bool": bool}[kind]
             zero = {"float": np.nan, "int": 0, "bool": False}[kind]
             data = np.array([zero if v is None else v for v in values], dtype=dtype)
-        column = MaskedColumn(data, name=name, mask=mask, unit=spec.unit)
+        # FITS has no null boolean: astropy would write a masked one as True
+        fill = {"bool": False}.get(kind)
+        column = MaskedColumn(data, name=name, mask=mask, unit=spec.unit, fill_value=fill)
         column.description = spec.description or None
         if spec.ucd:
             column.meta["ucd"] = spec.ucd

@@ -246,3 +246,28 @@ def test_the_alert_page_has_html_and_json_only(client, curve):
     assert client.get(f"/alerts/{key}?format=json").get_json()["name"] == curve["name"]
     resp = client.get(f"/alerts/{key}?format=votable")
     assert resp.status_code == 406 and set(resp.get_json()["formats"]) == {"html", "json"}
+
+
+@pytest.mark.parametrize("fmt", ["votable", "ecsv", "fits"])
+def test_missing_values_stay_missing(fmt):
+    """A failed job has no magnitude and no limit: masked, never 0 or True (FITS, which has no
+    null boolean, says False)."""
+    from web.tables import TableInfo, serialize
+
+    rows = [
+        {"job_id": "a", "status": "failed", "mag": None, "limit": None, "npoints": None,
+         "date_obs": None, "mjd": None, "error": "no reference stars"},
+        {"job_id": "b", "status": "succeeded", "mag": 18.25, "limit": True, "npoints": 40,
+         "date_obs": "2023-02-25T12:00:00.000Z", "mjd": 60000.5, "error": None},
+    ]  # fmt: skip
+    body = serialize(rows, list(rows[0]), fmt, TableInfo("jobs", {"pending": 0}))
+    t = (
+        Table.read(body.decode(), format="ascii.ecsv")
+        if fmt == "ecsv"
+        else Table.read(io.BytesIO(body), format=fmt)
+    )
+    assert np.ma.is_masked(t["mag"][0]) and t["mag"][1] == 18.25
+    assert np.ma.is_masked(t["npoints"][0]) and t["npoints"][1] == 40
+    assert np.ma.is_masked(t["mjd"][0]) and t["mjd"][1] == 60000.5
+    assert bool(t["limit"][1]) is True
+    assert (not t["limit"][0]) if fmt == "fits" else np.ma.is_masked(t["limit"][0])
