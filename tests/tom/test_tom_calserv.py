@@ -22,11 +22,13 @@ from sqlalchemy import select
 from db.models import Alert
 from db.session import session_scope
 from tests.helpers import DATA, ROOT, add_alert
+from tests.synth_image import synth_frame
 
 TOM_PYTHON = os.environ.get("CALSERV_TOM_PYTHON", str(ROOT / ".venv-tom" / "bin" / "python"))
 TOM_DIR = ROOT / "tests" / "tom"
 FRAME = DATA / "gaia-demo" / "frame.cat"
 TRUTH = json.loads((DATA / "gaia-demo" / "truth.json").read_text())
+IMAGE_MJD = 61000.25
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(TOM_PYTHON), reason=f"no TOM environment at {TOM_PYTHON}: make tom-venv"
@@ -63,6 +65,13 @@ def tom_run(app, live_server, observatory, tmp_path_factory) -> dict:
         ],
     }  # fmt: skip
     work = tmp_path_factory.mktemp("tom")
+    image, truth = synth_frame((-30, 60), 16.0, seed=5)  # a FITS image; its MJD in the header
+    image.header["MJD-OBS"] = IMAGE_MJD
+    (work / "image.fits").write_bytes(image.to_fits())
+    plan["targets"].append(
+        {"user": "observer", "name": f"TomImage{tag}", "ra": truth.target_ra,
+         "dec": truth.target_dec, "frame": str(work / "image.fits"), "mjd": None}
+    )  # fmt: skip
     (work / "plan.json").write_text(json.dumps(plan))
     env = {
         **os.environ,
@@ -134,3 +143,14 @@ def test_a_wrong_key_is_a_clear_failure_and_keys_are_encrypted(tom_run):
     assert got["status"] == "failed" and got["datum"] is None
     assert "hashtag" in got["error"].lower() or "key" in got["error"].lower(), got["error"]
     assert tom_run["keys_stored"] == 2 and not tom_run["key_in_clear"]
+
+
+def test_a_fits_image_is_calibrated_at_its_header_date(tom_run):
+    got = tom_run["targets"][f"TomImage{tom_run['tag']}"]
+    assert got["status"] == "succeeded", got["error"]
+    d = got["datum"]
+    calserv = job(got["job_url"])
+    assert calserv["mjd"] == IMAGE_MJD and d["bandpass"] == "R" and d["limit"] is None
+    assert abs(d["brightness"] - 16.0) <= 2 * d["brightness_error"]  # rendered at R = 16.0
+    when = datetime(1858, 11, 17, tzinfo=UTC) + timedelta(days=IMAGE_MJD)
+    assert abs(datetime.fromisoformat(d["timestamp"]) - when) < timedelta(milliseconds=1)

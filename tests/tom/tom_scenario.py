@@ -1,6 +1,6 @@
 """A TOM user's session with tom_calserv, run by the TOM's own interpreter (tests/tom/tomproject).
 
-Reads its plan from the JSON file named by argv[1]: calserv's key, the frame and the targets; it
+Reads its plan from the JSON file named by argv[1]: calserv's keys, the frames and targets; it
 migrates a fresh SQLite TOM, logs in, stores the key on the profile page, uploads the frame as a
 data product of each target (the TOM's own upload form), chooses "calibrate with calserv" and
 prints what the TOM then holds, as JSON, for tests/tom/test_tom_calserv.py to check.
@@ -42,7 +42,6 @@ def login(username: str, key: str) -> Client:
 
 def run(plan: dict) -> dict:
     call_command("migrate", verbosity=0)
-    frame = Path(plan["frame"])
     out: dict = {"targets": {}}
     clients = {name: login(name, key) for name, key in plan["users"].items()}
     for spec in plan["targets"]:
@@ -55,6 +54,7 @@ def run(plan: dict) -> dict:
         assign_perm("tom_targets.view_target", user, target)
         page = client.get(f"/targets/{target.pk}/")
         assert b"Calibrate with calserv" in page.content, "no button on the target's page"
+        frame = Path(spec.get("frame", plan["frame"]))
         with frame.open("rb") as f:  # the TOM's own upload form, as a data product of the target
             resp = client.post(
                 "/dataproducts/data/upload/",
@@ -63,10 +63,10 @@ def run(plan: dict) -> dict:
             )  # fmt: skip
         assert resp.status_code == 302, resp.content[:2000]
         dp = DataProduct.objects.get(target=target)
-        resp = client.post(
-            f"/calserv/targets/{target.pk}/",
-            {"data_product": dp.pk, "mjd": spec["mjd"], "exptime": 60},
-        )
+        form = {"data_product": dp.pk, "exptime": 60}
+        if spec.get("mjd") is not None:  # else the FITS header's
+            form["mjd"] = spec["mjd"]
+        resp = client.post(f"/calserv/targets/{target.pk}/", form)
         assert resp.status_code == 302, resp.content[:3000]
         shown = client.get(f"/calserv/targets/{target.pk}/").content.decode()
         record = CalservCalibration.objects.get(data_product=dp)
