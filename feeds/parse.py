@@ -114,8 +114,10 @@ def _angle(text: str, what: str, hours: bool) -> float:
 def _name(text: str, what: str = "Name") -> str:
     if not text:
         raise RowError(f"{what} is empty")
-    if len(text) > MAX_NAME or _CONTROL.search(text):
-        raise RowError(f"{what} {text[:40]!r} is not a name (one line, at most {MAX_NAME} chars)")
+    if _CONTROL.search(text):
+        raise RowError(f"{what} {text[:40]!r} contains a control character")
+    if len(text) > MAX_NAME:
+        raise RowError(f"{what} {text[:40]!r}... is longer than {MAX_NAME} characters")
     return text
 
 
