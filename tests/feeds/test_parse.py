@@ -6,12 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feeds.parse import GAIA_COLUMNS, MAX_NAME, FeedFormatError, parse, tns_key
 
+#: What calserv never stores in a name (web.hygiene's rule).
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 GAIA_HEADER = "#" + ",".join(GAIA_COLUMNS) + "\n"
 TNS_HEADER = '"ID","Name","RA","DEC","Obj. Type","Disc. Internal Name","Discovery Mag/Flux"\n'
 
@@ -19,7 +22,8 @@ TNS_HEADER = '"ID","Name","RA","DEC","Obj. Type","Disc. Internal Name","Discover
 def storable(alert) -> bool:
     return (
         0 < len(alert.name) <= MAX_NAME
-        and alert.name.isprintable()
+        and not CONTROL.search(alert.name)
+        and alert.name == alert.name.strip()
         and 0 <= alert.ra < 360
         and -90 <= alert.dec <= 90
         and (alert.alert_mag is None or math.isfinite(alert.alert_mag))
