@@ -24,6 +24,7 @@ from config import Settings
 from db.models import Alert, AlertFeed, Job, JobState, Observatory, Upload
 from db.session import session_scope
 from feeds.sync import sync_feed
+from tests.helpers import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "feeds"
@@ -288,3 +289,40 @@ def test_the_beat_schedule_has_the_task_only_when_configured():
         assert ("sync-alert-feeds" in out) is expected
     with pytest.raises(ValueError, match="not an http"):
         Settings(alert_feed_url="ftp://example.org/alerts.csv")
+
+
+def test_celery_beat_and_a_worker_keep_the_alerts_in_sync(server, fresh, tmp_path):
+    """The real thing: `celery beat` schedules the task from CALSERV_ALERT_FEED_URL and a worker
+    runs it (on a queue of their own, so the session's worker stays out of it)."""
+    url = server.serve(GAIA)
+    env = {
+        "CALSERV_ALERT_FEED_URL": url,
+        "CALSERV_ALERT_FEED_INTERVAL": "2",
+        "CALSERV_QUEUE": f"feeds-{secrets.token_hex(3)}",
+        "CALSERV_VAR_DIR": str(tmp_path),  # beat's schedule file
+    }
+    (tmp_path / "run").mkdir()
+    worker = WorkerProcess("feeds", env=env)
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel=INFO"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while count_named(GAIA_NAMES) < 7 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert count_named(GAIA_NAMES) == 7
+        server.files[url.removeprefix(server.url)] = GAIA.replace("17.62", "16.10")
+        while time.monotonic() < deadline:  # the next run takes the change
+            if alerts_named("Gaia25dqb")["Gaia25dqb"].alert_mag == 16.10:
+                break
+            time.sleep(0.5)
+        assert alerts_named("Gaia25dqb")["Gaia25dqb"].alert_mag == 16.10
+        assert count_named(GAIA_NAMES) == 7  # never twice, however many runs
+    finally:
+        beat.terminate()
+        beat.wait(timeout=20)
+        worker.stop()
