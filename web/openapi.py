@@ -123,7 +123,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("jobs.show", "get"): _op(
         "A job's state and result",
         {200: _answer("the job", "Job", HTML)},
-        (404,),
+        (404, 406),
         tag="calibration",
         query=s.Format,
     ),

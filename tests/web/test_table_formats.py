@@ -271,3 +271,13 @@ def test_missing_values_stay_missing(fmt):
     assert np.ma.is_masked(t["mjd"][0]) and t["mjd"][1] == 60000.5
     assert bool(t["limit"][1]) is True
     assert (not t["limit"][0]) if fmt == "fits" else np.ma.is_masked(t["limit"][0])
+
+
+def test_a_job_has_html_and_json_only(client, curve):
+    job_id = client.get(f"/followup?alert={curve['name']}&format=json").get_json()["items"][0][
+        "job_id"
+    ]
+    assert client.get(f"/jobs/{job_id}?outputFormat=json").get_json()["job_id"] == job_id
+    for kwargs in ({"query_string": {"format": "fits"}}, {"headers": {"Accept": "image/png"}}):
+        resp = client.get(f"/jobs/{job_id}", **kwargs)
+        assert resp.status_code == 406 and set(resp.get_json()["formats"]) == {"html", "json"}
