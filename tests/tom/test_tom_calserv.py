@@ -119,7 +119,9 @@ def test_targets_meet_calserv_alerts_by_name_or_position(tom_run):
     with session_scope() as s:  # neither made a new alert on calserv
         names = set(s.scalars(select(Alert.name).where(Alert.name.contains(tag))))
     assert f"AT 2026tom{tag}" not in names and f"Tom target {tag}" not in names
-    assert by_position["alert"] != f"AT 2026tom{tag}"
+    with session_scope() as s:  # the alert it met is at the target's position (120, 45)
+        met = s.scalars(select(Alert).where(Alert.name == by_position["alert"])).one()
+        assert abs(met.ra - 120.0) * 3600 < 5 and abs(met.dec - 45.0) * 3600 < 5
 
 
 def test_a_target_calserv_lacks_is_created_with_newevent(tom_run):
