@@ -21,11 +21,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Response
 
 from web.negotiation import MEDIA_TYPES
+
+if TYPE_CHECKING:  # astropy itself is imported by the first table asked for
+    from astropy.table import Table
 
 SUFFIXES = {"votable": "vot", "ecsv": "ecsv", "fits": "fits"}
 LIST_SEPARATOR = "; "
@@ -114,6 +117,7 @@ def table_response(
 def serialize(
     rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str, info: TableInfo
 ) -> bytes:
+    """The file's bytes: `rows` as a `fmt` table."""
     table = build_table(rows, columns, info, fmt)
     if fmt == "votable":
         return _votable(table, info)
@@ -144,7 +148,7 @@ def _kind(name: str, values: list) -> str:
 
 def build_table(
     rows: Sequence[Mapping[str, Any]], columns: Sequence[str], info: TableInfo, fmt: str
-):
+) -> Table:
     """The astropy Table of `rows`: typed columns, masked where a value is None, with units,
     UCDs and descriptions; `fmt` decides how times and text are stored."""
     import numpy as np
@@ -205,7 +209,7 @@ def _meta_values(facts: Mapping[str, Any], fmt: str) -> dict:
     return out
 
 
-def _votable(table, info: TableInfo) -> bytes:
+def _votable(table: Table, info: TableInfo) -> bytes:
     """The table as a VOTable 1.4 whose RESOURCE is a DAL results one (pyvo reads it): facts as
     PARAMs (with units and UCDs when calserv knows the name) and INFOs, `mjd` tied to a UTC MJD
     time system."""
