@@ -281,3 +281,14 @@ def test_a_job_has_html_and_json_only(client, curve):
     for kwargs in ({"query_string": {"format": "fits"}}, {"headers": {"Accept": "image/png"}}):
         resp = client.get(f"/jobs/{job_id}", **kwargs)
         assert resp.status_code == 406 and set(resp.get_json()["formats"]) == {"html", "json"}
+
+
+def test_the_table_module_loads_astropy_only_for_a_table():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, web.tables, web.listing; print('astropy' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
