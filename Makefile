@@ -8,7 +8,7 @@ export CALSERV_VAR_DIR ?= $(CURDIR)/var
 export CALSERV_PG_PORT ?= 5433
 export CALSERV_REDIS_PORT ?= 6380
 
-.PHONY: run test install services stop migrate demo lint lock lock-check bench clean
+.PHONY: run test install services stop migrate demo lint lock lock-check bench clean tom-venv
 
 # The development environment: runtime + tests + supervisord, from the hashed lock (deploy/bootstrap.sh).
 $(VENV)/.installed: requirements-dev.lock deploy/bootstrap.sh
@@ -35,7 +35,7 @@ run: demo
 
 # The test database's and Redis's URLs (with the generated passwords) come from
 # config.local_database_url and config.local_redis_url (Redis database 1).
-test: services
+test: services .venv-tom/.installed
 	@(command -v chromium >/dev/null && [ -f node_modules/axe-core/axe.min.js ]) || CALSERV_TEST_BROWSER=1 deploy/bootstrap.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -49,6 +49,16 @@ lock: install
 
 lock-check: install
 	deploy/lock.sh --check
+
+# A TOM Toolkit 3 environment for tests/tom (tomtoolkit pins numpy and astropy older than
+# calserv's, so a TOM runs apart, as in production); pip check keeps it consistent.
+.venv-tom/.installed: tom_calserv/requirements-test.txt
+	[ -x .venv-tom/bin/python ] || python3 -m venv .venv-tom
+	.venv-tom/bin/pip install -q --no-deps -r tom_calserv/requirements-test.txt
+	.venv-tom/bin/pip check
+	touch $@
+
+tom-venv: .venv-tom/.installed
 
 .venv-bench/.installed: requirements.lock bench/requirements-bench.txt
 	[ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench

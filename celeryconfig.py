@@ -40,3 +40,15 @@ worker_send_task_events = True
 task_send_sent_event = False
 include = ["workers.tasks"]
 broker_connection_timeout = 3
+#: Celery beat runs what is periodic and may wait its turn in the queue: the alert feeds' sync
+#: (feeds.sync), when CALSERV_ALERT_FEED_URL names any. The sweeper is a process of its own
+#: (workers.sweeper): it must never wait behind the backlog it rescues.
+beat_schedule = {}
+if _s.alert_feed_urls:
+    beat_schedule["sync-alert-feeds"] = {
+        "task": "calserv.sync_alert_feeds",
+        "schedule": float(_s.alert_feed_interval),
+        # a late run is pointless once the next one is due
+        "options": {"expires": float(_s.alert_feed_interval)},
+    }
+beat_schedule_filename = str(_s.var_dir / "run" / "celerybeat-schedule")

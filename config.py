@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     #: Frames whose sources spread farther than this from their centre are refused.
     max_frame_radius_deg: float = _env("MAX_FRAME_RADIUS_DEG", 5.0, gt=0, le=180)
     rate_limit: str = _env("RATE_LIMIT", "1200 per minute")
+    #: Alert lists kept in sync by Celery beat (`feeds.sync`): http(s) URLs of a Gaia Science
+    #: Alerts `alerts.csv` or a TNS CSV export, separated by spaces; empty: no sync.
+    alert_feed_url: str = _env("ALERT_FEED_URL", "")
+    alert_feed_interval: int = _env("ALERT_FEED_INTERVAL", 900, gt=0)
+    #: Seconds a feed may take to answer and arrive, in all.
+    alert_feed_timeout: float = _env("ALERT_FEED_TIMEOUT", 60.0, gt=0)
     session_cookie_secure: bool = _env("SESSION_COOKIE_SECURE", False)
     #: The web tier is reached only through one reverse proxy (nginx: `make run`'s front end, or
     #: the production site), which sets X-Forwarded-For/-Proto: the client's address (rate limits,
@@ -142,6 +148,18 @@ class Settings(BaseSettings):
     def _storage_url(cls, url: str) -> str:
         parse_url(url)
         return url
+
+    @field_validator("alert_feed_url")
+    @classmethod
+    def _feed_urls(cls, value: str) -> str:
+        for url in value.split():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url[:80]!r} is not an http(s) URL")
+        return value
+
+    @property
+    def alert_feed_urls(self) -> list[str]:
+        return self.alert_feed_url.split()
 
     @model_validator(mode="after")
     def _heartbeat_within_stale(self) -> Settings:

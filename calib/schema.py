@@ -87,16 +87,16 @@ FOLLOWUP_COLUMNS = {
     "warnings": "warnings",
 }
 #: The public light-curve row (CSV and JSON): `magerr` is `mag_err` (LIMIT_MAG_ERR for a limit),
-#: `caliberr` the zero-point uncertainty; `date_obs` (the MJD in ISO 8601 UTC) comes with the
-#: row's context, as mjd does.
+#: `caliberr` the zero-point uncertainty, `limit` true for an upper limit; `date_obs` (the MJD
+#: in ISO 8601 UTC) comes with the row's context, as mjd does.
 LIGHTCURVE_COLUMNS = (
     "mjd", "date_obs", "mag", "magerr", "caliberr", "filter", "survey", "observatory",
-    "followup_id",
+    "followup_id", "limit",
 )  # fmt: skip
 #: What the light curve's JSON adds to each row (lists do not fit the CSV); `outlier`: the point
 #: disagrees with most same-night points of other observatories in its band.
 LIGHTCURVE_JSON_COLUMNS = (
-    *LIGHTCURVE_COLUMNS, "limit", "zeropoint_order", "target_flags", "warnings", "outlier",
+    *LIGHTCURVE_COLUMNS, "zeropoint_order", "target_flags", "warnings", "outlier",
 )  # fmt: skip
 
 

@@ -85,12 +85,40 @@ class Alert(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     # --- end migration 0004
+    #: The TNS name without its prefix (`2016dbs`): how a TNS export and a Gaia alert meet.
+    tns_name: Mapped[str | None] = mapped_column(String(40))
+    #: The feed URL that keeps this alert (`feeds.sync`); None for alerts added by hand.
+    feed: Mapped[str | None] = mapped_column(Text)
 
     followups: Mapped[list[Followup]] = relationship(back_populates="alert")
 
 
 # Uploads name alerts case-insensitively (`Gaia16aye` or `gaia16aye`).
 Index("ix_alerts_lower_name", func.lower(Alert.name))
+Index("uq_alerts_tns_name", Alert.tns_name, unique=True)
+
+
+class AlertFeed(Base):
+    """The latest sync of an alert feed (`feeds.sync`), read by /healthz and /metrics."""
+
+    __tablename__ = "alert_feeds"
+
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str | None] = mapped_column(String(16))  # gaia | tns
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Why the latest attempt failed; None when it succeeded.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: Failed attempts since the last success.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The latest successful read: its alerts, and what it changed.
+    alerts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    added: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    removed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: `line N: why` of the rows it could not read (the first few).
+    rejected: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Upload(Base):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: PostgreSQL + Redis under $CALSERV_VAR_DIR, then nginx, the web tier, a worker, the
-# sweeper and Flower under supervisord (deploy/supervisord.conf), in the foreground. A process that dies is
+# sweeper, beat (alert feeds) and Flower under supervisord (deploy/supervisord.conf), in the foreground. A process that dies is
 # started again and nothing else stops. Once the web tier answers /healthz it prints what to do
 # next. Ctrl-C (or SIGTERM) stops every process, then the PostgreSQL and Redis it started.
 # Ports: PORT (web, 5000), FLOWER_PORT (5555), CALSERV_PG_PORT (5433), CALSERV_REDIS_PORT (6380).

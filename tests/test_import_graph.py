@@ -30,6 +30,7 @@ UNITS = {
     "refcats": "refcats",
     "blobstore": "blobstore",
     "db": "db",
+    "feeds": "feeds",
     "web": "web",
     "workers": "workers",
     "migrations": "migrations",
@@ -51,7 +52,9 @@ FORBIDDEN = {
     # Settings: read by everyone, so they read nobody (`blobstore` validates STORAGE_URL).
     "config": set(UNITS) - {"config", "blobstore"},
     "celeryconfig": set(UNITS) - {"celeryconfig", "config"},
-    "db": {"web", "workers", "calib", "refcats", "migrations", "client"},
+    "db": {"web", "workers", "calib", "refcats", "migrations", "client", "feeds"},
+    # Alert feeds: parsing and syncing the alert table (db), run by workers and the CLI.
+    "feeds": {"web", "workers", "calib", "refcats", "migrations", "client"},
     "web": {"workers", "migrations", "client"},
     "workers": {"web", "migrations", "client"},
     "migrations": {"web", "workers", "calib", "refcats", "celeryconfig", "client"},

@@ -1,7 +1,7 @@
 """`make run` (deploy/run.sh) as a developer runs it, on free ports with a var dir of its own.
 
 It starts its own PostgreSQL and Redis (Redis with a generated password), then nginx, web, worker,
-sweeper and Flower under supervisord, and says what to do next once the web tier answers. A
+sweeper, beat and Flower under supervisord, and says what to do next once the web tier answers. A
 worker killed with SIGKILL is started again while the web tier goes on answering and nothing else
 restarts; only Flower has Flower's password in its environment; Ctrl-C stops every process and
 the services within seconds, without SIGKILL.
@@ -165,7 +165,7 @@ def test_make_run_restarts_a_dead_worker_and_stops_cleanly_on_ctrl_c(make_run):
     password = (run.var / "redis-password").read_text().strip()
     assert redis.Redis(port=run.ports["CALSERV_REDIS_PORT"], password=password).ping()
 
-    run.wait_for("not every program running", lambda: len(run.pids()) == 5, 120)
+    run.wait_for("not every program running", lambda: len(run.pids()) == 6, 120)
     before = run.pids()
     # Flower's password is in Flower's environment only.
     for name, pid in before.items():

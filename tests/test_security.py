@@ -119,7 +119,7 @@ def test_security_headers_on_every_answer(client):
 def test_healthz_reports_both_services(client, redis_client):
     body = client.get("/healthz").get_json()
     surveys = body.pop("surveys")  # the session's store, as built so far (tests/conftest.py)
-    assert body == {"status": "ok", "postgres": "ok", "redis": "ok"}
+    assert body == {"status": "ok", "postgres": "ok", "redis": "ok", "warnings": []}
     assert all(state == "ok" for state in surveys.values())
 
 

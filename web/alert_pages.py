@@ -46,10 +46,11 @@ from web.errors import ApiError
 from web.lightcurve import CURRENT, last_per_filter, lightcurve_rows
 from web.lightcurve_consistency import consistency
 from web.lightcurve_style import FLAG_COLOUR, LIMIT_HEAD_SVG, LIMIT_SVG, legend_of
-from web.listing import csv_response, flag_arg, list_response, paging, sort_arg
-from web.negotiation import output_format
+from web.listing import csv_response, flag_arg, float_arg, list_response, paging, sort_arg
+from web.negotiation import TABLE_FORMATS, negotiate
 from web.ops import CSP_FOR_BOKEH
 from web.request_session import db
+from web.tables import TableInfo, table_response
 from web.version import VERSION
 
 if TYPE_CHECKING:
@@ -182,11 +183,38 @@ POINT_FILTERS = {
 }
 
 
+#: The largest cone `/alerts?ra=&dec=&radius=` searches (arcsec): one degree.
+MAX_RADIUS_ARCSEC = 3600.0
+
+
+def cone_args() -> tuple[float, float, float] | None:
+    """`ra, dec` (deg) and `radius` (arcsec, default 5) of a cone search, or None."""
+    ra, dec = float_arg("ra"), float_arg("dec")
+    if ra is None and dec is None:
+        return None
+    if ra is None or dec is None or not (0 <= ra < 360 and -90 <= dec <= 90):
+        raise ApiError(422, "a cone needs ra and dec", "ra in [0, 360), dec in [-90, 90] deg")
+    radius = float_arg("radius")
+    radius = 5.0 if radius is None else radius
+    if not 0 < radius <= MAX_RADIUS_ARCSEC:
+        raise ApiError(422, "radius out of range", f"0 < radius <= {MAX_RADIUS_ARCSEC:g} arcsec")
+    return ra, dec, radius
+
+
+def separation_deg(ra: float, dec: float):
+    """SQL: an alert's angular distance (deg) from (ra, dec), by the haversine formula."""
+    dra, ddec = func.radians(Alert.ra - ra) / 2, func.radians(Alert.dec - dec) / 2
+    h = func.power(func.sin(ddec), 2) + func.cos(func.radians(Alert.dec)) * func.cos(
+        func.radians(dec)
+    ) * func.power(func.sin(dra), 2)
+    return func.degrees(2 * func.asin(func.sqrt(func.least(h, 1.0))))
+
+
 @bp.get("/alerts")
 def index():
-    """Alerts, most recently observed first; `q` searches name and IVORN, `observed_only=1`,
-    `band`, `survey`, `observatory` keep those with a matching point, `sort=<column>` or
-    `sort=-<column>` orders them."""
+    """Alerts, most recently observed first; `q` searches name and IVORN, `ra`, `dec` and
+    `radius` (arcsec) a cone (nearest first), `observed_only=1`, `band`, `survey`, `observatory`
+    keep those with a matching point, `sort=<column>` or `sort=-<column>` orders them."""
     pg = paging()
     q = request.args.get("q", "").strip()[:300]
     observed_only = flag_arg("observed_only")
@@ -216,10 +244,17 @@ def index():
                 .where(column.ilike(_like(text), escape="\\"))
                 .exists()
             )
+    cone = cone_args()
+    clauses = order.clauses
+    if cone is not None:  # nearest first unless a sort is asked for
+        distance = separation_deg(cone[0], cone[1])
+        query = query.where(distance <= cone[2] / 3600.0)
+        if not request.args.get("sort"):
+            clauses = (distance.asc(), *clauses)
     s = db()
     total = s.scalar(select(func.count()).select_from(query.subquery()))
     pg.check(total)
-    rows = s.execute(query.order_by(*order.clauses).offset(pg.offset).limit(pg.per_page))
+    rows = s.execute(query.order_by(*clauses).offset(pg.offset).limit(pg.per_page))
     items = [alert_dict(r[0], r[1], r[2], _last_point(r)) for r in rows]
     return list_response(
         items,
@@ -358,18 +393,27 @@ def finder(key: str):
     return resp.make_conditional(request)
 
 
+#: The light curve's formats; JSON (the first) for scripts that name none.
+LIGHTCURVE_FORMATS = ("json", "csv", *TABLE_FORMATS)
+
+
 @bp.get("/alerts/<key>/lightcurve")
 def lightcurve(key: str):
-    """The light curve as `format=json` (default for scripts) or `format=csv`; `aligned=1`
-    moves each (observatory, filter) system onto its band's reference system."""
+    """The light curve as `format=json` (default), `csv`, `votable`, `ecsv` or `fits`;
+    `aligned=1` moves each (observatory, filter) system onto its band's reference system."""
     alert = _alert(key)
+    fmt = negotiate(LIGHTCURVE_FORMATS)
     rows = lightcurve_rows(db(), alert.id)
     aligned = flag_arg("aligned")
     systems = consistency(rows, aligned)
-    if output_format() == "csv":
-        name = f"{alert_key(alert.id, alert.name)}-lightcurve{'-aligned' if aligned else ''}.csv"
-        return csv_response(rows, LIGHTCURVE_COLUMNS, name)
+    name = f"{alert_key(alert.id, alert.name)}-lightcurve{'-aligned' if aligned else ''}"
     columns = [*LIGHTCURVE_JSON_COLUMNS, *(["offset_applied"] if aligned else [])]
+    if fmt == "csv":
+        return csv_response(rows, LIGHTCURVE_COLUMNS, f"{name}.csv")
+    if fmt in TABLE_FORMATS:
+        facts = {"name": alert.name, "ivorn": alert.ivorn, "ra": alert.ra, "dec": alert.dec}
+        info = TableInfo(title=f"calserv light curve of {alert.name}", facts=facts)
+        return table_response(rows, columns, fmt, info, name)
     items = [{k: r[k] for k in columns} for r in rows]
     return jsonify(
         alert=alert.name,
@@ -394,7 +438,7 @@ def show(key: str):
         last and last["mjd"],
         last and {**{k: last.get(k) for k in LAST_POINT_KEYS}, "mag_err": last["magerr"]},
     )
-    if output_format() == "json":
+    if negotiate(("html", "json")) == "json":
         return jsonify(
             **data,
             lightcurve=[{k: r[k] for k in LIGHTCURVE_JSON_COLUMNS} for r in rows],

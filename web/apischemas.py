@@ -71,6 +71,15 @@ class Error(Schema):
     detail = _str("what to do about it", required=True)
 
 
+class NotAcceptable(Error):
+    formats = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "the formats this endpoint has → their media types"},
+    )
+
+
 class Health(Schema):
     status = fields.String(required=True, validate=OneOf(["ok", "degraded"]))
     postgres = fields.String(required=True, metadata={"description": "`ok` or `down: <reason>`"})
@@ -83,6 +92,11 @@ class Health(Schema):
             "description": "each reference survey: `ok` or `degraded: <reason>`; a degraded "
             "survey makes `status` degraded but never the answer a 503"
         },
+    )
+    warnings = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "what needs an operator, e.g. an alert feed that fails"},
     )
 
 
@@ -421,27 +435,58 @@ class FollowupList(_Page):
     items = fields.List(fields.Nested(Followup), required=True)
 
 
+#: What lists are served as (web.negotiation); light curves and job status have no HTML.
+_TABLES = ["votable", "ecsv", "fits"]
+_LIST_FORMATS = ["html", "json", "csv", *_TABLES]
+
+
+def _formats(names: list[str]) -> fields.String:
+    """`format`/`outputFormat`: one of `names`; empty means the default, as a browser form sends
+    it."""
+    return fields.String(validate=OneOf([*names, ""]))
+
+
 class Format(Params):
-    """Empty means the default, as a browser form sends it."""
-
-    outputFormat = fields.String(validate=OneOf(["json", "html", "csv", ""]))
-    format = fields.String(validate=OneOf(["json", "html", "csv", ""]))
+    outputFormat = _formats(["json", "html", "csv"])
+    format = _formats(["json", "html", "csv"])
 
 
-class LightcurveQuery(Format):
+class ListFormat(Params):
+    outputFormat = _formats(_LIST_FORMATS)
+    format = _formats(_LIST_FORMATS)
+
+
+class LightcurveFormat(Params):
+    outputFormat = _formats(["json", "csv", *_TABLES])
+    format = _formats(["json", "csv", *_TABLES])
+
+
+class LightcurveQuery(LightcurveFormat):
     aligned = fields.String(
         validate=OneOf(_FLAGS),
         metadata={"description": "1: each system moved onto its band's reference (never default)"},
     )
 
 
-class Paging(Format):
+class StatusFormat(Params):
+    format = _formats(["json", *_TABLES])
+
+
+class Paging(ListFormat):
     page = fields.Integer(validate=Range(1, 10**6))
     per_page = fields.Integer(validate=Range(1, MAX_PER_PAGE))
 
 
 class AlertQuery(Paging):
     q = _line("searches name and IVORN")
+    ra = fields.Float(
+        validate=Range(0, 360, max_inclusive=False), metadata={"description": "cone centre, deg"}
+    )
+    dec = fields.Float(validate=Range(-90, 90), metadata={"description": "cone centre, deg"})
+    radius = fields.Float(
+        validate=Range(0, 3600, min_inclusive=False),
+        metadata={"description": "cone radius, arcsec (default 5); nearest first"},
+    )
     observed_only = fields.String(validate=OneOf(_FLAGS))
     band = _line("substring of a current point's filter")
     survey = _line("substring of a current point's survey")

@@ -113,23 +113,45 @@ def alert_add(ivorn: str, name: str, ra: float, dec: float, url: str | None) -> 
 @alert.command("import-csv")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 def alert_import_csv(file: str) -> None:
-    """Load or refresh alerts from a Gaia Science Alerts list (alerts.csv); upserts by name."""
-    from web.alert_import import ImportFormatError, parse_gaia_alerts, upsert_alerts
+    """Load or refresh alerts from a Gaia Science Alerts list (alerts.csv) or a TNS CSV export;
+    idempotent. A file with a row it cannot read is refused whole."""
+    from feeds.parse import FeedFormatError, parse
+    from feeds.sync import upsert
 
     with click.open_file(file, encoding="utf-8-sig") as fh:
         text = fh.read()
     try:
-        alerts = list(parse_gaia_alerts(text))
-        with _session() as s:
-            report = upsert_alerts(s, alerts)
-    except ImportFormatError as e:
+        parsed = parse(text)
+    except FeedFormatError as e:
         raise click.ClickException(f"{file}: {e}") from None
-    except ApiError as e:
-        raise click.ClickException(f"{file}: {e.error}: {e.detail}") from None
+    if parsed.rejected:
+        raise click.ClickException(f"{file}: nothing imported; " + "; ".join(parsed.rejected[:5]))
+    with _session() as s:
+        report = upsert(s, parsed)
     click.echo(
-        f"{len(alerts)} alerts read: {report.added} added, {report.updated} updated, "
+        f"{report.read} alerts read: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged"
     )
+
+
+@alert.command("sync-feed")
+@click.argument("url")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds, in all")
+def alert_sync_feed(url: str, timeout: float) -> None:
+    """Sync the alerts with the list at URL now, as the beat task does (CALSERV_ALERT_FEED_URL):
+    new alerts added, changed ones updated, alerts gone from it removed unless observed."""
+    from feeds.sync import sync_feed
+
+    report = sync_feed(url, timeout)
+    if report is None:
+        raise click.ClickException(f"{url}: not synced; see /healthz or the log for why")
+    click.echo(
+        f"{report.read} alerts read: {report.added} added, {report.updated} updated, "
+        f"{report.removed} removed, {report.kept} kept (observed), "
+        f"{len(report.rejected)} rows not read"
+    )
+    for line in report.rejected[:20]:
+        click.echo(f"  {line}")
 
 
 @click.group(cls=AppGroup)

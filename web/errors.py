@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from blobstore import StoreFull, StoreUnavailable
-from web.negotiation import wants_json
+from web.negotiation import FormatNotAcceptable, wants_json
 from web.request_body import cached_body
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api(e: ApiError):
         return error_response(e.status, e.error, e.detail)
+
+    @app.errorhandler(FormatNotAcceptable)
+    def _not_acceptable(e: FormatNotAcceptable):
+        resp = jsonify(e.body())
+        resp.status_code = 406
+        return resp
 
     @app.errorhandler(OperationalError)
     def _db_down(e: OperationalError):

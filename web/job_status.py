@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from calib.schema import RESULT_KEYS
 from db.jobs import find_jobs, states_of
 from web.errors import ApiError, parse_bounded
 from web.jobs import (
@@ -21,10 +22,20 @@ from web.jobs import (
     wait_for_end,
     waiter_slot,
 )
+from web.negotiation import TABLE_FORMATS, negotiate
+from web.tables import TableInfo, table_response
 
 bp = Blueprint("job_status", __name__)
 #: The most job ids one request may list.
 MAX_IDS = 1000
+#: JSON (the first) unless `?format=` or Accept asks for an astronomy table.
+STATUS_FORMATS = ("json", *TABLE_FORMATS)
+#: The job JSON's keys that fit a table cell (not the candidates and log lists of objects).
+TABLE_COLUMNS = (
+    "job_id", "status", "alert", "ivorn", "observatory", "mjd", "date_obs", "dry_run",
+    *(k for k in RESULT_KEYS if k not in ("candidates", "log", "cutout_url")),
+    "error", "followup_id", "attempts", "created_at", "finished_at", "status_url", "url_page",
+)  # fmt: skip
 
 
 def _request_body() -> tuple[list[str], dict[str, str], float]:
@@ -63,6 +74,7 @@ def bulk_status():
     of listed jobs not finished}``; ``Retry-After`` estimates when the oldest pending job ends.
     Job ids are capabilities, as for ``GET /jobs/<id>``: no key is needed.
     """
+    fmt = negotiate(STATUS_FORMATS)
     listed, seen, wait = _request_body()
     ids = [i for i in listed if len(i) <= 32]  # longer ones are no job's id
 
@@ -87,11 +99,14 @@ def bulk_status():
         if pending:
             oldest = min(pending, key=lambda r: r.created_at)
             retry_after = retry_after_s(conn, oldest.state, oldest.created_at)
-    resp = jsonify(
-        jobs=[job_json(views[i]) for i in wanted if i in views],
-        unknown=[i for i in listed if i not in rows],
-        pending=len(pending),
-    )
+    jobs = [job_json(views[i]) for i in wanted if i in views]
+    unknown = [i for i in listed if i not in rows]
+    if fmt in TABLE_FORMATS:
+        facts = {"pending": len(pending), "unknown": " ".join(unknown)}
+        info = TableInfo(title="calserv jobs whose state changed", facts=facts)
+        resp = table_response(jobs, TABLE_COLUMNS, fmt, info, "jobs")
+    else:
+        resp = jsonify(jobs=jobs, unknown=unknown, pending=len(pending))
     resp.headers["Cache-Control"] = "no-store"
     if retry_after is not None:
         resp.headers["Retry-After"] = str(retry_after)

@@ -35,7 +35,7 @@ from db.session import engine
 from web.alert_registry import alert_key
 from web.dates import date_obs
 from web.errors import ApiError
-from web.negotiation import wants_json
+from web.negotiation import negotiate, wants_json
 
 bp = Blueprint("jobs", __name__)
 
@@ -219,6 +219,7 @@ def _get(job_id: str) -> JobView:
 
 @bp.get("/jobs/<job_id:job_id>")
 def show(job_id: str):
+    negotiate(("html", "json"))  # another format asked for by name or Accept: 406
     return job_response(_get(job_id), 200)
 
 

@@ -13,9 +13,12 @@ from flask import Response, jsonify, render_template, request
 
 from web.errors import ApiError, parse_bounded
 from web.hygiene import csv_cell
-from web.negotiation import output_format
+from web.negotiation import TABLE_FORMATS, negotiate
+from web.tables import TableInfo, table_response
 
 MAX_PER_PAGE = 500
+#: What every list is served as; HTML (the first) for browsers and plain calls.
+LIST_FORMATS = ("html", "json", "csv", *TABLE_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -122,12 +125,21 @@ def list_response(
     filename: str,
     **context,
 ) -> Response:
-    """The page of `items` in the requested format; HTML gets `items, total, paging, pages`."""
-    fmt = output_format()
+    """The page of `items` in the requested format (HTML, JSON, CSV or an astronomy table);
+    HTML gets `items, total, paging, pages`; `filename` is the download's name (`alerts.csv`)."""
+    fmt = negotiate(LIST_FORMATS)
     if fmt == "json":
         return jsonify(items=items, page=pg.page, per_page=pg.per_page, total=total)
     if fmt == "csv":
         return csv_response(items, columns, filename)
+    if fmt in TABLE_FORMATS:
+        stem = filename.rsplit(".", 1)[0]
+        info = TableInfo(
+            title=f"calserv {stem}, page {pg.page}",
+            facts={"total": total, "page": pg.page, "per_page": pg.per_page},
+            truncated=len(items) < total,
+        )
+        return table_response(items, columns, fmt, info, stem)
     args = {k: v for k, v in request.args.items() if k not in ("page", "format", "outputFormat")}
     html = render_template(
         template,

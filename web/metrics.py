@@ -65,6 +65,12 @@ def _histogram(name: str, doc: str, label: str, rows) -> HistogramMetricFamily:
     return family
 
 
+_FEEDS = text(
+    "SELECT url, last_error IS NULL AS up, failures, rejected_count, alerts,"
+    " extract(epoch FROM last_success_at) AS last_success FROM alert_feeds ORDER BY url"
+)
+
+
 class QueueCollector:
     """The jobs as their rows say (Postgres), the broker queue's length (Redis), and what the
     workers report of their reference-survey reads (`workers.refcat_stats`, in Redis).
@@ -81,6 +87,8 @@ class QueueCollector:
             counts = dict(conn.execute(_JOB_STATES).all())
             latency = conn.execute(_JOB_LATENCY).all()
             processing = conn.execute(_JOB_PROCESSING).all()
+            feeds = conn.execute(_FEEDS).all()
+        yield from _feed_metrics(feeds)
         now = GaugeMetricFamily(
             "calserv_jobs_in_progress", "Jobs queued or running now", labels=["state"]
         )
@@ -177,6 +185,39 @@ class _Registry:
 
     def collect(self):
         return self.registry.collect()
+
+
+def _feed_metrics(feeds) -> list[GaugeMetricFamily]:
+    """The alert feeds' latest syncs (`feeds.sync`): alert on `calserv_alert_feed_up == 0`."""
+    families = {
+        "up": GaugeMetricFamily(
+            "calserv_alert_feed_up", "1 when the feed's latest sync read it", labels=["feed"]
+        ),
+        "failures": GaugeMetricFamily(
+            "calserv_alert_feed_failures", "Failed syncs since the last good one", labels=["feed"]
+        ),
+        "rejected_count": GaugeMetricFamily(
+            "calserv_alert_feed_rows_rejected",
+            "Rows the latest good sync could not read",
+            labels=["feed"],
+        ),
+        "alerts": GaugeMetricFamily(
+            "calserv_alert_feed_alerts",
+            "Alerts in the feed at its latest good sync",
+            labels=["feed"],
+        ),
+        "last_success": GaugeMetricFamily(
+            "calserv_alert_feed_last_success_timestamp_seconds",
+            "When the feed was last read (Unix time)",
+            labels=["feed"],
+        ),
+    }
+    for row in feeds:
+        for key, family in families.items():
+            value = getattr(row, key)
+            if value is not None:
+                family.add_metric([row.url], float(value))
+    return list(families.values())
 
 
 def _start_timer() -> None:

@@ -36,6 +36,9 @@ from web.errors import ApiError
 bp = Blueprint("openapi", __name__)
 JSON, HTML, CSV, PNG, TEXT = "application/json", "text/html", "text/csv", "image/png", "text/plain"
 OPENMETRICS = "application/openmetrics-text"
+#: The astronomy tables (web.tables): VOTable, ECSV, FITS.
+TABLES = ("application/x-votable+xml", "text/x-ecsv", "application/fits")
+BINARY = (PNG, "application/fits")
 SWAGGER_DIR = Path(swagger_ui.__file__).parent / "static"
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 SWAGGER_VERSION = version("swagger-ui-py")
@@ -53,8 +56,9 @@ ERRORS = {
     401: "missing, unknown or revoked key (or not logged in)",
     403: "the follow-up point belongs to another observatory",
     404: "unknown job, alert, follow-up point or page (also a page past the last one)",
-    406: "a format (format= or outputFormat=) this endpoint does not have",
     409: "the alert exists already",
+    406: "a format (format=, outputFormat= or Accept) this endpoint does not have; the JSON "
+    "error lists the ones it has",
     413: "the body is too large: the upload (MAX_UPLOAD_BYTES), a text field (1 MB) or the "
     "number of form parts (200); the error says which",
     414: "the URL is longer than 8000 bytes: send long values as form fields",
@@ -72,7 +76,9 @@ ANY_REQUEST = (400, 414, 431, 503)
 def _answer(description: str, schema: Any = None, *types: str) -> dict:
     content = {JSON: {"schema": schema}} if schema is not None else {}
     for t in types:
-        content[t] = {"schema": {"type": "string", "format": "binary"} if t == PNG else TEXT_BODY}
+        content[t] = {
+            "schema": {"type": "string", "format": "binary"} if t in BINARY else TEXT_BODY
+        }
     return {"description": description, "content": content}
 
 
@@ -112,7 +118,8 @@ def _op(
         codes.add(413)
     responses = {str(code): answer for code, answer in ok.items()}
     for code in sorted(codes):
-        responses.setdefault(str(code), _answer(ERRORS[code], "Error", HTML))
+        answer = _answer(ERRORS[code], "NotAcceptable") if code == 406 else None  # always JSON
+        responses.setdefault(str(code), answer or _answer(ERRORS[code], "Error", HTML))
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if description:
         op["description"] = description
@@ -163,7 +170,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("jobs.show", "get"): _op(
         "A job's state and result",
         {200: _answer("the job", "Job", HTML)},
-        (404,),
+        (404, 406),
         tag="calibration",
         query=s.Format,
     ),
@@ -184,9 +191,10 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("job_status.bulk_status", "post"): {
         **_op(
             "Many jobs' states at once, held until one ends (batch clients)",
-            {200: _answer("the listed jobs whose state changed", "StatusAnswer")},
-            (422,),
+            {200: _answer("the listed jobs whose state changed", "StatusAnswer", *TABLES)},
+            (406, 422),
             tag="calibration",
+            query=s.StatusFormat,
         ),
         "requestBody": {"content": {JSON: {"schema": "StatusQuery"}}, "required": True},
     },
@@ -220,22 +228,22 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
     ("alert_pages.index", "get"): _op(
         "Alerts, most recently observed first",
-        {200: _answer("a page of alerts", "AlertList", HTML, CSV)},
-        (404, 422),
+        {200: _answer("a page of alerts", "AlertList", HTML, CSV, *TABLES)},
+        (404, 406, 422),
         tag="alerts",
         query=s.AlertQuery,
     ),
     ("alert_pages.show", "get"): _op(
         "An alert with its light curve",
         {200: _answer("the alert", "AlertDetail", HTML)},
-        (404,),
+        (404, 406),
         tag="alerts",
         query=s.Format,
     ),
     ("alert_pages.lightcurve", "get"): _op(
-        "An alert's light curve (JSON or CSV)",
-        {200: _answer("the light curve", "Lightcurve", CSV)},
-        (404,),
+        "An alert's light curve (JSON, CSV, VOTable, ECSV or FITS)",
+        {200: _answer("the light curve", "Lightcurve", CSV, *TABLES)},
+        (404, 406),
         tag="alerts",
         query=s.LightcurveQuery,
     ),
@@ -259,8 +267,8 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
     ("followups.index", "get"): _op(
         "Calibrated follow-up observations, newest first",
-        {200: _answer("a page of follow-ups", "FollowupList", HTML, CSV)},
-        (404, 422),
+        {200: _answer("a page of follow-ups", "FollowupList", HTML, CSV, *TABLES)},
+        (404, 406, 422),
         tag="alerts",
         query=s.FollowupQuery,
     ),
@@ -367,9 +375,9 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
 }
 #: The schemas the operations name; apispec registers the nested and request ones itself.
-_SCHEMAS = ("Error", "Health", "Job", "NewAlert", "Lightcurve", "AlertDetail", "AlertList",
-            "FollowupList", "JobList", "LoggedIn", "LoggedOut", "StatusQuery", "StatusAnswer",
-            "ObservatoryList", "ObservatoryDetail")  # fmt: skip
+_SCHEMAS = ("Error", "NotAcceptable", "Health", "Job", "NewAlert", "Lightcurve", "AlertDetail",
+            "AlertList", "FollowupList", "JobList", "LoggedIn", "LoggedOut", "StatusQuery",
+            "StatusAnswer", "ObservatoryList", "ObservatoryDetail")  # fmt: skip
 _ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 

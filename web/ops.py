@@ -12,7 +12,8 @@ from redis import Redis
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from db.session import engine
+from db.session import engine, session_scope
+from feeds.sync import feed_warnings
 from web.auth import SESSION_KEY, hashtag_owner, session_observatory
 from web.errors import ApiError
 from web.hygiene import has_control, header_has_control
@@ -51,7 +52,9 @@ bp = Blueprint("ops", __name__)
 @bp.get("/healthz")
 def healthz():
     """200 when Postgres and Redis answer, 503 (naming the failing one) otherwise; `surveys`
-    gives each reference survey's state, which never fails the probe (web.survey_status)."""
+    gives each reference survey's state, which never fails the probe (web.survey_status);
+    `warnings` names what an operator should look at that does not stop calibrations (an alert
+    feed that cannot be read)."""
     checks = {}
     try:
         with engine(current_app.config["DATABASE_URL"]).connect() as conn:
@@ -67,7 +70,16 @@ def healthz():
     ok = all(v == "ok" for v in checks.values())
     surveys = survey_states()
     fine = ok and all(v == "ok" for v in surveys.values())
-    resp = jsonify(status="ok" if fine else "degraded", **checks, surveys=surveys)
+    warnings = []
+    if checks["postgres"] == "ok":  # what needs an operator but does not stop calibrations
+        with session_scope(current_app.config["DATABASE_URL"]) as s:
+            warnings = feed_warnings(s)
+    resp = jsonify(
+        status="ok" if fine and not warnings else "degraded",
+        **checks,
+        surveys=surveys,
+        warnings=warnings,
+    )
     resp.status_code = 200 if ok else 503
     if not ok:
         resp.headers["Retry-After"] = "5"

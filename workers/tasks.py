@@ -9,6 +9,8 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
 from blobstore import StoreUnavailable
+from config import settings
+from feeds.sync import sync_feed
 from workers.calibration import JobFailed, run_job, warm_up
 
 log = logging.getLogger(__name__)
@@ -31,3 +33,14 @@ def _warm_up(**_) -> None:
 )
 def calibrate_job(job_id: str) -> str:
     return run_job(job_id)
+
+
+@shared_task(name="calserv.sync_alert_feeds")
+def sync_alert_feeds() -> dict[str, str]:
+    """Each configured alert feed once; a failing feed is recorded (/healthz), not raised."""
+    s = settings()
+    out = {}
+    for url in s.alert_feed_urls:
+        report = sync_feed(url, s.alert_feed_timeout)
+        out[url] = "failed" if report is None else f"{report.added} added, {report.updated} updated"
+    return out

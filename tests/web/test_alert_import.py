@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from db.models import Alert
 from db.session import session_scope
-from web.alert_import import parse_gaia_alerts
+from feeds.parse import parse
 
 HEADER = (
     "#Name,Date,RaDeg,DecDeg,AlertMag,HistoricMag,HistoricStdDev,Class,Published,Comment,TNSid\n"
@@ -62,7 +62,7 @@ def test_bad_files_are_refused_whole(runner, tmp_path, make):
     f = tmp_path / "bad.csv"
     f.write_text("name,ra\nfoo,1\n")
     result = runner.invoke(args=["alert", "import-csv", str(f)])
-    assert result.exit_code != 0 and "header lacks" in result.output
+    assert result.exit_code != 0 and "the header names neither" in result.output
 
     f.write_text(gaia_csv(tag) + f"Gaia{tag}c,2016-01-01,abc,1,1,,,,,,\n")
     result = runner.invoke(args=["alert", "import-csv", str(f)])
@@ -76,7 +76,7 @@ def test_bad_files_are_refused_whole(runner, tmp_path, make):
 
 def test_parse_skips_blank_and_comment_lines():
     text = HEADER + "\n# a note\nGaia99zz,2099-01-01,1.0,2.0,,,,,,,\n"
-    (a,) = parse_gaia_alerts(text)
+    (a,) = parse(text).alerts
     assert (a.name, a.ra, a.dec, a.alert_mag, a.published) == (
         "Gaia99zz",
         1.0,

@@ -144,8 +144,10 @@ def test_lightcurve_csv(client, observed):
         "survey",
         "observatory",
         "followup_id",
+        "limit",
     ]
     assert [r["magerr"] for r in rows] == ["0.04", "-1.0", "0.06"]
+    assert [r["limit"] for r in rows] == ["False", "True", "False"]
 
 
 def test_lightcurve_png(client, observed, make):
