@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from web.apischemas import FREE_TEXT, NAME, ONE_LINE, WEB_URL
 from web.errors import ApiError
 from web.hygiene import free_text, single_line
+from web.negotiation import FormatNotAcceptable
 from web.openapi import CONTRACT, OPERATIONS
 
 FORMAT_KEYS = ("format", "outputFormat")
@@ -90,8 +91,8 @@ def _check(values: MultiDict, schema_cls: type[Schema], where: str) -> None:
         if name in FORMAT_KEYS:
             choices = _choices(field)
             if choices and value.lower() not in choices:
-                formats = ", ".join(c for c in choices if c)
-                raise ApiError(406, f"unknown format {value[:40]!r}", f"ask for one of {formats}")
+                formats = [c for c in choices if c]
+                raise FormatNotAcceptable(f"unknown format {value[:40]!r}", formats)
             continue
         refusal = _refusal(name, field, value.lower() if _choices(field) else value)
         if refusal is not None:
