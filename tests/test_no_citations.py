@@ -29,6 +29,7 @@ def texts(root: Path) -> list[Path]:
         for p in root.rglob("*")
         if p.is_file()
         and not SKIP & set(p.relative_to(root).parts)
+        and not any(part.startswith(".venv") for part in p.relative_to(root).parts)
         and (p.suffix in SUFFIXES or p.name in NAMES)
         and not str(p.relative_to(root)).startswith(OUTSIDE)
     )

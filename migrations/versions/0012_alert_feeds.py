@@ -1,7 +1,7 @@
 """Alert feeds: alerts keep their TNS name and the feed that keeps them; each feed's latest sync.
 
-Revision ID: alert_feeds
-Revises: 0008
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "alert_feeds"
-down_revision = "0008"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
