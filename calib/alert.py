@@ -42,6 +42,7 @@ from .schema import LIMIT_MAG_ERR
 from .stats import median, median_and_robust_std
 from .target import (
     TARGET_FLAGS,
+    WIDE_RATIO,
     Saturation,
     TargetMeasurement,
     faintest_detections,
@@ -233,15 +234,26 @@ def saturation_evidence(
     fit: ZeroPointFit,
     zeropoint: float,
     radius: float,
+    source_fwhm_arcsec: np.ndarray | None,
+    fwhm_arcsec: float | None,
 ) -> Saturation:
-    """Saturation evidence of the frame (see `target.Saturation`)."""
+    """Saturation evidence of the frame (see `target.Saturation`); ``fwhm_arcsec`` is the
+    frame's measured FWHM (``None`` when assumed), ``source_fwhm_arcsec`` each row's."""
     plateau = None if shifted.flux_max is None else on_saturation_plateau(shifted.flux_max, 0.9)
-    knee = None
+    knee = brightest_used = highest_peak = None
     if len(fit.inst_mag) and fit.used.any():
         brightest_used = float(np.min(fit.inst_mag[fit.used]))
         brighter = fit.inst_mag < brightest_used
         if np.count_nonzero(brighter & ~fit.used & (fit.residual > 0)) >= 2:
             knee = brightest_used
+        if cleaned.flux_max is not None:
+            peaks = cleaned.flux_max[chosen.j1[fit.used]]
+            peaks = peaks[np.isfinite(peaks)]
+            highest_peak = float(np.max(peaks)) if len(peaks) else None
+    wide = None
+    if source_fwhm_arcsec is not None and fwhm_arcsec:
+        with np.errstate(invalid="ignore"):
+            wide = source_fwhm_arcsec > WIDE_RATIO * fwhm_arcsec
     if shifted.flux_max is not None and cleaned.flux_max is not None:
         flat = _flat_topped(shifted, cleaned, chosen.j1[fit.used])
         plateau = flat if plateau is None else plateau | flat
@@ -255,7 +267,10 @@ def saturation_evidence(
     inst = shifted.mag[idx[i1]]
     residual = band_mag[i2] - (inst + zeropoint)
     good = np.isfinite(residual)
-    return Saturation(plateau, knee, inst[good], residual[good])
+    return Saturation(
+        plateau, knee, inst[good], residual[good], brightest_used, highest_peak, wide,
+        bool(np.any(shifted.flags & 4)),
+    )  # fmt: skip
 
 
 def _flat_topped(shifted: SourceCatalog, cleaned: SourceCatalog, calibrators: np.ndarray):

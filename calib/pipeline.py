@@ -279,6 +279,7 @@ def calibrate(
         if match_dist_arcsec
         else target_radius(match.radius_arcsec, chosen.match.sigma_arcsec, geometry.fwhm_arcsec)
     )
+    source_fwhm = _source_fwhm_arcsec(catalog, geometry)
     limiting_mag = measured_limit(
         chosen, shifted, shifted_sky, cleaned, geometry, zp_target, radius, log
     )
@@ -294,9 +295,17 @@ def calibrate(
         zeropoint_err=zp_target_err,
         limiting_mag=limiting_mag,
         saturation=saturation_evidence(
-            shifted, shifted_sky, cleaned, chosen, fit, zp_target, radius
+            shifted,
+            shifted_sky,
+            cleaned,
+            chosen,
+            fit,
+            zp_target,
+            radius,
+            source_fwhm,
+            geometry.fwhm_arcsec if geometry.fwhm_measured else None,
         ),
-        source_fwhm_arcsec=_source_fwhm_arcsec(catalog, geometry),
+        source_fwhm_arcsec=source_fwhm,
         scatter=position_scatter(cleaned.mag[chosen.match.i1], chosen.match.sep),
     )
     if target.limit:

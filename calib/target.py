@@ -54,13 +54,22 @@ class Saturation:
     ``plateau`` marks catalogue rows with FLUX_MAX on the saturation plateau; ``knee`` is the
     instrumental magnitude of the brightest calibrator that still fits (``None`` when nothing
     brighter was rejected); ``inst``/``residual`` are saturated reference stars' instrumental
-    magnitudes and reference-minus-calibrated residuals.
+    magnitudes and reference-minus-calibrated residuals. ``brightest`` is the instrumental
+    magnitude of the brightest calibrator that fits and ``highest_peak`` its largest peak
+    (FLUX_MAX), ``None`` without a peak column: up to there the frame is shown linear.
+    ``wide`` marks rows whose FWHM exceeds the frame's stars' by `WIDE_RATIO` (a clipped core
+    flattens the profile); ``flagged`` says the catalogue flags saturation (FLAGS 4) on some
+    source, so its extraction did compare pixels with the saturation level.
     """
 
     plateau: np.ndarray | None = None
     knee: float | None = None
     inst: np.ndarray = field(default_factory=lambda: np.empty(0))
     residual: np.ndarray = field(default_factory=lambda: np.empty(0))
+    brightest: float | None = None
+    highest_peak: float | None = None
+    wide: np.ndarray | None = None
+    flagged: bool = False
 
     def error_at(self, inst_mag: float) -> float:
         """Honest error of a saturated measurement: the RMS residual of saturated reference
@@ -71,6 +80,34 @@ class Saturation:
             return max(rms, MIN_SATURATED_ERR)
         past_knee = 0.0 if self.knee is None else max(self.knee - inst_mag, 0.0)
         return FALLBACK_SATURATED_ERR + past_knee
+
+    def unvouched(self, inst_mag: float, peak: float | None) -> float:
+        """How far (mag) a source is brighter than every calibrator that fits, when nothing
+        shows its core unclipped (its peak, when known, is higher than theirs, and the catalogue
+        flags no source saturated); 0 otherwise."""
+        if self.flagged or self.brightest is None or not inst_mag < self.brightest:
+            return 0.0
+        if self.highest_peak is not None and peak is not None and peak < self.highest_peak:
+            return 0.0
+        return float(self.brightest - inst_mag)
+
+
+#: A source this much wider than the frame's stars, and brighter than the calibrators, is
+#: saturated (a clipped core flattens its profile: 4.1 px against the frame's 3.0).
+WIDE_RATIO = 1.25
+
+
+def clip_loss(beyond_mag: float) -> float:
+    """Most a star ``beyond_mag`` brighter than the brightest star shown linear can lose to a
+    clipped core (mag): the latter's peak is at most the saturation level S, so a Gaussian
+    star k = 10**(0.4 beyond) times brighter peaks at k S and keeps (1 + ln k) / k of its
+    light when clipped at S (0.03 mag at 0.3 mag beyond, 0.29 at 1, 0.55 at 1.5). A catalogue
+    without a peak column cannot tell how close to S its brightest calibrator came, so this
+    is what an extrapolation beyond the calibrators can hide."""
+    if not beyond_mag > 0:
+        return 0.0
+    k = 10 ** (0.4 * beyond_mag)
+    return float(-2.5 * np.log10((1.0 + np.log(k)) / k))
 
 
 @dataclass(frozen=True)
@@ -273,14 +310,32 @@ def measure_target(
     target_flags, notes = [], []
     plateau = saturation.plateau is not None and bool(saturation.plateau[i])
     past_knee = saturation.knee is not None and inst < saturation.knee
+    peak = None if catalog.flux_max is None else float(catalog.flux_max[i])
+    beyond = saturation.unvouched(inst, peak if peak is not None and np.isfinite(peak) else None)
+    wide = saturation.wide is not None and bool(saturation.wide[i]) and beyond > 0
+    loss = clip_loss(beyond)
     mag_err = float(np.hypot(phot_err, zeropoint_err))
-    if flags & 4 or plateau or past_knee:
+    if flags & 4 or plateau or past_knee or wide:
         target_flags.append("saturated")
         sat_err = saturation.error_at(inst)
         mag_err = float(np.hypot(mag_err, sat_err))
+        why = "wider than the frame's stars and brighter than its calibrators" if wide else ""
         notes.append(
-            f"target is saturated: its magnitude is a lower bound on its brightness "
-            f"(error {mag_err:.2f} mag from the frame's saturated stars)"
+            f"target is saturated{': ' + why if why else ''}: its magnitude is a lower bound "
+            f"on its brightness (error {mag_err:.2f} mag from the frame's saturated stars)"
+        )
+    elif loss > 0.0:
+        # Brighter than every calibrator, with nothing to show its core unclipped.
+        mag_err = float(np.hypot(mag_err, loss))
+        if loss >= MIN_SATURATED_ERR:
+            target_flags.append("saturated")
+            mag_err = max(mag_err, MIN_SATURATED_ERR)
+        notes.append(
+            f"target is {beyond:.2f} mag brighter than every calibrator and the catalogue "
+            f"cannot show its core unclipped (no FLAGS 4, no peak above theirs): it may be up "
+            f"to {loss:.2f} mag brighter if saturated"
+            + ("; flagged saturated" if loss >= MIN_SATURATED_ERR else "")
+            + f" (error {mag_err:.2f} mag)"
         )
     if merged:
         notes.append(
