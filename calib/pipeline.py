@@ -32,6 +32,7 @@ from .alert import (
     empirical_error,
     flag_reference_neighbours,
     measured_limit,
+    own_counterpart,
     saturation_evidence,
     shared_light_error,
     widen_for_displacement,
@@ -117,7 +118,8 @@ class CalibrationResult:
     ``saturated``, ``blended``, ``edge``, ``offset`` apply; ``warnings`` are sentences a user
     should read, ``target_notes`` those of them about the catalogue's measurement of the target
     (an image measures the target again, and replaces them). ``fit`` is the chosen zero-point
-    fit, with the per-star arrays of the plot.
+    fit, with the per-star arrays of the plot; ``astrometric_sigma`` (arcsec) the Rayleigh
+    sigma of the calibrators' offsets from their reference positions.
     """
 
     survey: str
@@ -136,6 +138,7 @@ class CalibrationResult:
     ra: float
     dec: float
     zeropoint_order: int = 0
+    astrometric_sigma: float = 0.0
     candidates: list[dict] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     target_flags: list[str] = field(default_factory=list)
@@ -321,9 +324,10 @@ def calibrate(
             f"{radius:.2f}){flagged}; {chosen.band} = {target.mag:.3f} ± {target.mag_err:.3f}"
             f"{marks}"
         )
+    counterpart = own_counterpart(target, chosen, (target_ra, target_dec), geometry.fwhm_arcsec)
     blend = alert_in_blend(
         target, shifted, shifted_sky, cleaned, sky, chosen, fit, (zp_target, zp_target_err),
-        (target_ra, target_dec), radius, geometry.fwhm_arcsec, log,
+        (target_ra, target_dec), radius, geometry.fwhm_arcsec, counterpart, log,
     )  # fmt: skip
     if blend is not None:
         target = blend
@@ -331,7 +335,7 @@ def calibrate(
         phot_err = math.sqrt(max(target.mag_err**2 - zp_target_err**2, 0.0))
         if "offset" in target.target_flags and geometry.fwhm_measured:
             widen_for_displacement(target, geometry.fwhm_arcsec, log)
-        flag_reference_neighbours(target, chosen, crowd_radius)
+        flag_reference_neighbours(target, chosen, crowd_radius, counterpart)
         if "saturated" not in target.target_flags:
             crowded = "blended" in target.target_flags or (
                 len(near(shifted_sky, target.ra, target.dec, crowd_radius)[0]) > 1
@@ -373,6 +377,7 @@ def calibrate(
         ra=target.ra,
         dec=target.dec,
         zeropoint_order=fit.order,
+        astrometric_sigma=chosen.match.sigma_arcsec,
         candidates=[c.to_dict() for c in candidates],
         log=log,
         target_flags=target.target_flags,
