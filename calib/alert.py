@@ -366,6 +366,7 @@ def alert_in_blend(
     radius: float,
     fwhm: float,
     counterpart: int | None,
+    separable: float | None,
     log: list[str],
 ) -> TargetMeasurement | None:
     """The alert measured as what its source holds beyond the unresolved catalogued stars
@@ -376,7 +377,8 @@ def alert_in_blend(
     no source within the search radius is looked for in the sources within `SEARCH_FWHM` of
     it, nearest first: one holding more than its neighbours by `MERGED_SNR` sigma holds the
     alert. Below `DETECTION_SNR` the result is an upper limit. ``counterpart`` is the
-    reference star that is the alert itself (`own_counterpart`), never subtracted.
+    reference star that is the alert itself (`own_counterpart`), never subtracted;
+    ``separable`` bounds what a blend can hide (`separation_limit`).
     """
     if "saturated" in target.target_flags:
         return None
@@ -412,7 +414,7 @@ def alert_in_blend(
         blends = [d for d in parts if d.stars and d.alert_share > 0]
         merged = [d for d in blends if d.snr >= MERGED_SNR]
         if not merged:
-            return _hidden_in_blend(target, blends, zp, log)
+            return _hidden_in_blend(target, blends, zp, separable, log)
         parts = merged[:1]
     else:
         faint = [d for d in parts if 0 < d.contamination < MIN_CONTAMINATION * d.measured]
@@ -468,20 +470,132 @@ def alert_in_blend(
 
 
 def _hidden_in_blend(
-    target: TargetMeasurement, blends: list[Decomposition], zeropoint: float, log: list[str]
+    target: TargetMeasurement,
+    blends: list[Decomposition],
+    zeropoint: float,
+    separable: float | None,
+    log: list[str],
 ) -> TargetMeasurement | None:
     """An alert not found, next to blends that show no excess: a transient there would have
     merged with them, so the limit is the brightest it could be and stay unseen in their light
-    when that is brighter than the frame's own limit."""
+    when that is brighter than the frame's own limit. A transient brighter than ``separable``
+    (`separation_limit`) would have stood apart as a source of its own, so the bound is never
+    brighter than that: dividing by the kernel's small share at 1.5 FWHM put a limit 6 mag
+    above the frame's depth (11.38 for 17.9, next to a 13.1 mag star). The target itself
+    when the frame's limit stands; ``None`` without blends."""
     if not blends:
         return None
     bound = min(d.bound(zeropoint) for d in blends)
+    if separable is not None:
+        bound = max(bound, separable)
     if bound >= target.mag:
-        return None
+        return target  # brighter, it would show in their light or stand apart
+    how = "" if separable is None else f" (brighter than {separable:.2f} it would stand apart)"
     note = (
         f"the alert lies within {SEARCH_FWHM:g} FWHM of {len(blends)} source(s) holding "
         f"catalogued stars the frame did not resolve; a transient up to {bound:.2f} could hide "
-        "in their light, so that is the limit here"
+        f"in their light{how}, so that is the limit here"
     )
     log.append(f"target: {note}")
     return replace(target, mag=float(bound), target_flags=["blended"], notes=[*target.notes, note])
+
+
+def unresolved_stars_near(
+    chosen: Candidate, alert: tuple[float, float], fwhm: float, limit: float
+) -> float | None:
+    """The brightest catalogued star within `SEPARATION_FWHM` of the alert that no source
+    measures though it is `CONFUSED_MAG` brighter than the frame's ``limit`` (band magnitude):
+    its light went into some other source, so the extraction was confused there and a
+    transient as faint as it could be too (a 16 mag transient 2 FWHM from an unmeasured
+    13.1 mag star on a 200 stars/arcmin2 frame was given the frame's 17.35)."""
+    j, _ = near(chosen.match.sky, *alert, SEPARATION_FWHM * fwhm)
+    band_mag = chosen.match.ref.bands[chosen.band][0][j[~chosen.match.resolved[j]]]
+    with np.errstate(invalid="ignore"):
+        band_mag = band_mag[band_mag < limit - CONFUSED_MAG]
+    return float(np.min(band_mag)) if len(band_mag) else None
+
+
+def limit_beside_sources(
+    target: TargetMeasurement, separable: float | None, log: list[str]
+) -> TargetMeasurement:
+    """A limit no deeper than what the frame separates from the sources next to the alert
+    (`separation_limit`): there its depth is that, not the frame's."""
+    if not target.limit or separable is None or separable >= target.mag:
+        return target
+    note = (
+        f"the alert lies within {SEPARATION_FWHM:g} FWHM of a brighter source; the frame "
+        f"separates no neighbour that faint from such sources, so a transient up to "
+        f"{separable:.2f} could be merged into it unseen: that is the limit here"
+    )
+    log.append(f"target: {note}")
+    flags = sorted({*target.target_flags, "blended"}, key=TARGET_FLAGS.index)
+    return replace(target, mag=float(separable), target_flags=flags, notes=[*target.notes, note])
+
+
+#: Sources within this many FWHM of the alert may hide a transient next to them.
+SEPARATION_FWHM = 3.0
+#: A catalogued star this much brighter than the frame's limit is detected unless the
+#: extraction is confused there.
+CONFUSED_MAG = 1.0
+#: Pairs of the frame's detected stars needed to measure how faint a neighbour it separates,
+#: and the percentile of their contrasts taken: fragments of a bright star's wings matched to
+#: reference stars by chance (17 % of them at 200 stars/arcmin2) must not make the frame look
+#: better at separating than it is (its 3rd largest contrast claimed a 16 mag transient 2
+#: FWHM from a 13.1 mag star fainter than 17.35).
+MIN_SEPARATED_PAIRS = 10
+SEPARATED_PERCENTILE = 90
+#: Pairs count when their brighter member is at most this much fainter than the alert's
+#: neighbour: a bright star's wings hide more than a faint one's.
+PRIMARY_MAG = 1.0
+#: Two equal Gaussian stars this many FWHM apart show two peaks (from 0.85): a transient as
+#: bright as its neighbour there is separated, whatever else the frame shows.
+EQUAL_PAIR_FWHM = 1.0
+
+
+def separation_limit(
+    shifted: SourceCatalog,
+    shifted_sky: Sky,
+    cleaned: SourceCatalog,
+    sky: Sky,
+    matched_rows: np.ndarray,
+    alert: tuple[float, float],
+    zeropoint: float,
+    fwhm: float,
+) -> float | None:
+    """The brightest transient the frame could fail to separate from the sources next to the
+    alert (calibrated magnitude), measured on the frame itself; ``None`` when no source lies
+    within `SEPARATION_FWHM` or too few pairs measure it.
+
+    A transient beside a much brighter source is merged into it by the extraction: a 16 and a
+    17 mag transient 2 FWHM from a 13.1 mag star were not detected, and the frame's limit of
+    17.9 claimed them fainter. How faint a neighbour the frame does separate at a distance is
+    seen in its own detections: pairs of sources at most that far apart whose fainter member
+    is a reference star (a real star, not a fragment of a bright one's wings) and whose
+    brighter member is about as bright as the neighbour (`PRIMARY_MAG`), the contrast being
+    their `SEPARATED_PERCENTILE`-th percentile. A transient fainter than the neighbour by more
+    than that may hide there, whatever the frame's depth elsewhere. With too few pairs, only
+    a transient as bright as a neighbour `EQUAL_PAIR_FWHM` or more away is known to stand
+    apart.
+    """
+    reach = SEPARATION_FWHM * fwhm
+    rows, seps = sources_within(shifted, shifted_sky, *alert, reach)
+    if len(rows) == 0 or len(matched_rows) == 0:
+        return None
+    p1, p2, d = pairs_within(sky.take(matched_rows), sky, reach)
+    faint = cleaned.mag[matched_rows[p1]]
+    contrast = faint - cleaned.mag[p2]
+    with np.errstate(invalid="ignore"):
+        keep = (matched_rows[p1] != p2) & (contrast > 0)
+    contrast, d, primary = contrast[keep], d[keep], cleaned.mag[p2][keep]
+    limits = []
+    for row, sep in zip(rows, seps, strict=True):
+        like = (d <= max(sep, 0.5 * fwhm)) & (primary <= shifted.mag[row] + PRIMARY_MAG)
+        closer = contrast[like]
+        if len(closer) >= MIN_SEPARATED_PAIRS:
+            separated = float(np.percentile(closer, SEPARATED_PERCENTILE))
+        elif sep >= EQUAL_PAIR_FWHM * fwhm:
+            separated = 0.0  # too few pairs to say more: an equal star there stands apart
+        else:
+            continue
+        limits.append(float(shifted.mag[row]) + separated + zeropoint)
+    return min(limits) if limits else None

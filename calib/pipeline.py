@@ -31,10 +31,13 @@ from .alert import (
     alert_in_blend,
     empirical_error,
     flag_reference_neighbours,
+    limit_beside_sources,
     measured_limit,
     own_counterpart,
     saturation_evidence,
+    separation_limit,
     shared_light_error,
+    unresolved_stars_near,
     widen_for_displacement,
 )
 from .candidates import MAX_PLAUSIBLE_COLOUR_TERM, Candidate, SurveyMatch, matched_residuals
@@ -325,12 +328,25 @@ def calibrate(
             f"{marks}"
         )
     counterpart = own_counterpart(target, chosen, (target_ra, target_dec), geometry.fwhm_arcsec)
+    separable = None
+    if target.limit:
+        separable = separation_limit(
+            shifted, shifted_sky, cleaned, sky, chosen.match.i1, (target_ra, target_dec),
+            zp_target, geometry.fwhm_arcsec,
+        )  # fmt: skip
+        confused = unresolved_stars_near(
+            chosen, (target_ra, target_dec), geometry.fwhm_arcsec, target.mag
+        )
+        if confused is not None:
+            separable = confused if separable is None else min(separable, confused)
     blend = alert_in_blend(
         target, shifted, shifted_sky, cleaned, sky, chosen, fit, (zp_target, zp_target_err),
-        (target_ra, target_dec), radius, geometry.fwhm_arcsec, counterpart, log,
+        (target_ra, target_dec), radius, geometry.fwhm_arcsec, counterpart, separable, log,
     )  # fmt: skip
     if blend is not None:
         target = blend
+    elif target.limit:  # no catalogued star's light to bound it: what the frame separates
+        target = limit_beside_sources(target, separable, log)
     elif not target.limit:
         phot_err = math.sqrt(max(target.mag_err**2 - zp_target_err**2, 0.0))
         if "offset" in target.target_flags and geometry.fwhm_measured:

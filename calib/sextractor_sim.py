@@ -114,6 +114,7 @@ def render_field(
     clear_radius_arcsec: float | None = None,
     centre: tuple[float, float] | None = None,
     extra_stars: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    alert_phase_px: tuple[float, float] = (0.0, 0.0),
 ) -> RenderedField:
     """Render a frame in ``band`` and measure it with Source Extractor.
 
@@ -126,7 +127,8 @@ def render_field(
     ``target_neighbour=(separation_arcsec, mag)`` adds a catalogued star next to it. No field
     star lies within ``clear_radius_arcsec`` of the alert (default 3 FWHM; 0 for a crowded one).
     ``extra_stars=(ra, dec, mag)`` are drawn too (``mag`` in the calibrated system) but left out
-    of the reference: another survey's stars, such as a sparse bright one's.
+    of the reference: another survey's stars, such as a sparse bright one's. The alert sits
+    ``alert_phase_px`` off the corner of the central pixels (its pixel phase).
 
     Truth: ``zeropoint`` (at the centre), ``target_mag`` and ``source_ra/dec`` (where the
     transient really is), ``completeness_50`` (in the calibrated
@@ -145,7 +147,7 @@ def render_field(
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval = [ra0, dec0]
-    wcs.wcs.crpix = [npix / 2 + 0.5, npix / 2 + 0.5]
+    wcs.wcs.crpix = [npix / 2 + 0.5 + alert_phase_px[0], npix / 2 + 0.5 + alert_phase_px[1]]
     wcs.wcs.cdelt = [-pixscale / 3600, pixscale / 3600]
     # Stars over a slightly larger area than the frame, so edges are realistic.
     x = rng.uniform(-0.05 * npix, 1.05 * npix, n_stars)
