@@ -12,7 +12,6 @@ import numpy as np
 
 from .blend import (
     DETECTION_SNR,
-    MAG_PER_FLUX,
     MERGED_SNR,
     MIN_CONTAMINATION,
     SEARCH_FWHM,
@@ -40,7 +39,7 @@ from .match import (
     pairs_within,
 )
 from .schema import LIMIT_MAG_ERR
-from .stats import median, median_and_robust_std
+from .stats import MAG_PER_FLUX, median, median_and_robust_std
 from .target import (
     TARGET_FLAGS,
     WIDE_RATIO,
@@ -113,7 +112,7 @@ def widen_for_displacement(target: TargetMeasurement, fwhm: float, log: list[str
     cannot tell that from a displaced alert; a 9.75 mag transient merged with an uncatalogued
     10.6 mag star 4" away (FWHM 15") was 0.28 mag bright quoting 0.005."""
     share = min(target.separation_arcsec / fwhm, 1.0)
-    error = 1.0857 * share
+    error = MAG_PER_FLUX * share
     target.mag_err = float(np.hypot(target.mag_err, error))
     log.append(
         f"target error widened by {error:.3f} mag: {target.separation_arcsec:.1f} arcsec from "
@@ -168,7 +167,7 @@ def shared_light_error(
         # residual = reference - measured - model: positive when the source is too faint.
         excess = own * (10 ** (0.4 * residual[has]) - 1.0) / around[has]
         leak = median_and_robust_std(excess)[1]
-    return float(1.0857 * leak * neighbours / target_flux)
+    return float(MAG_PER_FLUX * leak * neighbours / target_flux)
 
 
 def measured_limit(

@@ -26,7 +26,7 @@ import numpy as np
 
 from .catalog import SourceCatalog
 from .match import Sky, near, pairs_within
-from .stats import median_and_robust_std
+from .stats import MAG_PER_FLUX, median_and_robust_std
 
 #: Distance bins (in FWHM) of the kernel; neighbours further than the last edge add nothing.
 KERNEL_EDGES_FWHM = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
@@ -59,7 +59,6 @@ SEARCH_FWHM = 2.0
 DETECTION_SNR = 5.0
 #: An excess this significant puts the alert inside a source beyond the search radius.
 MERGED_SNR = 3.0
-MAG_PER_FLUX = 2.5 / math.log(10)
 _CLIP = 4.0
 
 

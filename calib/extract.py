@@ -17,6 +17,7 @@ import sep
 
 from .catalog import SourceCatalog
 from .image import Image, ImageError
+from .stats import MAG_PER_FLUX
 
 #: Aperture radius in units of the FWHM. For a Gaussian PSF the S/N of a faint source in a
 #: background-limited aperture peaks at 0.67 FWHM; 0.8 loses 2.5 % of that (0.03 mag of depth)
@@ -143,7 +144,7 @@ def extract(image: Image) -> Extraction:
     flags[(aper_flags & incomplete) != 0] |= FLAG_APERTURE_INCOMPLETE
     with np.errstate(divide="ignore", invalid="ignore"):
         mag = np.where(flux > 0, -2.5 * np.log10(flux), np.nan)
-        mag_err = np.where(flux > 0, 2.5 / np.log(10) * flux_err / flux, np.nan)
+        mag_err = np.where(flux > 0, MAG_PER_FLUX * flux_err / flux, np.nan)
     ra, dec = image.wcs.all_pix2world(x, y, 0)
     catalog = SourceCatalog(
         ra=np.asarray(ra, dtype=np.float64) % 360.0,

@@ -31,10 +31,9 @@ from .image import Image, ImageError
 from .match import Sky, near
 from .pipeline import CalibrationResult, calibrate
 from .reference import RefCatalog
+from .stats import MAG_PER_FLUX
 from .target import FALLBACK_SATURATED_ERR, MIN_SATURATED_ERR, clip_loss
 from .zeropoint import colour_for_band
-
-MAG_PER_SNR = 2.5 / math.log(10)  # magnitude error = MAG_PER_SNR / SNR
 
 _WARNINGS = {
     "saturated": "the alert's aperture holds saturated pixels: its magnitude is a lower bound "
@@ -136,7 +135,7 @@ def calibrate_image(
     if detected:
         mag = zp - 2.5 * math.log10(flux)
         mag_err = math.hypot(
-            max(MAG_PER_SNR * flux_err / flux, _star_scatter(result, mag - zp)), zp_err
+            max(MAG_PER_FLUX * flux_err / flux, _star_scatter(result, mag - zp)), zp_err
         )
         if "offset" in result.target_flags and not result.limit:
             # The extracted source there is displaced from the alert: a merged neighbour may

@@ -62,7 +62,7 @@ from .match import (
 )
 from .photerr import fit_error_model
 from .reference import RefCatalog
-from .stats import median
+from .stats import MAG_PER_FLUX, median
 from .target import (
     faintest_detections,
     measure_target,
@@ -102,7 +102,7 @@ def parse_force_filter(value: str | None) -> tuple[str | None, str | None] | Non
         return None
     match = _FORCE_RE.match(value)
     if match is None:
-        raise ValueError(
+        raise CalibrationError(
             f"forceFilter {value!r} is not understood; use 'no' for automatic, SURVEY/FILTER "
             "(e.g. APASS/V), any/FILTER or SURVEY/any"
         )
@@ -201,9 +201,8 @@ def calibrate(
     ------
     CalibrationError
         Invalid alert position, no survey/band passes the quality gates, a match no better
-        than chance, or the forced band is unavailable or fails.
-    ValueError
-        ``force_filter`` is malformed.
+        than chance, the forced band is unavailable or fails, or ``force_filter`` is
+        malformed. Nothing else is raised for what the observer sent.
     """
     check_alert_position(target_ra, target_dec)
     forced = parse_force_filter(force_filter)
@@ -579,7 +578,7 @@ def _fit_survey(
             cleaned.mag[j1], cleaned.mag_err[j1], mag[j2], err[j2],
             colour=colour, colour_name=colour_name,
         )  # fmt: skip
-        systematic = 1.0857 * median(contamination) if len(contamination) else 0.0
+        systematic = MAG_PER_FLUX * median(contamination) if len(contamination) else 0.0
         if fit.zeropoint_err is not None:
             # Unseen neighbours brighten the calibrators: their typical contamination is a
             # systematic error the statistical one does not include (carried into refits).

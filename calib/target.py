@@ -10,9 +10,10 @@ from .catalog import SourceCatalog
 from .clean import JUNK_MAG
 from .match import Sky, near
 from .schema import LIMIT_MAG_ERR
+from .stats import MAG_PER_FLUX
 
 SNR_LIMIT = 5.0
-ERR_AT_LIMIT = 2.5 / np.log(10) / SNR_LIMIT  # 0.2171 mag: magnitude error at S/N = 5
+ERR_AT_LIMIT = MAG_PER_FLUX / SNR_LIMIT  # 0.2171 mag: magnitude error at S/N = 5
 
 
 @dataclass
@@ -351,7 +352,7 @@ def measure_target(
             )
     if flags & 24:
         target_flags.append("edge")
-    snr = 1.0857 / phot_err if phot_err > 0 else 0.0
+    snr = MAG_PER_FLUX / phot_err if phot_err > 0 else 0.0
     centroid = fwhm_arcsec / 2.3548 / snr if snr > 0 else fwhm_arcsec / 2.3548
     position_sigma = float(np.hypot(astrometric_sigma_arcsec, centroid))
     if scatter is not None:  # what matched stars as bright show, when that is more
