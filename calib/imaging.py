@@ -26,7 +26,7 @@ from .blend import (
 )
 from .errors import CalibrationError
 from .extract import Extraction, extract
-from .forced import SNR_DETECTION, ForcedPhotometry, forced_photometry, inside
+from .forced import SNR_DETECTION, ForcedPhotometry, forced_photometry, inside, phase_scatter
 from .image import Image, ImageError
 from .match import Sky, near
 from .pipeline import CalibrationResult, calibrate
@@ -131,12 +131,12 @@ def calibrate_image(
     if subtract and "blended" not in forced.flags:
         forced.flags.append("blended")
     detected = flux >= SNR_DETECTION * flux_err
+    phase = phase_scatter(ex.fwhm_px, ex.aperture_px)
     clipped = 0.0
     if detected:
         mag = zp - 2.5 * math.log10(flux)
-        mag_err = math.hypot(
-            max(MAG_PER_FLUX * flux_err / flux, _star_scatter(result, mag - zp)), zp_err
-        )
+        phot = math.hypot(MAG_PER_FLUX * flux_err / flux, MAG_PER_FLUX * phase)
+        mag_err = math.hypot(max(phot, _star_scatter(result, mag - zp)), zp_err)
         if "offset" in result.target_flags and not result.limit:
             # The extracted source there is displaced from the alert: a merged neighbour may
             # light the aperture too (a 9.75 mag alert 0.05 bright quoting 0.006); its error,

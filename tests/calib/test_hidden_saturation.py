@@ -111,3 +111,22 @@ def test_image_single_top_pixel_error_covers_its_clipping(synth_ref):
         ).result
         z.append((r.mag - 10.42) / r.mag_err)
     assert np.all(np.abs(z) < 3), z
+
+
+@pytest.mark.skipif(not sextractor_available(), reason="source-extractor not installed")
+def test_peak_at_the_flagged_stars_level_is_saturated(rng):
+    """Source Extractor flagged one star saturated and left the target, peaking at the same
+    level (59699.1 against 59699.5), at FLAGS 0: 10.549 +- 0.004 for 10.46."""
+    while True:
+        seed = int(rng.integers(1 << 31))
+        field = render_field(seed, target_mag=9.8, bright_mag=8.5, density_per_arcmin2=40.0)
+        cat, t = field.catalog, field.truth
+        at = np.argmin(np.hypot(cat.ra - t["target_ra"], cat.dec - t["target_dec"]))
+        others = np.flatnonzero(cat.flags & 4)
+        if len(others[others != at]):
+            break
+    flags = cat.flags.copy()
+    flags[at] = 0
+    r = calibrate(replace(cat, flags=flags), [field.reference], t["target_ra"], t["target_dec"])
+    assert "saturated" in r.target_flags, r.log
+    assert abs(r.mag - 9.8) <= 2 * r.mag_err
