@@ -291,11 +291,16 @@ def _star_scatter(result: CalibrationResult, inst_mag: float) -> float:
 def _unseen_clipping(ex: Extraction, forced: ForcedPhotometry) -> float:
     """What a clipped core too small to show could have cost the alert (mag), when the frame
     gives no saturation level: its aperture holds the frame's single highest pixel, which may
-    be clipped (two touching pixels at the top are read as saturation, `calib.extract`). A
-    Gaussian star whose peak is k times the level clips the 2 pi sigma**2 ln k pixels above
-    it, so at most one clipped pixel (two, allowing for where the pixel grid falls) bounds
-    ln k and, through `clip_loss`, the light lost: 0.01 mag at FWHM 3.5 px, 0.06 at 2.2 px.
-    (A 10.4 mag alert with one clipped pixel was 0.01 mag faint quoting 0.002.)"""
+    be clipped (two touching pixels at the top are read as saturation, `calib.extract`).
+
+    The pixels around it say what that pixel should hold: a star (Gaussian of the frame's FWHM,
+    integrated over the pixels, at the alert's position) fitted to the 5 x 5 pixels around it
+    without it predicts it, and what it lacks is the light lost. Never more than the bound a
+    single clipped pixel allows: a Gaussian star whose peak is k times the level clips the
+    2 pi sigma**2 ln k pixels above it, so one clipped pixel (two, allowing for where the grid
+    falls) bounds ln k and, through `clip_loss`, the loss: 0.01 mag at FWHM 3.5 px, 0.06 at
+    2.2 px. (A 10.4 mag alert with one clipped pixel was 0.01 mag faint quoting 0.002; the
+    bound alone made undersampled bright alerts' errors 0.05 mag, 10 times their scatter.)"""
     if ex.saturation_adu is not None or ex.brightest_pixel is None:
         return 0.0
     px, py = ex.brightest_pixel
@@ -303,7 +308,31 @@ def _unseen_clipping(ex: Extraction, forced: ForcedPhotometry) -> float:
         return 0.0
     sigma = ex.fwhm_px / (2.0 * math.sqrt(2.0 * math.log(2.0)))
     ln_k = 2.0 / (2.0 * math.pi * sigma**2)
-    return clip_loss(2.5 * ln_k / math.log(10))
+    bound = clip_loss(2.5 * ln_k / math.log(10))
+    ix, iy = round(px), round(py)
+    ny, nx = ex.residual.shape
+    if not (2 <= ix < nx - 2 and 2 <= iy < ny - 2):
+        return bound
+    stamp = ex.residual[iy - 2 : iy + 3, ix - 2 : ix + 3].astype(np.float64)
+    edges = np.arange(-2, 4) - 0.5
+    erf = np.vectorize(math.erf)
+    best = None
+    for dx in np.linspace(-0.3, 0.3, 7) + forced.x - ix:
+        gx = np.diff(erf((edges - dx) / (sigma * math.sqrt(2.0)))) / 2.0
+        for dy in np.linspace(-0.3, 0.3, 7) + forced.y - iy:
+            gy = np.diff(erf((edges - dy) / (sigma * math.sqrt(2.0)))) / 2.0
+            model = np.outer(gy, gx)
+            wings = np.ones((5, 5), dtype=bool)
+            wings[2, 2] = False
+            flux = float(stamp[wings] @ model[wings] / (model[wings] @ model[wings]))
+            misfit = float(np.sum((stamp[wings] - flux * model[wings]) ** 2))
+            if best is None or misfit < best[0]:
+                best = (misfit, flux, flux * float(model[2, 2]))
+    _, flux, predicted = best
+    if not flux > 0:
+        return bound
+    lacking = max(predicted - float(stamp[2, 2]), 0.0) / flux
+    return min(bound, -2.5 * math.log10(max(1.0 - lacking, 1e-3)))
 
 
 def _saturated_error(result: CalibrationResult, mag_err: float) -> float:
