@@ -240,16 +240,23 @@ def saturation_evidence(
     """Saturation evidence of the frame (see `target.Saturation`); ``fwhm_arcsec`` is the
     frame's measured FWHM (``None`` when assumed), ``source_fwhm_arcsec`` each row's."""
     plateau = None if shifted.flux_max is None else on_saturation_plateau(shifted.flux_max, 0.9)
-    knee = brightest_used = highest_peak = None
+    knee = brightest_used = highest_peak = peak_ratio = None
+    ratio_spread = 0.0
     if len(fit.inst_mag) and fit.used.any():
         brightest_used = float(np.min(fit.inst_mag[fit.used]))
         brighter = fit.inst_mag < brightest_used
         if np.count_nonzero(brighter & ~fit.used & (fit.residual > 0)) >= 2:
             knee = brightest_used
         if cleaned.flux_max is not None:
-            peaks = cleaned.flux_max[chosen.j1[fit.used]]
-            peaks = peaks[np.isfinite(peaks)]
-            highest_peak = float(np.max(peaks)) if len(peaks) else None
+            rows = chosen.j1[fit.used]
+            peaks = cleaned.flux_max[rows]
+            with np.errstate(over="ignore", invalid="ignore"):
+                ratios = peaks * 10 ** (0.4 * cleaned.mag[rows])
+            good = np.isfinite(peaks) & np.isfinite(ratios) & (ratios > 0)
+            highest_peak = float(np.max(peaks[good])) if good.any() else None
+            if np.count_nonzero(good) >= MIN_STARS:
+                centre, spread = median_and_robust_std(ratios[good])
+                peak_ratio, ratio_spread = centre, spread / centre
     wide = None
     if source_fwhm_arcsec is not None and fwhm_arcsec:
         with np.errstate(invalid="ignore"):
@@ -270,7 +277,7 @@ def saturation_evidence(
     good = np.isfinite(residual)
     return Saturation(
         plateau, knee, inst[good], residual[good], brightest_used, highest_peak, wide,
-        bool(np.any(shifted.flags & 4)),
+        bool(np.any(shifted.flags & 4)), peak_ratio, ratio_spread,
     )  # fmt: skip
 
 

@@ -60,7 +60,9 @@ class Saturation:
     (FLUX_MAX), ``None`` without a peak column: up to there the frame is shown linear.
     ``wide`` marks rows whose FWHM exceeds the frame's stars' by `WIDE_RATIO` (a clipped core
     flattens the profile); ``flagged`` says the catalogue flags saturation (FLAGS 4) on some
-    source, so its extraction did compare pixels with the saturation level.
+    source, so its extraction did compare pixels with the saturation level. ``peak_ratio`` is
+    the calibrators' median FLUX_MAX / flux and ``ratio_spread`` its relative robust scatter
+    (pixel phase): a clipped star's ratio falls.
     """
 
     plateau: np.ndarray | None = None
@@ -71,6 +73,8 @@ class Saturation:
     highest_peak: float | None = None
     wide: np.ndarray | None = None
     flagged: bool = False
+    peak_ratio: float | None = None
+    ratio_spread: float = 0.0
 
     def error_at(self, inst_mag: float) -> float:
         """Honest error of a saturated measurement: the RMS residual of saturated reference
@@ -82,6 +86,12 @@ class Saturation:
         past_knee = 0.0 if self.knee is None else max(self.knee - inst_mag, 0.0)
         return FALLBACK_SATURATED_ERR + past_knee
 
+    def loss_from_peak(self, inst_mag: float, peak: float) -> float:
+        """What clipping cost a source whose peak is known (mag): from its FLUX_MAX / flux
+        against the calibrators', granted their spread (pixel phase lowers it too)."""
+        q = peak * 10 ** (0.4 * inst_mag) / self.peak_ratio
+        return _loss_from_ratio(min(q + 2.0 * self.ratio_spread, 1.0))
+
     def unvouched(self, inst_mag: float, peak: float | None) -> float:
         """How far (mag) a source is brighter than every calibrator that fits, when nothing
         shows its core unclipped (its peak, when known, is higher than theirs, and the catalogue
@@ -91,6 +101,14 @@ class Saturation:
         if self.highest_peak is not None and peak is not None and peak < self.highest_peak:
             return 0.0
         return float(self.brightest - inst_mag)
+
+
+def _loss_from_ratio(q: float) -> float:
+    """Light a Gaussian star lost when its FLUX_MAX / flux is ``q`` times an unclipped star's:
+    clipped at S from a peak k S it keeps (1 + ln k) / k of its light and its ratio falls to
+    1 / (1 + ln k) of the unclipped one."""
+    ln_k = max(1.0 / max(q, 1e-3) - 1.0, 0.0)
+    return clip_loss(2.5 * ln_k / np.log(10))
 
 
 #: A source this much wider than the frame's stars, and brighter than the calibrators, is
@@ -315,6 +333,8 @@ def measure_target(
     beyond = saturation.unvouched(inst, peak if peak is not None and np.isfinite(peak) else None)
     wide = saturation.wide is not None and bool(saturation.wide[i]) and beyond > 0
     loss = clip_loss(beyond)
+    if loss > 0 and peak is not None and np.isfinite(peak) and saturation.peak_ratio:
+        loss = min(loss, saturation.loss_from_peak(inst, peak))
     mag_err = float(np.hypot(phot_err, zeropoint_err))
     if flags & 4 or plateau or past_knee or wide:
         target_flags.append("saturated")

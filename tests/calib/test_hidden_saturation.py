@@ -130,3 +130,18 @@ def test_peak_at_the_flagged_stars_level_is_saturated(rng):
     r = calibrate(replace(cat, flags=flags), [field.reference], t["target_ra"], t["target_dec"])
     assert "saturated" in r.target_flags, r.log
     assert abs(r.mag - 9.8) <= 2 * r.mag_err
+
+
+@pytest.mark.skipif(not sextractor_available(), reason="source-extractor not installed")
+@pytest.mark.parametrize(("target", "saturated"), [(9.8, True), (12.5, False)])
+def test_peak_says_whether_a_target_beyond_the_calibrators_is_clipped(rng, target, saturated):
+    """No FLAGS at all, FLUX_MAX given, the target brighter than every calibrator: its
+    FLUX_MAX / flux against theirs tells a clipped core (saturated, error covering it) from a
+    bright star (a 13 mag target was flagged while the peak was ignored)."""
+    for _ in range(2):
+        field = render_field(int(rng.integers(1 << 31)), target_mag=target, bright_mag=13.6)
+        cat, t = field.catalog, field.truth
+        cat = replace(cat, flags=np.zeros_like(cat.flags))
+        r = calibrate(cat, [field.reference], t["target_ra"], t["target_dec"])
+        assert ("saturated" in r.target_flags) == saturated, r.log
+        assert abs(r.mag - target) <= 3 * r.mag_err, (r.mag, r.mag_err)
