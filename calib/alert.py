@@ -277,8 +277,16 @@ def saturation_evidence(
     good = np.isfinite(residual)
     return Saturation(
         plateau, knee, inst[good], residual[good], brightest_used, highest_peak, wide,
-        bool(np.any(shifted.flags & 4)), peak_ratio, ratio_spread,
+        bool(np.any(shifted.flags & 4)), peak_ratio, ratio_spread, _top_peak(shifted),
     )  # fmt: skip
+
+
+def _top_peak(shifted: SourceCatalog) -> float | None:
+    """The frame's highest FLUX_MAX, ``None`` without one."""
+    if shifted.flux_max is None:
+        return None
+    peaks = shifted.flux_max[np.isfinite(shifted.flux_max)]
+    return float(np.max(peaks)) if len(peaks) else None
 
 
 def _at_flagged_level(shifted: SourceCatalog) -> np.ndarray:

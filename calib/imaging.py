@@ -32,7 +32,7 @@ from .match import Sky, near
 from .pipeline import CalibrationResult, calibrate
 from .reference import RefCatalog
 from .stats import MAG_PER_FLUX
-from .target import FALLBACK_SATURATED_ERR, MIN_SATURATED_ERR, clip_loss
+from .target import FALLBACK_SATURATED_ERR, MIN_SATURATED_ERR, one_pixel_loss
 from .zeropoint import colour_for_band
 
 _WARNINGS = {
@@ -295,11 +295,9 @@ def _unseen_clipping(ex: Extraction, forced: ForcedPhotometry) -> float:
 
     The pixels around it say what that pixel should hold: a star (Gaussian of the frame's FWHM,
     integrated over the pixels, at the alert's position) fitted to the 5 x 5 pixels around it
-    without it predicts it, and what it lacks is the light lost. Never more than the bound a
-    single clipped pixel allows: a Gaussian star whose peak is k times the level clips the
-    2 pi sigma**2 ln k pixels above it, so one clipped pixel (two, allowing for where the grid
-    falls) bounds ln k and, through `clip_loss`, the loss: 0.01 mag at FWHM 3.5 px, 0.06 at
-    2.2 px. (A 10.4 mag alert with one clipped pixel was 0.01 mag faint quoting 0.002; the
+    without it predicts it, and what it lacks is the light lost. Never more than one clipped
+    pixel can cost (`calib.target.one_pixel_loss`: 0.01 mag at FWHM 3.5 px, 0.06 at 2.2 px).
+    (A 10.4 mag alert with one clipped pixel was 0.01 mag faint quoting 0.002; the
     bound alone made undersampled bright alerts' errors 0.05 mag, 10 times their scatter.)"""
     if ex.saturation_adu is not None or ex.brightest_pixel is None:
         return 0.0
@@ -307,8 +305,7 @@ def _unseen_clipping(ex: Extraction, forced: ForcedPhotometry) -> float:
     if math.hypot(px - forced.x, py - forced.y) > forced.radius_px + 1.0:
         return 0.0
     sigma = ex.fwhm_px / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-    ln_k = 2.0 / (2.0 * math.pi * sigma**2)
-    bound = clip_loss(2.5 * ln_k / math.log(10))
+    bound = one_pixel_loss(ex.fwhm_px)
     ix, iy = round(px), round(py)
     ny, nx = ex.residual.shape
     if not (2 <= ix < nx - 2 and 2 <= iy < ny - 2):
