@@ -93,6 +93,20 @@ class Saturation:
         q = peak * 10 ** (0.4 * inst_mag) / self.peak_ratio
         return _loss_from_ratio(min(q + 2.0 * self.ratio_spread, 1.0))
 
+    def unseen_loss(self, inst_mag: float, peak: float | None, fwhm_px: float | None) -> float:
+        """What a clipped core nothing shows may have cost a source (mag): `clip_loss` of how
+        far it is `unvouched`; with a known peak, what its peak ratio shows (`loss_from_peak`)
+        and, when it holds the frame's highest peak, what one clipped pixel can cost (too few
+        to lower the ratio beyond the phase scatter: a 10.70 mag star 0.01 mag faint quoted
+        0.003), never more than the former."""
+        bound = clip_loss(self.unvouched(inst_mag, peak))
+        if bound == 0 or peak is None or not self.peak_ratio:
+            return bound
+        loss = self.loss_from_peak(inst_mag, peak)
+        if self.top_peak and peak >= 0.98 * self.top_peak and fwhm_px:
+            loss = max(loss, one_pixel_loss(fwhm_px))
+        return min(loss, bound)
+
     def unvouched(self, inst_mag: float, peak: float | None) -> float:
         """How far (mag) a source is brighter than every calibrator that fits, when nothing
         shows its core unclipped (its peak, when known, is higher than theirs, and the catalogue
@@ -342,18 +356,12 @@ def measure_target(
     plateau = saturation.plateau is not None and bool(saturation.plateau[i])
     past_knee = saturation.knee is not None and inst < saturation.knee
     peak = None if catalog.flux_max is None else float(catalog.flux_max[i])
-    beyond = saturation.unvouched(inst, peak if peak is not None and np.isfinite(peak) else None)
+    if peak is not None and not np.isfinite(peak):
+        peak = None
+    beyond = saturation.unvouched(inst, peak)
     wide = saturation.wide is not None and bool(saturation.wide[i]) and beyond > 0
-    loss = clip_loss(beyond)
-    if loss > 0 and peak is not None and np.isfinite(peak) and saturation.peak_ratio:
-        bound = loss
-        loss = saturation.loss_from_peak(inst, peak)
-        fwhm_px = None if catalog.fwhm is None else float(catalog.fwhm[i])
-        if saturation.top_peak and peak >= 0.98 * saturation.top_peak and fwhm_px:
-            # The frame's highest peak may be one clipped pixel, too few to lower the ratio
-            # beyond the phase scatter (a 10.70 mag star 0.01 mag faint quoted 0.003).
-            loss = max(loss, one_pixel_loss(fwhm_px))
-        loss = min(loss, bound)
+    fwhm_px = None if catalog.fwhm is None else float(catalog.fwhm[i])
+    loss = saturation.unseen_loss(inst, peak, fwhm_px)
     mag_err = float(np.hypot(phot_err, zeropoint_err))
     if flags & 4 or plateau or past_knee or wide:
         target_flags.append("saturated")
@@ -372,8 +380,8 @@ def measure_target(
             mag_err = max(mag_err, MIN_SATURATED_ERR)
         notes.append(
             f"target is {beyond:.2f} mag brighter than every calibrator and the catalogue "
-            f"cannot show its core unclipped (no FLAGS 4, no peak above theirs): it may be up "
-            f"to {loss:.2f} mag brighter if saturated"
+            f"cannot show its core unclipped (no source flagged saturated, its peak not below "
+            f"theirs): it may be up to {loss:.2f} mag brighter if saturated"
             + ("; flagged saturated" if loss >= MIN_SATURATED_ERR else "")
             + f" (error {mag_err:.2f} mag)"
         )
