@@ -70,6 +70,7 @@ tom-venv: .venv-tom/.installed
 bench: services .venv-bench/.installed
 	$(PY) bench/bench_refcats.py
 	.venv-bench/bin/python bench/bench_calib.py
+	$(PY) bench/bench_pulls.py
 	$(PY) bench/bench_load.py
 	$(PY) bench/bench_plot.py
 	$(PY) bench/bench_storage.py

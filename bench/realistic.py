@@ -18,6 +18,7 @@ from scipy.spatial import cKDTree
 
 from calib import CalibrationError, calibrate
 from calib.sextractor_sim import RenderedField, render_field
+from calib.stats import MAG_PER_FLUX
 from calib.zeropoint import colour_for_band
 
 PIVOT = 0.5
@@ -170,7 +171,7 @@ def stdpipe_runner(robust: bool, all_bands: bool = False):
             xy = (cat.x[i : i + 1], cat.y[i : i + 1])
             zero, zero_err = m["zero_fn"](*xy), m["zero_fn"](*xy, get_err=True)
             zp = float(zero[0]) + PIVOT * float(m["color_term"])
-            snr = 1.0857 / cat.mag_err
+            snr = MAG_PER_FLUX / cat.mag_err
             limit_mag = photometry.get_detection_limit_sn(cat.mag + zp, snr, sn=5, verbose=False)
         except Exception as exc:  # whatever breaks STDPipe is counted, not hidden
             return Outcome(failed=f"{type(exc).__name__}: {exc}")

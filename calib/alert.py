@@ -12,12 +12,12 @@ import numpy as np
 
 from .blend import (
     DETECTION_SNR,
-    MAG_PER_FLUX,
     MERGED_SNR,
     MIN_CONTAMINATION,
     SEARCH_FWHM,
     BlendKernel,
     Decomposition,
+    alert_counterpart,
     decompose,
     fit_kernel,
     predicted_flux,
@@ -39,9 +39,10 @@ from .match import (
     pairs_within,
 )
 from .schema import LIMIT_MAG_ERR
-from .stats import median, median_and_robust_std
+from .stats import MAG_PER_FLUX, median, median_and_robust_std
 from .target import (
     TARGET_FLAGS,
+    WIDE_RATIO,
     Saturation,
     TargetMeasurement,
     faintest_detections,
@@ -111,7 +112,7 @@ def widen_for_displacement(target: TargetMeasurement, fwhm: float, log: list[str
     cannot tell that from a displaced alert; a 9.75 mag transient merged with an uncatalogued
     10.6 mag star 4" away (FWHM 15") was 0.28 mag bright quoting 0.005."""
     share = min(target.separation_arcsec / fwhm, 1.0)
-    error = 1.0857 * share
+    error = MAG_PER_FLUX * share
     target.mag_err = float(np.hypot(target.mag_err, error))
     log.append(
         f"target error widened by {error:.3f} mag: {target.separation_arcsec:.1f} arcsec from "
@@ -166,7 +167,7 @@ def shared_light_error(
         # residual = reference - measured - model: positive when the source is too faint.
         excess = own * (10 ** (0.4 * residual[has]) - 1.0) / around[has]
         leak = median_and_robust_std(excess)[1]
-    return float(1.0857 * leak * neighbours / target_flux)
+    return float(MAG_PER_FLUX * leak * neighbours / target_flux)
 
 
 def measured_limit(
@@ -233,17 +234,36 @@ def saturation_evidence(
     fit: ZeroPointFit,
     zeropoint: float,
     radius: float,
+    source_fwhm_arcsec: np.ndarray | None,
+    fwhm_arcsec: float | None,
 ) -> Saturation:
-    """Saturation evidence of the frame (see `target.Saturation`)."""
+    """Saturation evidence of the frame (see `target.Saturation`); ``fwhm_arcsec`` is the
+    frame's measured FWHM (``None`` when assumed), ``source_fwhm_arcsec`` each row's."""
     plateau = None if shifted.flux_max is None else on_saturation_plateau(shifted.flux_max, 0.9)
-    knee = None
+    knee = brightest_used = highest_peak = peak_ratio = None
+    ratio_spread = 0.0
     if len(fit.inst_mag) and fit.used.any():
         brightest_used = float(np.min(fit.inst_mag[fit.used]))
         brighter = fit.inst_mag < brightest_used
         if np.count_nonzero(brighter & ~fit.used & (fit.residual > 0)) >= 2:
             knee = brightest_used
+        if cleaned.flux_max is not None:
+            rows = chosen.j1[fit.used]
+            peaks = cleaned.flux_max[rows]
+            with np.errstate(over="ignore", invalid="ignore"):
+                ratios = peaks * 10 ** (0.4 * cleaned.mag[rows])
+            good = np.isfinite(peaks) & np.isfinite(ratios) & (ratios > 0)
+            highest_peak = float(np.max(peaks[good])) if good.any() else None
+            if np.count_nonzero(good) >= MIN_STARS:
+                centre, spread = median_and_robust_std(ratios[good])
+                peak_ratio, ratio_spread = centre, spread / centre
+    wide = None
+    if source_fwhm_arcsec is not None and fwhm_arcsec:
+        with np.errstate(invalid="ignore"):
+            wide = source_fwhm_arcsec > WIDE_RATIO * fwhm_arcsec
     if shifted.flux_max is not None and cleaned.flux_max is not None:
         flat = _flat_topped(shifted, cleaned, chosen.j1[fit.used])
+        flat |= _at_flagged_level(shifted)
         plateau = flat if plateau is None else plateau | flat
     saturated = (shifted.flags & 4) != 0
     if plateau is not None:
@@ -255,7 +275,34 @@ def saturation_evidence(
     inst = shifted.mag[idx[i1]]
     residual = band_mag[i2] - (inst + zeropoint)
     good = np.isfinite(residual)
-    return Saturation(plateau, knee, inst[good], residual[good])
+    return Saturation(
+        plateau, knee, inst[good], residual[good], brightest_used, highest_peak, wide,
+        bool(np.any(shifted.flags & 4)), peak_ratio, ratio_spread, _top_peak(shifted),
+    )  # fmt: skip
+
+
+def _top_peak(shifted: SourceCatalog) -> float | None:
+    """The frame's highest FLUX_MAX, ``None`` without one."""
+    if shifted.flux_max is None:
+        return None
+    peaks = shifted.flux_max[np.isfinite(shifted.flux_max)]
+    return float(np.max(peaks)) if len(peaks) else None
+
+
+def _at_flagged_level(shifted: SourceCatalog) -> np.ndarray:
+    """Sources whose peak reaches the level of those Source Extractor flagged saturated
+    (FLAGS 4: their FLUX_MAX is the saturation level less the sky). It does not flag every
+    one: a 10.46 mag star peaking at 59699.1 against a flagged star's 59699.5 was left at
+    FLAGS 0 and reported 10.549 +- 0.004 (24 sigma)."""
+    with np.errstate(invalid="ignore"):
+        peaks = shifted.flux_max[((shifted.flags & 4) != 0) & (shifted.flux_max > 0)]
+        if not len(peaks):
+            return np.zeros(len(shifted), dtype=bool)
+        return shifted.flux_max >= SATURATED_PEAK_FRACTION * median(peaks)
+
+
+#: A peak this close to the flagged stars' is on the saturation plateau.
+SATURATED_PEAK_FRACTION = 0.98
 
 
 def _flat_topped(shifted: SourceCatalog, cleaned: SourceCatalog, calibrators: np.ndarray):
@@ -283,21 +330,18 @@ MAX_TARGET_CONTAMINATION = 0.1
 
 
 def flag_reference_neighbours(
-    target: TargetMeasurement, chosen: Candidate, crowd_radius: float
+    target: TargetMeasurement, chosen: Candidate, crowd_radius: float, counterpart: int | None
 ) -> None:
     """Flag ``blended`` when reference stars near the target would add to its flux.
 
-    The light of those the frame did not resolve is subtracted when it matters
-    (`alert_in_blend`); this flags the rest, resolved neighbours whose wings reach the
-    target. The nearest reference star within the calibrators' match radius is taken as the
-    target's own counterpart (a catalogued variable) and not counted.
+    The light of those the frame did not resolve is subtracted (`alert_in_blend`); this
+    flags the rest, resolved neighbours whose wings reach the target. ``counterpart`` (the
+    star that is the alert itself, `blend.alert_counterpart`) is not counted.
     """
     ref = chosen.match.ref
     band_mag = ref.bands[chosen.band][0]
-    j, sep = near(chosen.match.sky, target.ra, target.dec, crowd_radius)
-    if len(j) and sep.min() <= chosen.match.match.radius_arcsec:
-        keep = np.arange(len(j)) != int(np.argmin(sep))
-        j = j[keep]
+    j, _ = near(chosen.match.sky, target.ra, target.dec, crowd_radius)
+    j = j[j != counterpart]
     with np.errstate(invalid="ignore"):
         flux = np.nansum(10 ** (-0.4 * (band_mag[j] - target.mag)))
     if flux > MAX_TARGET_CONTAMINATION:
@@ -308,6 +352,36 @@ def flag_reference_neighbours(
             f"target is blended: {len(j)} reference star(s) within {crowd_radius:.1f} arcsec "
             f"would add about {flux:.0%} to its flux"
         )
+
+
+def own_counterpart(
+    target: TargetMeasurement, chosen: Candidate, alert: tuple[float, float], fwhm: float
+) -> int | None:
+    """The reference star that is the alert itself (`blend.alert_counterpart`), unless the
+    frame's source at the alert lies too far from it to be it (`offset`): then that star is a
+    neighbour (a 16.4 mag transient 0.5" from a 14.7 mag star was reported as the star)."""
+    if "offset" in target.target_flags and not target.limit:
+        return None
+    m = chosen.match
+    return alert_counterpart(m.sky, alert, m.match.radius_arcsec, m.sigma_arcsec, fwhm)
+
+
+def _subtract_faint_neighbours(target: TargetMeasurement, d: Decomposition, log: list[str]):
+    """Subtract unresolved catalogued light below `MIN_CONTAMINATION` of the source from the
+    measured target, its uncertainty (the kernel's relative error) added to the error: a
+    16.3 mag star 1 FWHM from a 13.06 mag target added 5 % and left it 8 sigma bright."""
+    share = d.contamination / d.measured
+    shift = -2.5 * math.log10(1.0 - share)
+    error = MAG_PER_FLUX * d.kernel.relative_error * share
+    target.mag = float(target.mag + shift)
+    target.mag_err = float(np.hypot(target.mag_err, error))
+    note = (
+        f"{d.stars} catalogued star(s) the frame did not resolve put {share:.1%} of the light "
+        f"into the target's source; their reference fluxes were subtracted ({shift:+.3f} mag, "
+        f"± {error:.3f})"
+    )
+    target.notes.append(note)
+    log.append(f"target: {note}")
 
 
 def alert_in_blend(
@@ -322,15 +396,20 @@ def alert_in_blend(
     alert: tuple[float, float],
     radius: float,
     fwhm: float,
+    counterpart: int | None,
+    separable: float | None,
     log: list[str],
 ) -> TargetMeasurement | None:
     """The alert measured as what its source holds beyond the unresolved catalogued stars
-    (`calib.blend`), or ``None`` when none blends with it.
+    (`calib.blend`), or ``None`` when none blends with it much.
 
     A measured target is decomposed when its neighbours hold `MIN_CONTAMINATION` of its
-    flux. An alert with no source within the search radius is looked for in the sources within
-    `SEARCH_FWHM` of it, nearest first: one holding more than its neighbours by `MERGED_SNR`
-    sigma holds the alert. Below `DETECTION_SNR` the result is an upper limit.
+    flux; less is subtracted from it in place (`_subtract_faint_neighbours`). An alert with
+    no source within the search radius is looked for in the sources within `SEARCH_FWHM` of
+    it, nearest first: one holding more than its neighbours by `MERGED_SNR` sigma holds the
+    alert. Below `DETECTION_SNR` the result is an upper limit. ``counterpart`` is the
+    reference star that is the alert itself (`own_counterpart`), never subtracted;
+    ``separable`` bounds what a blend can hide (`separation_limit`).
     """
     if "saturated" in target.target_flags:
         return None
@@ -342,13 +421,6 @@ def alert_in_blend(
     zp, zp_err = zeropoint
     flux = predicted_flux(ref.bands[band][0], colour, zp, fit.colour_term, fit.colour_pivot)
     match_radius = chosen.match.match.radius_arcsec
-    # The catalogued star at the alert is the alert itself (a variable) unless the frame's
-    # source there lies too far from the alert to be it (`offset`): then it is a neighbour
-    # (a 16.4 mag transient 0.5" from a 14.7 mag star was reported as the star, 2 mag bright).
-    j, sep = near(chosen.match.sky, *alert, match_radius)
-    counterpart = None
-    if len(j) and "offset" not in target.target_flags:
-        counterpart = int(j[np.argmin(sep)])
     if target.limit:
         rows = sources_within(shifted, shifted_sky, *alert, SEARCH_FWHM * fwhm)[0]
     else:
@@ -373,9 +445,12 @@ def alert_in_blend(
         blends = [d for d in parts if d.stars and d.alert_share > 0]
         merged = [d for d in blends if d.snr >= MERGED_SNR]
         if not merged:
-            return _hidden_in_blend(target, blends, zp, log)
+            return _hidden_in_blend(target, blends, zp, separable, log)
         parts = merged[:1]
     else:
+        faint = [d for d in parts if 0 < d.contamination < MIN_CONTAMINATION * d.measured]
+        if faint:
+            _subtract_faint_neighbours(target, faint[0], log)
         parts = [d for d in parts if d.contamination >= MIN_CONTAMINATION * d.measured]
     if not parts:
         return None
@@ -426,20 +501,132 @@ def alert_in_blend(
 
 
 def _hidden_in_blend(
-    target: TargetMeasurement, blends: list[Decomposition], zeropoint: float, log: list[str]
+    target: TargetMeasurement,
+    blends: list[Decomposition],
+    zeropoint: float,
+    separable: float | None,
+    log: list[str],
 ) -> TargetMeasurement | None:
     """An alert not found, next to blends that show no excess: a transient there would have
     merged with them, so the limit is the brightest it could be and stay unseen in their light
-    when that is brighter than the frame's own limit."""
+    when that is brighter than the frame's own limit. A transient brighter than ``separable``
+    (`separation_limit`) would have stood apart as a source of its own, so the bound is never
+    brighter than that: dividing by the kernel's small share at 1.5 FWHM put a limit 6 mag
+    above the frame's depth (11.38 for 17.9, next to a 13.1 mag star). The target itself
+    when the frame's limit stands; ``None`` without blends."""
     if not blends:
         return None
     bound = min(d.bound(zeropoint) for d in blends)
+    if separable is not None:
+        bound = max(bound, separable)
     if bound >= target.mag:
-        return None
+        return target  # brighter, it would show in their light or stand apart
+    how = "" if separable is None else f" (brighter than {separable:.2f} it would stand apart)"
     note = (
         f"the alert lies within {SEARCH_FWHM:g} FWHM of {len(blends)} source(s) holding "
         f"catalogued stars the frame did not resolve; a transient up to {bound:.2f} could hide "
-        "in their light, so that is the limit here"
+        f"in their light{how}, so that is the limit here"
     )
     log.append(f"target: {note}")
     return replace(target, mag=float(bound), target_flags=["blended"], notes=[*target.notes, note])
+
+
+def unresolved_stars_near(
+    chosen: Candidate, alert: tuple[float, float], fwhm: float, limit: float
+) -> float | None:
+    """The brightest catalogued star within `SEPARATION_FWHM` of the alert that no source
+    measures though it is `CONFUSED_MAG` brighter than the frame's ``limit`` (band magnitude):
+    its light went into some other source, so the extraction was confused there and a
+    transient as faint as it could be too (a 16 mag transient 2 FWHM from an unmeasured
+    13.1 mag star on a 200 stars/arcmin2 frame was given the frame's 17.35)."""
+    j, _ = near(chosen.match.sky, *alert, SEPARATION_FWHM * fwhm)
+    band_mag = chosen.match.ref.bands[chosen.band][0][j[~chosen.match.resolved[j]]]
+    with np.errstate(invalid="ignore"):
+        band_mag = band_mag[band_mag < limit - CONFUSED_MAG]
+    return float(np.min(band_mag)) if len(band_mag) else None
+
+
+def limit_beside_sources(
+    target: TargetMeasurement, separable: float | None, log: list[str]
+) -> TargetMeasurement:
+    """A limit no deeper than what the frame separates from the sources next to the alert
+    (`separation_limit`): there its depth is that, not the frame's."""
+    if not target.limit or separable is None or separable >= target.mag:
+        return target
+    note = (
+        f"the alert lies within {SEPARATION_FWHM:g} FWHM of a brighter source; the frame "
+        f"separates no neighbour that faint from such sources, so a transient up to "
+        f"{separable:.2f} could be merged into it unseen: that is the limit here"
+    )
+    log.append(f"target: {note}")
+    flags = sorted({*target.target_flags, "blended"}, key=TARGET_FLAGS.index)
+    return replace(target, mag=float(separable), target_flags=flags, notes=[*target.notes, note])
+
+
+#: Sources within this many FWHM of the alert may hide a transient next to them.
+SEPARATION_FWHM = 3.0
+#: A catalogued star this much brighter than the frame's limit is detected unless the
+#: extraction is confused there.
+CONFUSED_MAG = 1.0
+#: Pairs of the frame's detected stars needed to measure how faint a neighbour it separates,
+#: and the percentile of their contrasts taken: fragments of a bright star's wings matched to
+#: reference stars by chance (17 % of them at 200 stars/arcmin2) must not make the frame look
+#: better at separating than it is (its 3rd largest contrast claimed a 16 mag transient 2
+#: FWHM from a 13.1 mag star fainter than 17.35).
+MIN_SEPARATED_PAIRS = 10
+SEPARATED_PERCENTILE = 90
+#: Pairs count when their brighter member is at most this much fainter than the alert's
+#: neighbour: a bright star's wings hide more than a faint one's.
+PRIMARY_MAG = 1.0
+#: Two equal Gaussian stars this many FWHM apart show two peaks (from 0.85): a transient as
+#: bright as its neighbour there is separated, whatever else the frame shows.
+EQUAL_PAIR_FWHM = 1.0
+
+
+def separation_limit(
+    shifted: SourceCatalog,
+    shifted_sky: Sky,
+    cleaned: SourceCatalog,
+    sky: Sky,
+    matched_rows: np.ndarray,
+    alert: tuple[float, float],
+    zeropoint: float,
+    fwhm: float,
+) -> float | None:
+    """The brightest transient the frame could fail to separate from the sources next to the
+    alert (calibrated magnitude), measured on the frame itself; ``None`` when no source lies
+    within `SEPARATION_FWHM` or too few pairs measure it.
+
+    A transient beside a much brighter source is merged into it by the extraction: a 16 and a
+    17 mag transient 2 FWHM from a 13.1 mag star were not detected, and the frame's limit of
+    17.9 claimed them fainter. How faint a neighbour the frame does separate at a distance is
+    seen in its own detections: pairs of sources at most that far apart whose fainter member
+    is a reference star (a real star, not a fragment of a bright one's wings) and whose
+    brighter member is about as bright as the neighbour (`PRIMARY_MAG`), the contrast being
+    their `SEPARATED_PERCENTILE`-th percentile. A transient fainter than the neighbour by more
+    than that may hide there, whatever the frame's depth elsewhere. With too few pairs, only
+    a transient as bright as a neighbour `EQUAL_PAIR_FWHM` or more away is known to stand
+    apart.
+    """
+    reach = SEPARATION_FWHM * fwhm
+    rows, seps = sources_within(shifted, shifted_sky, *alert, reach)
+    if len(rows) == 0 or len(matched_rows) == 0:
+        return None
+    p1, p2, d = pairs_within(sky.take(matched_rows), sky, reach)
+    faint = cleaned.mag[matched_rows[p1]]
+    contrast = faint - cleaned.mag[p2]
+    with np.errstate(invalid="ignore"):
+        keep = (matched_rows[p1] != p2) & (contrast > 0)
+    contrast, d, primary = contrast[keep], d[keep], cleaned.mag[p2][keep]
+    limits = []
+    for row, sep in zip(rows, seps, strict=True):
+        like = (d <= max(sep, 0.5 * fwhm)) & (primary <= shifted.mag[row] + PRIMARY_MAG)
+        closer = contrast[like]
+        if len(closer) >= MIN_SEPARATED_PAIRS:
+            separated = float(np.percentile(closer, SEPARATED_PERCENTILE))
+        elif sep >= EQUAL_PAIR_FWHM * fwhm:
+            separated = 0.0  # too few pairs to say more: an equal star there stands apart
+        else:
+            continue
+        limits.append(float(shifted.mag[row]) + separated + zeropoint)
+    return min(limits) if limits else None

@@ -48,6 +48,7 @@ X_ALIASES = ("XWIN_IMAGE", "X_IMAGE", "X")
 Y_ALIASES = ("YWIN_IMAGE", "Y_IMAGE", "Y")
 _OPTIONAL = {
     "flux_max": ("FLUX_MAX",),
+    "mu_max": ("MU_MAX",),  # peak surface brightness (mag/arcsec2): FLUX_MAX's stand-in
     "class_star": ("CLASS_STAR",),
     "fwhm": FWHM_ALIASES,
     "fwhm_world": ("FWHM_WORLD",),  # degrees
@@ -494,7 +495,7 @@ def _to_source_catalog(columns: dict[str, np.ndarray], fmt: str) -> SourceCatalo
         mag=first_element("mag"),
         mag_err=np.full(n, np.nan) if mag_err is None else mag_err,
         flags=flags,
-        flux_max=first_element("flux_max"),
+        flux_max=_peak(first_element("flux_max"), first_element("mu_max")),
         class_star=first_element("class_star"),
         columns=roles,
         format=fmt,
@@ -503,6 +504,15 @@ def _to_source_catalog(columns: dict[str, np.ndarray], fmt: str) -> SourceCatalo
         x=first_element("x"),
         y=first_element("y"),
     )
+
+
+def _peak(flux_max: np.ndarray | None, mu_max: np.ndarray | None) -> np.ndarray | None:
+    """FLUX_MAX, else the peak from MU_MAX in its own units: the saturation tests compare
+    peaks with each other and with fluxes of the same frame, so the scale drops out."""
+    if flux_max is not None or mu_max is None:
+        return flux_max
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(np.abs(mu_max) < 90, 10 ** (-0.4 * mu_max), np.nan)
 
 
 def _check_positions(ra: np.ndarray, dec: np.ndarray) -> None:

@@ -1,4 +1,6 @@
-"""Exceptions whose message is shown to the observer as is."""
+"""Exceptions whose message is shown to the observer as is: what the observer sent cannot be
+calibrated, and the message says why. They are the only exceptions a job fails on with its
+reason; anything else raised in `calib` is a programming error (an internal error)."""
 
 from __future__ import annotations
 
@@ -19,5 +21,6 @@ class CatalogError(_UserFacingError, ValueError):
     """The uploaded catalogue cannot be read or lacks a required column."""
 
 
-class CalibrationError(_UserFacingError, RuntimeError):
-    """The frame could not be calibrated (no match, no candidate passing the quality gates...)."""
+class CalibrationError(_UserFacingError, ValueError):
+    """The frame could not be calibrated (no match, no candidate passing the quality gates, a
+    malformed forceFilter, an alert off the frame...)."""

@@ -51,6 +51,32 @@ class ForcedPhotometry:
         return self.snr >= SNR_DETECTION
 
 
+def phase_scatter(fwhm_px: float, radius_px: float) -> float:
+    """Relative scatter of the light a circular aperture of ``radius_px`` holds as a star
+    (Gaussian, integrated over square pixels) moves across a pixel: 1 % at FWHM 2.2 px, 0.4 %
+    at 2.5, 0.1 % from 3 px on. The zero point averages it over the calibrators; the alert sits
+    at one phase (undersampled frames showed a 2-5 % spread no error term covered)."""
+    sigma = fwhm_px / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    half = math.ceil(radius_px + 4 * sigma) + 1
+    edges = np.arange(-half, half + 2) - 0.5
+    erf = np.vectorize(math.erf)
+    held = []
+    for dx in (np.arange(_PHASES) + 0.5) / _PHASES - 0.5:
+        gx = np.diff(erf((edges - dx) / (sigma * math.sqrt(2.0)))) / 2.0
+        for dy in (np.arange(_PHASES) + 0.5) / _PHASES - 0.5:
+            gy = np.diff(erf((edges - dy) / (sigma * math.sqrt(2.0)))) / 2.0
+            stamp = np.ascontiguousarray(np.outer(gy, gx))
+            flux, _, _ = sep.sum_circle(
+                stamp, np.array([half + dx]), np.array([half + dy]), radius_px, subpix=5
+            )
+            held.append(flux[0])
+    held = np.asarray(held)
+    return float(np.std(held) / np.mean(held))
+
+
+_PHASES = 5  # sub-pixel positions per axis
+
+
 def five_sigma_flux(background_err: float, gain: float | None) -> float:
     """Flux with S/N = 5 given the aperture's background noise (ADU) and the gain (e-/ADU)."""
     k = SNR_DETECTION**2

@@ -378,7 +378,8 @@ def _voted_pairs(
     40,000 reference stars in 20', a star 5" off has two or three other stars nearer, and the
     median offset of nearest pairs was noise (a 5" WCS error went unfound). Every pair votes
     for its offset in cells of `VOTE_CELL_ARCSEC` (3 x 3 cells summed, so a peak split between
-    cells still wins); chance pairs spread evenly, true ones pile up at the shift.
+    cells still wins); chance pairs spread evenly, true ones pile up at the shift. The peak is
+    refined by the median offset of the votes around it.
     """
     if len(w1) == 0:
         return w1, w2
@@ -391,7 +392,11 @@ def _voted_pairs(
     peak_x, peak_y = np.unravel_index(int(np.argmax(summed)), (n, n))
     cx = (peak_x + 0.5) * VOTE_CELL_ARCSEC - search_radius_arcsec
     cy = (peak_y + 0.5) * VOTE_CELL_ARCSEC - search_radius_arcsec
-    around = np.hypot(dx - cx, dy - cy) <= 2 * VOTE_CELL_ARCSEC
+    # The votes the peak window summed, and those within 2 cells of its centre: never none
+    # (when votes tie, the first window holding them wins, and its centre may lie further
+    # than 2 cells from every one of them: a sparse survey's few chance pairs did).
+    counted = (np.abs(ix - peak_x) <= 1) & (np.abs(iy - peak_y) <= 1)
+    around = counted | (np.hypot(dx - cx, dy - cy) <= 2 * VOTE_CELL_ARCSEC)
     shift_x, shift_y = median(dx[around]), median(dy[around])
     i1, i2, _ = _mutual_nearest(w1, w2, np.hypot(dx - shift_x, dy - shift_y))
     return i1, i2

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from calib.errors import CalibrationError
+
 #: ``forceFilter`` values that leave the survey and band to the automatic choice.
 AUTOMATIC = ("", "no", "none", "auto", "0")
 _FORCE_RE = re.compile(r"^\s*([^/\s]+)\s*/\s*([^/\s]+)\s*$")
@@ -22,14 +24,14 @@ def parse_force_filter(value: str | None) -> tuple[str | None, str | None] | Non
 
     Raises
     ------
-    ValueError
-        The value is neither automatic nor ``SURVEY/FILTER``.
+    CalibrationError
+        The value is neither automatic nor ``SURVEY/FILTER`` (a ``ValueError``).
     """
     if value is None or value.strip().lower() in AUTOMATIC:
         return None
     match = _FORCE_RE.match(value)
     if match is None:
-        raise ValueError(
+        raise CalibrationError(
             f"forceFilter {value!r} is not understood; use 'no' for automatic, SURVEY/FILTER "
             "(e.g. APASS/V), any/FILTER or SURVEY/any"
         )

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stats import median_and_robust_std
+from .stats import MAG_PER_FLUX, median_and_robust_std
 
 STARS_PER_BIN = 12
 MIN_STARS = 5  # fewer than two bins' worth make one bin, anchored at the faint end
 MIN_ERR = 0.002
-FAINT_END_ERR = 1.0857 / 5.0  # the error of an S/N = 5 detection
+FAINT_END_ERR = MAG_PER_FLUX / 5.0  # the error of an S/N = 5 detection
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,13 @@ from .alert import (
     alert_in_blend,
     empirical_error,
     flag_reference_neighbours,
+    limit_beside_sources,
     measured_limit,
+    own_counterpart,
     saturation_evidence,
+    separation_limit,
     shared_light_error,
+    unresolved_stars_near,
     widen_for_displacement,
 )
 from .candidates import MAX_PLAUSIBLE_COLOUR_TERM, Candidate, SurveyMatch, matched_residuals
@@ -59,7 +63,7 @@ from .match import (
 from .options import parse_force_filter
 from .photerr import fit_error_model
 from .reference import RefCatalog
-from .stats import median
+from .stats import MAG_PER_FLUX, median
 from .target import (
     faintest_detections,
     measure_target,
@@ -92,7 +96,8 @@ class CalibrationResult:
     ``saturated``, ``blended``, ``edge``, ``offset`` apply; ``warnings`` are sentences a user
     should read, ``target_notes`` those of them about the catalogue's measurement of the target
     (an image measures the target again, and replaces them). ``fit`` is the chosen zero-point
-    fit, with the per-star arrays of the plot.
+    fit, with the per-star arrays of the plot; ``astrometric_sigma`` (arcsec) the Rayleigh
+    sigma of the calibrators' offsets from their reference positions.
     """
 
     survey: str
@@ -113,6 +118,7 @@ class CalibrationResult:
     zeropoint_order: int = 0
     colour_term_err: float | None = None
     fwhm: float | None = None
+    astrometric_sigma: float = 0.0
     candidates: list[dict] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     target_flags: list[str] = field(default_factory=list)
@@ -177,9 +183,8 @@ def calibrate(
     ------
     CalibrationError
         Invalid alert position, no survey/band passes the quality gates, a match no better
-        than chance, or the forced band is unavailable or fails.
-    ValueError
-        ``force_filter`` is malformed.
+        than chance, the forced band is unavailable or fails, or ``force_filter`` is
+        malformed. Nothing else is raised for what the observer sent.
     """
     check_alert_position(target_ra, target_dec)
     forced = parse_force_filter(force_filter)
@@ -265,6 +270,7 @@ def calibrate(
         if match_dist_arcsec
         else target_radius(match.radius_arcsec, chosen.match.sigma_arcsec, geometry.fwhm_arcsec)
     )
+    source_fwhm = _source_fwhm_arcsec(catalog, geometry)
     limiting_mag = measured_limit(
         chosen, shifted, shifted_sky, cleaned, geometry, zp_target, radius, log
     )
@@ -280,9 +286,17 @@ def calibrate(
         zeropoint_err=zp_target_err,
         limiting_mag=limiting_mag,
         saturation=saturation_evidence(
-            shifted, shifted_sky, cleaned, chosen, fit, zp_target, radius
+            shifted,
+            shifted_sky,
+            cleaned,
+            chosen,
+            fit,
+            zp_target,
+            radius,
+            source_fwhm,
+            geometry.fwhm_arcsec if geometry.fwhm_measured else None,
         ),
-        source_fwhm_arcsec=_source_fwhm_arcsec(catalog, geometry),
+        source_fwhm_arcsec=source_fwhm,
         scatter=position_scatter(cleaned.mag[chosen.match.i1], chosen.match.sep),
     )
     if target.limit:
@@ -298,17 +312,31 @@ def calibrate(
             f"{radius:.2f}){flagged}; {chosen.band} = {target.mag:.3f} ± {target.mag_err:.3f}"
             f"{marks}"
         )
+    counterpart = own_counterpart(target, chosen, (target_ra, target_dec), geometry.fwhm_arcsec)
+    separable = None
+    if target.limit:
+        separable = separation_limit(
+            shifted, shifted_sky, cleaned, sky, chosen.match.i1, (target_ra, target_dec),
+            zp_target, geometry.fwhm_arcsec,
+        )  # fmt: skip
+        confused = unresolved_stars_near(
+            chosen, (target_ra, target_dec), geometry.fwhm_arcsec, target.mag
+        )
+        if confused is not None:
+            separable = confused if separable is None else min(separable, confused)
     blend = alert_in_blend(
         target, shifted, shifted_sky, cleaned, sky, chosen, fit, (zp_target, zp_target_err),
-        (target_ra, target_dec), radius, geometry.fwhm_arcsec, log,
+        (target_ra, target_dec), radius, geometry.fwhm_arcsec, counterpart, separable, log,
     )  # fmt: skip
     if blend is not None:
         target = blend
+    elif target.limit:  # no catalogued star's light to bound it: what the frame separates
+        target = limit_beside_sources(target, separable, log)
     elif not target.limit:
         phot_err = math.sqrt(max(target.mag_err**2 - zp_target_err**2, 0.0))
         if "offset" in target.target_flags and geometry.fwhm_measured:
             widen_for_displacement(target, geometry.fwhm_arcsec, log)
-        flag_reference_neighbours(target, chosen, crowd_radius)
+        flag_reference_neighbours(target, chosen, crowd_radius, counterpart)
         if "saturated" not in target.target_flags:
             crowded = "blended" in target.target_flags or (
                 len(near(shifted_sky, target.ra, target.dec, crowd_radius)[0]) > 1
@@ -352,6 +380,7 @@ def calibrate(
         ra=target.ra,
         dec=target.dec,
         zeropoint_order=fit.order,
+        astrometric_sigma=chosen.match.sigma_arcsec,
         candidates=[c.to_dict() for c in candidates],
         log=log,
         target_flags=target.target_flags,
@@ -548,7 +577,7 @@ def _fit_survey(
                 f"{ref.survey}/{band}: too few stars for a colour term; the instrument's "
                 f"history gives {fit.colour_term:+.3f} ± {fit.colour_term_prior_err:.3f}"
             )
-        systematic = 1.0857 * median(contamination) if len(contamination) else 0.0
+        systematic = MAG_PER_FLUX * median(contamination) if len(contamination) else 0.0
         if fit.zeropoint_err is not None:
             # Unseen neighbours brighten the calibrators: their typical contamination is a
             # systematic error the statistical one does not include (carried into refits).

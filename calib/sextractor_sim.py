@@ -115,6 +115,8 @@ def render_field(
     target_neighbour: tuple[float, float] | None = None,
     clear_radius_arcsec: float | None = None,
     centre: tuple[float, float] | None = None,
+    extra_stars: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    alert_phase_px: tuple[float, float] = (0.0, 0.0),
 ) -> RenderedField:
     """Render a frame in ``band`` and measure it with Source Extractor.
 
@@ -126,6 +128,9 @@ def render_field(
     from it with ``target_mag`` (at the pivot colour), or is absent (``None``).
     ``target_neighbour=(separation_arcsec, mag)`` adds a catalogued star next to it. No field
     star lies within ``clear_radius_arcsec`` of the alert (default 3 FWHM; 0 for a crowded one).
+    ``extra_stars=(ra, dec, mag)`` are drawn too (``mag`` in the calibrated system) but left out
+    of the reference: another survey's stars, such as a sparse bright one's. The alert sits
+    ``alert_phase_px`` off the corner of the central pixels (its pixel phase).
 
     Truth: ``zeropoint`` (at the centre), ``target_mag`` and ``source_ra/dec`` (where the
     transient really is), ``completeness_50`` (in the calibrated
@@ -146,7 +151,7 @@ def render_field(
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval = [ra0, dec0]
-    wcs.wcs.crpix = [npix / 2 + 0.5, npix / 2 + 0.5]
+    wcs.wcs.crpix = [npix / 2 + 0.5 + alert_phase_px[0], npix / 2 + 0.5 + alert_phase_px[1]]
     wcs.wcs.cdelt = [-pixscale / 3600, pixscale / 3600]
     # Stars over a slightly larger area than the frame, so edges are realistic.
     x = rng.uniform(-0.05 * npix, 1.05 * npix, n_stars)
@@ -170,6 +175,8 @@ def render_field(
         if target_neighbour is not None:
             sep, mag = target_neighbour
             extra.append((ra0 + (dra + sep) / 3600 / cos0, dec0 + ddec / 3600, mag))
+    if extra_stars is not None:
+        extra.extend(zip(*(np.asarray(a, dtype=float) for a in extra_stars), strict=True))
     all_ra = np.concatenate([ra, [e[0] for e in extra]])
     all_dec = np.concatenate([dec, [e[1] for e in extra]])
     all_cal = np.concatenate([cal, [e[2] for e in extra]])
@@ -196,7 +203,7 @@ def render_field(
         r_mag = target_neighbour[1] - colour_term * (colour_pivot - 0.5)
         neighbour = {"B": r_mag + 1.3, "V": r_mag + 0.5, "R": r_mag, "I": r_mag - 0.3}
         true = {b: np.append(m, neighbour[b]) for b, m in true.items()}
-        ra, dec = np.append(ra, all_ra[-1]), np.append(dec, all_dec[-1])
+        ra, dec = np.append(ra, all_ra[len(cal) + 1]), np.append(dec, all_dec[len(cal) + 1])
     ref_err = {b: 0.005 + 0.02 * np.exp((m - ref_depth_mag) / 1.0) for b, m in true.items()}
     in_ref = true[band] < ref_depth_mag
     ref_cols = {"ra": ra[in_ref], "dec": dec[in_ref]}

@@ -15,6 +15,7 @@ import numpy as np
 
 from .catalog import SourceCatalog
 from .reference import RefCatalog
+from .stats import MAG_PER_FLUX
 from .zeropoint import colour_for_band
 
 SATURATION_ADU = 60000.0
@@ -147,7 +148,7 @@ def simulate_field(
 
     # Errors: flux F in units of the S/N = 5 flux; variance = 0.004 F + 0.036 (sky-limited).
     flux = 10 ** (-0.4 * (mag - limit_mag))
-    err = np.hypot(1.0857 * np.sqrt(0.004 * flux + 0.036) / flux, 0.002)
+    err = np.hypot(MAG_PER_FLUX * np.sqrt(0.004 * flux + 0.036) / flux, 0.002)
     inst = inst_true + rng.normal(0, err)
     flags = np.zeros(n, dtype=np.int64)
     saturated = mag < saturation_mag

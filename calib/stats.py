@@ -10,9 +10,14 @@ selection itself costs about 11 ns per value, so the fit bounds how many values 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 MAD_TO_SIGMA = 1.4826
+#: Magnitudes per unit of relative flux, 2.5 / ln 10 = 1.0857: a relative flux error (or
+#: share of light) times this is the magnitude error (or shift) it makes, to first order.
+MAG_PER_FLUX = 2.5 / math.log(10)
 
 
 def median(x: np.ndarray) -> float:

@@ -10,9 +10,10 @@ from .catalog import SourceCatalog
 from .clean import JUNK_MAG
 from .match import Sky, near
 from .schema import LIMIT_MAG_ERR
+from .stats import MAG_PER_FLUX
 
 SNR_LIMIT = 5.0
-ERR_AT_LIMIT = 2.5 / np.log(10) / SNR_LIMIT  # 0.2171 mag: magnitude error at S/N = 5
+ERR_AT_LIMIT = MAG_PER_FLUX / SNR_LIMIT  # 0.2171 mag: magnitude error at S/N = 5
 
 
 @dataclass
@@ -54,13 +55,27 @@ class Saturation:
     ``plateau`` marks catalogue rows with FLUX_MAX on the saturation plateau; ``knee`` is the
     instrumental magnitude of the brightest calibrator that still fits (``None`` when nothing
     brighter was rejected); ``inst``/``residual`` are saturated reference stars' instrumental
-    magnitudes and reference-minus-calibrated residuals.
+    magnitudes and reference-minus-calibrated residuals. ``brightest`` is the instrumental
+    magnitude of the brightest calibrator that fits and ``highest_peak`` its largest peak
+    (FLUX_MAX), ``None`` without a peak column: up to there the frame is shown linear.
+    ``wide`` marks rows whose FWHM exceeds the frame's stars' by `WIDE_RATIO` (a clipped core
+    flattens the profile); ``flagged`` says the catalogue flags saturation (FLAGS 4) on some
+    source, so its extraction did compare pixels with the saturation level. ``peak_ratio`` is
+    the calibrators' median FLUX_MAX / flux and ``ratio_spread`` its relative robust scatter
+    (pixel phase): a clipped star's ratio falls; ``top_peak`` the frame's highest FLUX_MAX.
     """
 
     plateau: np.ndarray | None = None
     knee: float | None = None
     inst: np.ndarray = field(default_factory=lambda: np.empty(0))
     residual: np.ndarray = field(default_factory=lambda: np.empty(0))
+    brightest: float | None = None
+    highest_peak: float | None = None
+    wide: np.ndarray | None = None
+    flagged: bool = False
+    peak_ratio: float | None = None
+    ratio_spread: float = 0.0
+    top_peak: float | None = None
 
     def error_at(self, inst_mag: float) -> float:
         """Honest error of a saturated measurement: the RMS residual of saturated reference
@@ -71,6 +86,73 @@ class Saturation:
             return max(rms, MIN_SATURATED_ERR)
         past_knee = 0.0 if self.knee is None else max(self.knee - inst_mag, 0.0)
         return FALLBACK_SATURATED_ERR + past_knee
+
+    def loss_from_peak(self, inst_mag: float, peak: float) -> float:
+        """What clipping cost a source whose peak is known (mag): from its FLUX_MAX / flux
+        against the calibrators', granted their spread (pixel phase lowers it too)."""
+        q = peak * 10 ** (0.4 * inst_mag) / self.peak_ratio
+        return _loss_from_ratio(min(q + 2.0 * self.ratio_spread, 1.0))
+
+    def unseen_loss(self, inst_mag: float, peak: float | None, fwhm_px: float | None) -> float:
+        """What a clipped core nothing shows may have cost a source (mag): `clip_loss` of how
+        far it is `unvouched`; with a known peak, what its peak ratio shows (`loss_from_peak`)
+        and, when it holds the frame's highest peak, what one clipped pixel can cost (too few
+        to lower the ratio beyond the phase scatter: a 10.70 mag star 0.01 mag faint quoted
+        0.003), never more than the former."""
+        bound = clip_loss(self.unvouched(inst_mag, peak))
+        if bound == 0 or peak is None or not self.peak_ratio:
+            return bound
+        loss = self.loss_from_peak(inst_mag, peak)
+        if self.top_peak and peak >= 0.98 * self.top_peak and fwhm_px:
+            loss = max(loss, one_pixel_loss(fwhm_px))
+        return min(loss, bound)
+
+    def unvouched(self, inst_mag: float, peak: float | None) -> float:
+        """How far (mag) a source is brighter than every calibrator that fits, when nothing
+        shows its core unclipped (its peak, when known, is higher than theirs, and the catalogue
+        flags no source saturated); 0 otherwise."""
+        if self.flagged or self.brightest is None or not inst_mag < self.brightest:
+            return 0.0
+        if self.highest_peak is not None and peak is not None and peak < self.highest_peak:
+            return 0.0
+        return float(self.brightest - inst_mag)
+
+
+def _loss_from_ratio(q: float) -> float:
+    """Light a Gaussian star lost when its FLUX_MAX / flux is ``q`` times an unclipped star's:
+    clipped at S from a peak k S it keeps (1 + ln k) / k of its light and its ratio falls to
+    1 / (1 + ln k) of the unclipped one."""
+    ln_k = max(1.0 / max(q, 1e-3) - 1.0, 0.0)
+    return clip_loss(2.5 * ln_k / np.log(10))
+
+
+def one_pixel_loss(fwhm_px: float) -> float:
+    """Most a Gaussian star of ``fwhm_px`` loses with at most one clipped pixel (two, allowing
+    for where the grid falls): it clips the 2 pi sigma**2 ln k pixels above the level, which
+    bounds ln k (0.01 mag at FWHM 3.5 px, 0.06 at 2.2 px)."""
+    if not fwhm_px > 0:
+        return 0.0
+    sigma = fwhm_px / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    ln_k = 2.0 / (2.0 * np.pi * sigma**2)
+    return clip_loss(2.5 * ln_k / np.log(10))
+
+
+#: A source this much wider than the frame's stars, and brighter than the calibrators, is
+#: saturated (a clipped core flattens its profile: 4.1 px against the frame's 3.0).
+WIDE_RATIO = 1.25
+
+
+def clip_loss(beyond_mag: float) -> float:
+    """Most a star ``beyond_mag`` brighter than the brightest star shown linear can lose to a
+    clipped core (mag): the latter's peak is at most the saturation level S, so a Gaussian
+    star k = 10**(0.4 beyond) times brighter peaks at k S and keeps (1 + ln k) / k of its
+    light when clipped at S (0.03 mag at 0.3 mag beyond, 0.29 at 1, 0.55 at 1.5). A catalogue
+    without a peak column cannot tell how close to S its brightest calibrator came, so this
+    is what an extrapolation beyond the calibrators can hide."""
+    if not beyond_mag > 0:
+        return 0.0
+    k = 10 ** (0.4 * beyond_mag)
+    return float(-2.5 * np.log10((1.0 + np.log(k)) / k))
 
 
 @dataclass(frozen=True)
@@ -273,14 +355,35 @@ def measure_target(
     target_flags, notes = [], []
     plateau = saturation.plateau is not None and bool(saturation.plateau[i])
     past_knee = saturation.knee is not None and inst < saturation.knee
+    peak = None if catalog.flux_max is None else float(catalog.flux_max[i])
+    if peak is not None and not np.isfinite(peak):
+        peak = None
+    beyond = saturation.unvouched(inst, peak)
+    wide = saturation.wide is not None and bool(saturation.wide[i]) and beyond > 0
+    fwhm_px = None if catalog.fwhm is None else float(catalog.fwhm[i])
+    loss = saturation.unseen_loss(inst, peak, fwhm_px)
     mag_err = float(np.hypot(phot_err, zeropoint_err))
-    if flags & 4 or plateau or past_knee:
+    if flags & 4 or plateau or past_knee or wide:
         target_flags.append("saturated")
         sat_err = saturation.error_at(inst)
         mag_err = float(np.hypot(mag_err, sat_err))
+        why = "wider than the frame's stars and brighter than its calibrators" if wide else ""
         notes.append(
-            f"target is saturated: its magnitude is a lower bound on its brightness "
-            f"(error {mag_err:.2f} mag from the frame's saturated stars)"
+            f"target is saturated{': ' + why if why else ''}: its magnitude is a lower bound "
+            f"on its brightness (error {mag_err:.2f} mag from the frame's saturated stars)"
+        )
+    elif loss > 0.0:
+        # Brighter than every calibrator, with nothing to show its core unclipped.
+        mag_err = float(np.hypot(mag_err, loss))
+        if loss >= MIN_SATURATED_ERR:
+            target_flags.append("saturated")
+            mag_err = max(mag_err, MIN_SATURATED_ERR)
+        notes.append(
+            f"target is {beyond:.2f} mag brighter than every calibrator and the catalogue "
+            f"cannot show its core unclipped (no source flagged saturated, its peak not below "
+            f"theirs): it may be up to {loss:.2f} mag brighter if saturated"
+            + ("; flagged saturated" if loss >= MIN_SATURATED_ERR else "")
+            + f" (error {mag_err:.2f} mag)"
         )
     if merged:
         notes.append(
@@ -296,7 +399,7 @@ def measure_target(
             )
     if flags & 24:
         target_flags.append("edge")
-    snr = 1.0857 / phot_err if phot_err > 0 else 0.0
+    snr = MAG_PER_FLUX / phot_err if phot_err > 0 else 0.0
     centroid = fwhm_arcsec / 2.3548 / snr if snr > 0 else fwhm_arcsec / 2.3548
     position_sigma = float(np.hypot(astrometric_sigma_arcsec, centroid))
     if scatter is not None:  # what matched stars as bright show, when that is more

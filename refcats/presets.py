@@ -80,11 +80,16 @@ def get(name: str) -> Preset:
         raise RefcatError(f"unknown preset {name!r}; presets: {known}") from None
 
 
+#: Magnitudes per unit of relative flux (2.5 / ln 10 = 1.0857): a relative flux error times this
+#: is the magnitude error.
+MAG_PER_FLUX = 2.5 / np.log(10)
+
+
 def _mag_err_from_snr(flux_over_error: np.ndarray, floor: float) -> np.ndarray:
     """Magnitude error of a flux with signal-to-noise ``flux_over_error``, with a calibration
-    floor added in quadrature (2.5/ln 10 = 1.0857)."""
+    floor added in quadrature."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.hypot(1.0857362 / flux_over_error, floor)
+        return np.hypot(MAG_PER_FLUX / flux_over_error, floor)
 
 
 # ---------------------------------------------------------------- Gaia DR3 gaia_source
@@ -286,7 +291,7 @@ def _gaia_synphot(t: pa.Table) -> pa.Table:
         # flag 1: the star's G and BP-RP lie in the range where the standardisation holds
         valid = _f(t, f"{stem}_flag") == 1
         with np.errstate(divide="ignore", invalid="ignore"):
-            err = 1.0857362 * _f(t, f"{stem}_flux_error") / _f(t, f"{stem}_flux")
+            err = MAG_PER_FLUX * _f(t, f"{stem}_flux_error") / _f(t, f"{stem}_flux")
         out[band] = np.where(valid, _f(t, f"{stem}_mag"), np.nan)
         out[f"{band}_err"] = np.where(valid, err, np.nan)
     out["pmra"], out["pmdec"] = _f(t, "pmra"), _f(t, "pmdec")

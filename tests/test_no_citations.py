@@ -13,7 +13,7 @@ SKIP = {".git", ".venv", "node_modules", "var", "__pycache__"}
 SUFFIXES = {".py", ".md", ".sh", ".html", ".js", ".css", ".toml", ".txt", ".ini", ".cfg", ".mako"}
 NAMES = {"Makefile", "Procfile", "run"}
 #: Not checked: this file (its examples) and, for now, the science package (being rewritten).
-OUTSIDE = ("tests/test_no_citations.py", "calib/")
+OUTSIDE = ("tests/test_no_citations.py",)
 CITATION = re.compile(
     r"\b(?:issue|pull request|PR)s?\s*#?\d+"
     r"|\(#\d{1,5}\)|#\d{1,5}/#\d{1,5}"

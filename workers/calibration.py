@@ -107,7 +107,9 @@ def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
     """What to tell the observer about a failed calibration, or None to retry the task.
 
     The parser wraps whatever stopped it in a CatalogError, so the chain of causes is searched
-    for a time limit or the memory budget first: they are the real reason.
+    for a time limit or the memory budget first: they are the real reason. Then `calib`'s own
+    errors (CatalogError, CalibrationError) carry the observer's reason; anything else is an
+    internal error, logged with its traceback.
     """
     chain = [e]
     while chain[-1].__cause__ is not None and len(chain) < 10:
@@ -127,9 +129,9 @@ def _reason(e: Exception, cfg: Settings) -> tuple[str, str | None] | None:
         return str(e), getattr(e, "detail", None)
     if isinstance(e, (OperationalError, StoreUnavailable)):
         return None
-    if isinstance(e, ValueError):  # values the science code cannot use (e.g. Dec 100)
-        log.warning("event=job_bad_values error=%r", str(e))
-        return "the catalogue holds values that cannot be calibrated", str(e)[:300]
+    # Anything else is a programming error, never the observer's: a bare ValueError or
+    # IndexError from deep in the science once read "the catalogue holds values that cannot
+    # be calibrated" and hid the bug.
     log.error("event=job_error", exc_info=e)
     return "internal error while calibrating", "operators have been told"
 

@@ -272,3 +272,12 @@ def test_a_source_larger_than_the_pixel_stack_is_still_extracted():
     noise = np.ones_like(data)
     objects = _detect(data, noise, None)
     assert len(objects) == 1 and objects["npix"][0] > PIXSTACK
+
+
+@pytest.mark.parametrize(("fwhm", "low", "high"), [(2.2, 0.006, 0.02), (3.5, 0.0, 0.004)])
+def test_pixel_phase_scatter_of_the_aperture(fwhm, low, high):
+    """Undersampled frames: where a star falls on the pixel grid changes the light the small
+    aperture holds by a percent; well sampled, by a few tenths of a mmag."""
+    from calib.forced import phase_scatter
+
+    assert low <= phase_scatter(fwhm, max(APERTURE_PER_FWHM * fwhm, 1.5)) <= high
