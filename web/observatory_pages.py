@@ -20,8 +20,8 @@ from web.alert_registry import alert_key, slug
 from web.dates import date_obs
 from web.errors import ApiError
 from web.lightcurve import CURRENT
-from web.listing import list_response, paging, sort_arg
-from web.negotiation import output_format
+from web.listing import LIST_FORMATS, list_response, paging, sort_arg
+from web.negotiation import TABLE_FORMATS, negotiate, output_format
 from web.ops import CSP_FOR_BOKEH
 from web.request_session import db
 
@@ -95,7 +95,7 @@ def index():
     pg.check(total)
     rows = s.execute(query.order_by(*order.clauses).offset(pg.offset).limit(pg.per_page))
     items = [observatory_dict(o, o.npoints, o.last_mjd) for o in rows]
-    if output_format() == "csv":  # one cell: "R V"
+    if negotiate(LIST_FORMATS) in ("csv", *TABLE_FORMATS):  # one cell: "R V"
         items = [{**item, "filters": " ".join(item["filters"])} for item in items]
     return list_response(
         items, total, pg, "observatories.html", OBSERVATORY_COLUMNS, "observatories.csv", sort=order
