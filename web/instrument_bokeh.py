@@ -14,7 +14,7 @@ from bokeh.models import ColumnDataSource, HoverTool, OpenURL, TapTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from web.lightcurve import FILTER_COLOURS
+from web.lightcurve_style import FILTER_COLOURS
 
 #: (frame key, axis title, error key, inverted axis: brighter up)
 PANELS = (
