@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.path import Path
@@ -256,3 +256,37 @@ def test_served_plots_draw_the_judged_outlier_hollow(client, curve_with_outlier)
     assert client.get(f"/alerts/{key}/lightcurve.png").content_type == "image/png"
     html = client.get(f"/alerts/{key}", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert 'data-kind="outlier"' in html
+
+
+flagged_rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "mjd": st.floats(60000, 60010),
+            "mag": st.floats(10, 20),
+            "magerr": st.one_of(st.just(-1.0), st.floats(0, 0.5)),
+            "filter": st.sampled_from(["V", "R", "g"]),
+            "observatory": st.sampled_from(["A", "B", "C"]),
+            "outlier": st.booleans(),
+        }
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@settings(max_examples=25, deadline=None)  # a figure each: ~0.2 s
+@given(flagged_rows)
+def test_bokeh_draws_hollow_exactly_the_detections_judged_outliers(rows):
+    item = bokeh_item(_rows_for_bokeh(rows), "test", now_mjd=60005.0)
+    models = _models(item)
+    sources = {m["id"]: str(m) for m in models if m["name"] == "ColumnDataSource"}
+    hollow = 0
+    for r in (m for m in models if m["name"] == "GlyphRenderer"):
+        glyph = r["attributes"]["glyph"]
+        line = glyph["attributes"].get("line_color", {}).get("value")
+        fill = glyph["attributes"].get("fill_color", {}).get("value", "")
+        if glyph["name"] == "Scatter" and fill is None and line != FLAG_COLOUR:
+            data = sources[r["attributes"]["data_source"]["id"]]
+            hollow += data.count("outlier: disagrees")
+            assert "(upper limit)" not in data
+    assert hollow == sum(1 for r in rows if r["outlier"] and r["magerr"] >= 0)
