@@ -4,13 +4,12 @@ embeds with the BokehJS that calserv serves from the bokeh wheel (no CDN, no inl
 UTC dates below and MJD above (the script keeps the MJD axis in step while panning), a colour per
 filter and a marker per observatory, upper limits as a bar at the limit with an arrow pointing
 fainter, outliers hollow (an unfilled marker of their filter's colour), a ring around points with
-target flags or warnings, a dashed "now" line, the magnitude
-axis inverted and naming the band systems. The legend is the page's own HTML
-(`web.lightcurve_style.legend_of`): its buttons show and hide renderers by their `tags`. Hovering
-a point shows its UTC date, MJD, magnitude ± error, filter, survey, observatory, whether it is an
-outlier, flags and job;
-tapping selects it, and the script shows its details with a link to the job (no JavaScript is
-compiled at run time, so no CustomJS).
+target flags or warnings, a dashed "now" line, the magnitude axis inverted and naming the band
+systems. The legend is the page's own HTML (`web.lightcurve_style.legend_of`): its buttons show
+and hide renderers by their `tags`. Hovering a point shows its UTC date, MJD, magnitude ± error,
+filter, survey, observatory, whether it is an outlier, flags and job; tapping selects it, and the
+script shows its details with a link to the job (no JavaScript is compiled at run time, so no
+CustomJS).
 """
 
 from __future__ import annotations

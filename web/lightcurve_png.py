@@ -3,8 +3,8 @@
 Magnitude axis inverted (brighter up) and labelled with the band systems, MJD below and UTC dates
 above, a colour per filter and a marker per observatory, error bars, upper limits as a bar at the
 limit with an arrow pointing fainter, outliers hollow (unfilled, in their filter's colour), a ring
-around flagged points and a dashed "now" line.
-The legends sit outside the axes, so they never cover a point. Styles: `web.lightcurve_style`.
+around flagged points and a dashed "now" line. The legends sit outside the axes, so they never
+cover a point. Styles: `web.lightcurve_style`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 (`web.lightcurve_bokeh`) and the alert page's HTML legend, so the three always agree: a colour
 per filter, a marker per observatory, upper limits as a bar at the limit with an arrow pointing
 fainter, a ring around points with target flags or warnings, outliers hollow (an unfilled marker
-of their filter's colour), the magnitude axis range and its
-label, and the time axis range (MJD, with UTC dates beside it and a "now" line when it is near).
+of their filter's colour), the magnitude axis range and its label, and the time axis range (MJD,
+with UTC dates beside it and a "now" line when it is near).
 
 Plain Python over light-curve rows (`web.lightcurve.lightcurve_rows`): no plotting library here.
 """
