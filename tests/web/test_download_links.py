@@ -1,6 +1,7 @@
-"""The download links of the HTML pages (the lists and the alert page's light curve): CSV,
-VOTable, ECSV, FITS and JSON, each the page's own URL with `format=`, keeping its filters, sort
-and page; each answers 200 with its media type and holds the rows the page shows."""
+"""The download links of the HTML pages (the lists and the alert page's light curve, as measured
+and with the offsets between observatories applied): CSV, VOTable, ECSV, FITS and JSON, each the
+page's own URL with `format=`, keeping its filters, sort and page; each answers 200 with its media
+type and holds the rows the page shows."""
 
 from __future__ import annotations
 
@@ -63,38 +64,44 @@ def rows_of(fmt: str, body: bytes) -> int:
 
 @pytest.fixture(scope="module")
 def data(app):
-    """Three alerts of one tag with two points each, from one observatory."""
+    """Three alerts of one tag with two points each from one observatory; the second alert has
+    two more from another observatory on the same nights (so the page shows their offset)."""
     with app.app_context():
         tag = token()
         observatory, hashtag = make_observatory(f"DL {tag}")
+        other, _ = make_observatory(f"Other {tag}")
         names = [make_alert(f"DL{tag}{k}") for k in range(3)]
         for k, name in enumerate(names):
             for i in range(2):
-                make_point(name, observatory, 60500.0 + k + 0.1 * i, 15.0 + 0.1 * i, filt="R")
+                make_point(name, observatory, 60500.0 + i + 0.1 * k, 15.0 + 0.1 * i, filt="R")
+                if k == 1:
+                    make_point(name, other, 60500.05 + i, 15.2 + 0.1 * i, filt="R")
     return {"tag": tag, "observatory": observatory, "hashtag": hashtag, "names": names}
 
 
-def pages(data) -> list[tuple[str, str, int]]:
-    """(page URL with filters, sort and a page number; its data's path; rows it shows)."""
+def pages(data) -> list[tuple[str, str, list[dict], int]]:
+    """(page URL with filters, sort and a page number; its data's path; what each group of links
+    adds to the page's arguments besides `format`; rows each download holds)."""
     tag, alert = data["tag"], data["names"][1]
     return [
-        (f"/alerts?q=DL{tag}&sort=-name&per_page=2&page=2", "/alerts", 1),
-        (f"/followup?observatory=DL+{tag}&band=R&sort=mjd&per_page=4&page=2", "/followup", 2),
-        ("/observatories?sort=-npoints&per_page=1&page=1", "/observatories", 1),
-        ("/jobs?state=succeeded&per_page=5&page=2", "/jobs", 1),
-        (f"/alerts/{alert}", f"/alerts/{alert}/lightcurve", 2),
-    ]
+        (f"/alerts?q=DL{tag}&sort=-name&per_page=2&page=2", "/alerts", [{}, {}], 1),
+        (f"/followup?observatory=DL+{tag}&band=R&sort=mjd&per_page=4&page=2", "/followup",
+         [{}, {}], 2),
+        ("/observatories?sort=-npoints&per_page=1&page=1", "/observatories", [{}, {}], 1),
+        ("/jobs?state=succeeded&per_page=5&page=2", "/jobs", [{}, {}], 1),
+        (f"/alerts/{alert}", f"/alerts/{alert}/lightcurve", [{}, {"aligned": ["1"]}], 4),
+    ]  # fmt: skip
 
 
 def test_every_download_link_keeps_the_page_and_answers_with_its_media_type(client, data):
     login(client, data["hashtag"])
-    for url, path, shown in pages(data):
+    for url, path, extras, shown in pages(data):
         resp = client.get(url, headers={"Accept": "text/html"})
         assert resp.status_code == 200, url
         spans = download_links(resp.get_data(as_text=True))
-        assert spans, f"no download links on {url}"
+        assert len(spans) == len(extras), url
         page_args = parse_qs(urlsplit(url).query)
-        for links in spans:
+        for links, extra in zip(spans, extras, strict=True):
             formats = {}
             for href, media in links:
                 parts = urlsplit(href)
@@ -102,12 +109,16 @@ def test_every_download_link_keeps_the_page_and_answers_with_its_media_type(clie
                 (fmt,) = args.pop("format")
                 formats[fmt] = href
                 assert media == MEDIA_TYPES[fmt][0], (url, href)
-                assert parts.path == path and args == page_args, (url, href)
+                assert parts.path == path and args == {**page_args, **extra}, (url, href)
             assert sorted(formats) == ["csv", "ecsv", "fits", "json", "votable"], url
-        for fmt, href in formats.items():  # the page's last span (all spans hold the same links)
-            got = client.get(href)
-            assert got.status_code == 200, (href, got.get_data(as_text=True)[:300])
-            assert got.mimetype == MEDIA_TYPES[fmt][0], href
-            assert rows_of(fmt, got.get_data()) == shown, href
-            if fmt != "json":  # a download is saved under a name, not shown in the tab
-                assert got.headers["Content-Disposition"].startswith("attachment;"), href
+            for fmt, href in formats.items():
+                got = client.get(href)
+                assert got.status_code == 200, (href, got.get_data(as_text=True)[:300])
+                assert got.mimetype == MEDIA_TYPES[fmt][0], href
+                assert rows_of(fmt, got.get_data()) == shown, href
+                if fmt != "json":  # a download is saved under a name, not shown in the tab
+                    name = got.headers["Content-Disposition"]
+                    assert name.startswith("attachment;"), href
+                    assert ("-aligned." in name) == bool(extra), href
+                if extra and fmt == "json":
+                    assert got.get_json()["aligned"] is True, href
