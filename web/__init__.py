@@ -63,6 +63,7 @@ def create_app(
         jobs,
         login,
         metrics,
+        negotiation,
         observatory_pages,
         openapi,
         ops,
@@ -115,6 +116,7 @@ def create_app(
     request_session.init_app(app)
     app.jinja_env.globals["calserv_version"] = VERSION
     app.jinja_env.globals["bokeh_version"] = bokeh.__version__
+    app.jinja_env.globals["downloads"] = negotiation.DOWNLOADS  # the `download_links` macro's
     app.url_map.converters["job_id"] = jobs.JobIdConverter
     errors.register(app)
     assets.init_app(app)

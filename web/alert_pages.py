@@ -338,7 +338,9 @@ def lightcurve_png(key: str):
     def png() -> bytes:
         from web.lightcurve_png import plot_png  # matplotlib: loaded on first use
 
-        return plot_png(lightcurve_rows(db(), alert.id), alert.name)
+        rows = lightcurve_rows(db(), alert.id)
+        consistency(rows)  # outliers drawn hollow; the body is cached per points version
+        return plot_png(rows, alert.name)
 
     return _conditional(alert, lambda: _cached(alert, "png", png), "image/png")
 
@@ -352,6 +354,7 @@ def lightcurve_bokeh(key: str):
         from web.lightcurve_bokeh import bokeh_item  # bokeh's numpy: loaded on first use
 
         rows = lightcurve_rows(db(), alert.id)
+        consistency(rows)  # outliers drawn hollow; the body is cached per points version
         for r in rows:
             r["job_url"] = url_for("jobs.show", job_id=r["job_id"])
         return json.dumps(bokeh_item(rows, alert.name)).encode()

@@ -3,12 +3,13 @@ embeds with the BokehJS that calserv serves from the bokeh wheel (no CDN, no inl
 
 UTC dates below and MJD above (the script keeps the MJD axis in step while panning), a colour per
 filter and a marker per observatory, upper limits as a bar at the limit with an arrow pointing
-fainter, a ring around points with target flags or warnings, a dashed "now" line, the magnitude
-axis inverted and naming the band systems. The legend is the page's own HTML
-(`web.lightcurve_style.legend_of`): its buttons show and hide renderers by their `tags`. Hovering
-a point shows its UTC date, MJD, magnitude ± error, filter, survey, observatory, flags and job;
-tapping selects it, and the script shows its details with a link to the job (no JavaScript is
-compiled at run time, so no CustomJS).
+fainter, outliers hollow (an unfilled marker of their filter's colour), a ring around points with
+target flags or warnings, a dashed "now" line, the magnitude axis inverted and naming the band
+systems. The legend is the page's own HTML (`web.lightcurve_style.legend_of`): its buttons show
+and hide renderers by their `tags`. Hovering a point shows its UTC date, MJD, magnitude ± error,
+filter, survey, observatory, whether it is an outlier, flags and job; tapping selects it, and the
+script shows its details with a link to the job (no JavaScript is compiled at run time, so no
+CustomJS).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from web.lightcurve_style import (
     arrow_length,
     is_flagged,
     is_limit,
+    is_outlier,
     legend_of,
     mag_range,
     magnitude_label,
@@ -47,9 +49,19 @@ TOOLTIPS = [
     ("mag", "@mag_text"),
     ("filter", "@filter (@survey)"),
     ("observatory", "@observatory"),
+    ("check", "@check_text"),
     ("flags", "@flags_text"),
     ("job", "@job_id"),
 ]
+
+
+def _check_text(row: dict) -> str:
+    """What the comparison with other observatories' same-night points says about a point."""
+    if is_limit(row):
+        return "upper limit (not compared)"
+    if is_outlier(row):
+        return "outlier: disagrees with same-night points of other observatories"
+    return "not an outlier"
 
 
 def _source(rows: Sequence[dict], arrow: float) -> ColumnDataSource:
@@ -71,6 +83,7 @@ def _source(rows: Sequence[dict], arrow: float) -> ColumnDataSource:
             "filter": [r["filter"] for r in rows],
             "survey": [r["survey"] for r in rows],
             "observatory": [r["observatory"] for r in rows],
+            "check_text": [_check_text(r) for r in rows],
             "flags_text": [
                 "; ".join([*(r.get("target_flags") or []), *(r.get("warnings") or [])]) or "none"
                 for r in rows
@@ -137,10 +150,10 @@ def bokeh_item(rows: Sequence[dict], title: str, now_mjd: float | None = None) -
         )
     )
     markers = []
-    groups: dict[tuple[str, str, bool], list[dict]] = {}
+    groups: dict[tuple[str, str, bool, bool], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["filter"], r["observatory"], is_limit(r)), []).append(r)
-    for (f, o, limit), group in sorted(groups.items()):
+        groups.setdefault((r["filter"], r["observatory"], is_limit(r), is_outlier(r)), []).append(r)
+    for (f, o, limit, outlier), group in sorted(groups.items()):
         src = _source(group, arrow)
         c = legend.filters[f]
         if limit:  # bar at the limit, arrow down to fainter magnitudes
@@ -151,12 +164,13 @@ def bokeh_item(rows: Sequence[dict], title: str, now_mjd: float | None = None) -
             ]
         else:  # error bars as renderers (not annotations), so the legend hides them too
             marker = legend.observatories[o].bokeh
+            fill = {"fill_color": None, "line_width": 1.8} if outlier else {}
             drawn = [
                 fig.segment("t", "lower", "t", "upper", source=src, color=c),
-                fig.scatter("t", "y", source=src, marker=marker, size=9, color=c),
+                fig.scatter("t", "y", source=src, marker=marker, size=9, color=c, **fill),
             ]
         markers.append(drawn[-1])
-        tag = {"filter": f, "observatory": o, "limit": limit}
+        tag = {"filter": f, "observatory": o, "limit": limit, "outlier": outlier}
         flagged = [r for r in group if is_flagged(r)]
         if flagged:
             ring = fig.scatter("t", "y", source=_source(flagged, arrow), marker="circle", size=18,

@@ -2,8 +2,9 @@
 
 Magnitude axis inverted (brighter up) and labelled with the band systems, MJD below and UTC dates
 above, a colour per filter and a marker per observatory, error bars, upper limits as a bar at the
-limit with an arrow pointing fainter, a ring around flagged points and a dashed "now" line.
-The legends sit outside the axes, so they never cover a point. Styles: `web.lightcurve_style`.
+limit with an arrow pointing fainter, outliers hollow (unfilled, in their filter's colour), a ring
+around flagged points and a dashed "now" line. The legends sit outside the axes, so they never
+cover a point. Styles: `web.lightcurve_style`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 from collections.abc import Sequence
 
 import matplotlib.dates as mdates
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.path import Path
@@ -22,6 +24,7 @@ from web.lightcurve_style import (
     NEUTRAL,
     is_flagged,
     is_limit,
+    is_outlier,
     legend_of,
     mag_range,
     magnitude_label,
@@ -44,6 +47,8 @@ LIMIT_MARKER = Path(
     ],
 )
 LIMIT_SIZE = 34
+#: The same symbol centred on its origin, for the legend row (which centres its markers).
+LIMIT_LEGEND_MARKER = Path(LIMIT_MARKER.vertices + np.array([0.0, 0.8]), LIMIT_MARKER.codes)
 
 
 def _datenum(mjd):
@@ -59,10 +64,10 @@ def plot_png(rows: Sequence[dict], title: str, now_mjd: float | None = None) -> 
     fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     legend = legend_of(rows)
-    groups: dict[tuple[str, str, bool], list[dict]] = {}
+    groups: dict[tuple[str, str, bool, bool], list[dict]] = {}
     for r in rows:  # one call per (filter, observatory, kind): per-point calls cost ~10 ms each
-        groups.setdefault((r["filter"], r["observatory"], is_limit(r)), []).append(r)
-    for (f, o, limit), group in groups.items():
+        groups.setdefault((r["filter"], r["observatory"], is_limit(r), is_outlier(r)), []).append(r)
+    for (f, o, limit, outlier), group in groups.items():
         c = legend.filters[f]
         x = [r["mjd"] for r in group]
         y = [r["mag"] for r in group]
@@ -71,7 +76,8 @@ def plot_png(rows: Sequence[dict], title: str, now_mjd: float | None = None) -> 
         else:
             err = [r["magerr"] for r in group]
             m = legend.observatories[o].mpl
-            ax.errorbar(x, y, yerr=err, fmt=m, color=c, markersize=6, capsize=2, elinewidth=1)
+            hollow = {"mfc": "none", "mew": 1.3, "markersize": 8} if outlier else {"markersize": 6}
+            ax.errorbar(x, y, yerr=err, fmt=m, color=c, capsize=2, elinewidth=1, **hollow)
     flagged = [r for r in rows if is_flagged(r)]
     if flagged:
         ax.plot(
@@ -106,24 +112,28 @@ def plot_png(rows: Sequence[dict], title: str, now_mjd: float | None = None) -> 
     ax.grid(alpha=0.3)
     bands = [Line2D([], [], color=c, marker="o", ls="", label=f) for f, c in legend.filters.items()]
     sites = [
-        Line2D([], [], color=NEUTRAL, mfc="none", marker=m.mpl, ls="", label=o)
+        Line2D([], [], color=NEUTRAL, marker=m.mpl, ls="", label=o)  # filled: hollow is outlier
         for o, m in legend.observatories.items()
     ]
+    marks = []  # what a point's look says, in a row under the plot (the right side is full)
+    if legend.has_outliers:
+        hollow = {"marker": "o", "ms": 8, "mfc": "none", "mew": 1.3}
+        marks.append(Line2D([], [], color=NEUTRAL, ls="", label="outlier", **hollow))
     if legend.has_limits:
-        sites.append(
+        marks.append(
             Line2D(
                 [],
                 [],
                 color=NEUTRAL,
-                marker=LIMIT_MARKER,
-                ms=LIMIT_SIZE * 0.8,
+                marker=LIMIT_LEGEND_MARKER,
+                ms=LIMIT_SIZE * 0.3,
                 mew=2,
                 ls="",
                 label="upper limit",
             )
         )
     if legend.has_flagged:
-        sites.append(
+        marks.append(
             Line2D(
                 [],
                 [],
@@ -138,13 +148,16 @@ def plot_png(rows: Sequence[dict], title: str, now_mjd: float | None = None) -> 
     if bands:
         _legend(fig, bands, "filter", "outside right upper")
         _legend(fig, sites, "observatory", "outside right lower")
+    if marks:
+        _legend(fig, marks, "points", "outside lower center", ncols=len(marks), handleheight=1.6)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
 
 
-def _legend(fig: Figure, handles: list, title: str, loc: str) -> None:
+def _legend(fig: Figure, handles: list, title: str, loc: str, **layout) -> None:
     """A legend beside the axes (never over a point)."""
-    legend = fig.legend(handles=handles, title=title, fontsize="small", loc=loc, framealpha=0.8)
+    legend = fig.legend(handles=handles, title=title, fontsize="small", loc=loc, framealpha=0.8,
+                        **layout)  # fmt: skip
     for text in [*legend.get_texts(), legend.get_title()]:
         text.set_parse_math(False)  # observatory and filter names are text, not maths

@@ -1,8 +1,9 @@
 """How a light curve looks, shared by the PNG (`web.lightcurve_png`), the interactive plot
 (`web.lightcurve_bokeh`) and the alert page's HTML legend, so the three always agree: a colour
 per filter, a marker per observatory, upper limits as a bar at the limit with an arrow pointing
-fainter, a ring around points with target flags or warnings, the magnitude axis range and its
-label, and the time axis range (MJD, with UTC dates beside it and a "now" line when it is near).
+fainter, a ring around points with target flags or warnings, outliers hollow (an unfilled marker
+of their filter's colour), the magnitude axis range and its label, and the time axis range (MJD,
+with UTC dates beside it and a "now" line when it is near).
 
 Plain Python over light-curve rows (`web.lightcurve.lightcurve_rows`): no plotting library here.
 """
@@ -79,6 +80,12 @@ def is_limit(row: dict) -> bool:
     return row["magerr"] < 0
 
 
+def is_outlier(row: dict) -> bool:
+    """A detection that disagrees with same-night points of other observatories
+    (`web.lightcurve_consistency`); an upper limit never is one."""
+    return bool(row.get("outlier")) and not is_limit(row)
+
+
 def is_flagged(row: dict) -> bool:
     return bool(row.get("target_flags") or row.get("warnings"))
 
@@ -99,12 +106,13 @@ def magnitude_label(filters: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class Legend:
     """What the legends list: filters with their colours, observatories with their markers,
-    whether there are upper limits and flagged points."""
+    whether there are upper limits, flagged points and outliers."""
 
     filters: dict[str, str]
     observatories: dict[str, Marker]
     has_limits: bool
     has_flagged: bool
+    has_outliers: bool
 
 
 def legend_of(rows: Sequence[dict]) -> Legend:
@@ -116,6 +124,7 @@ def legend_of(rows: Sequence[dict]) -> Legend:
         observatories=dict(zip(observatories, cycle(MARKERS), strict=False)),
         has_limits=any(is_limit(r) for r in rows),
         has_flagged=any(is_flagged(r) for r in rows),
+        has_outliers=any(is_outlier(r) for r in rows),
     )
 
 

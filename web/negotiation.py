@@ -24,6 +24,11 @@ MEDIA_TYPES: dict[str, tuple[str, ...]] = {
 }
 #: The astronomy table formats (web.tables), served wherever a list or light curve is.
 TABLE_FORMATS = ("votable", "ecsv", "fits")
+#: The downloads the HTML pages of lists and light curves link to: (format, label, media type).
+DOWNLOADS = tuple(
+    (f, label, MEDIA_TYPES[f][0])
+    for f, label in (("csv", "CSV"), ("votable", "VOTable"), ("ecsv", "ECSV"), ("fits", "FITS"))
+)
 
 
 class FormatNotAcceptable(Exception):

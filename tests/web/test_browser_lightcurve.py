@@ -1,9 +1,10 @@
 """The alert page's light curve as a person sees it, in headless Chromium at 1280 px and on a
 390×844 touch phone: the figure fills the phone's width, the page never scrolls sideways, the
 legend is HTML buttons that fit and hide points, a vertical swipe scrolls the page (no drag tool
-is active on a touch screen), tapping a point shows its details with a link to its job, upper
-limits sit at their value inside the range, and the alert page's extras (last magnitude per
-filter, links by position, flags) are there. Screenshots go to tests/artifacts/."""
+is active on a touch screen), tapping a point shows its details with a link to its job (an
+outlier says so, and its legend entry hides the outliers), upper limits sit at their value inside
+the range, and the alert page's extras (last magnitude per filter, links by position, flags) are
+there. Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -193,3 +194,40 @@ def test_cold_load_timing_printout(browser, live_server, curve):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "alert-page-timing.txt").write_text(table + "\n")
     assert all(ms > 0 for _, _, ms in rows)
+
+
+@pytest.fixture()
+def outlier_curve(make):
+    """Three observatories in V on the same nights, one point 0.9 mag off the others."""
+    tag = make.token()
+    sites = [make.observatory(f"Site{k} {tag}")[0] for k in range(3)]
+    name = make.alert(f"Odd{tag}")
+    start = math.floor(time.time() / 86400 + MJD_UNIX) - 10
+    for night in range(6):
+        for k, site in enumerate(sites):
+            bad = night == 3 and k == 2
+            mag = 14.0 + 0.03 * night + 0.002 * k + (0.9 if bad else 0.0)
+            make.point(name, site, start + night + 0.01 * k, mag, mag_err=0.01)
+    make.point(name, sites[0], start + 7, 17.5, limit=True)
+    return {"name": name, "bad": f"{14.0 + 0.09 + 0.004 + 0.9:.3f} ±"}
+
+
+def test_outliers_are_hollow_named_on_tap_and_hidden_by_their_legend_entry(visitor, outlier_curve):
+    page = visitor.page
+    visitor.go(f"/alerts/{outlier_curve['name']}")
+    expect(page.locator("#lightcurve-interactive[data-ready='1']")).to_be_attached()
+    entry = page.locator("#lightcurve-legend button[data-kind='outlier']")
+    expect(entry).to_have_text("outlier")
+    assert entry.locator("circle").get_attribute("fill") == "none"  # hollow, as the points
+    tap_point(page, outlier_curve["bad"], page.mouse.click)
+    expect(page.locator("#point-detail")).to_contain_text("outlier: disagrees")
+    shot(page, "alert-lightcurve-outlier")
+    visible = """() => Bokeh.documents[Bokeh.documents.length - 1].roots()[0].renderers
+                 .filter(r => r.tags.length && r.visible).map(r => {
+                   const t = r.tags[0];
+                   return t instanceof Map ? t.get("outlier") : t.outlier; })"""
+    assert True in page.evaluate(visible)
+    entry.click()
+    shown = page.evaluate(visible)
+    assert True not in shown and False in shown  # the outlier alone is hidden
+    visitor.check("alert-lightcurve-outliers")

@@ -67,3 +67,52 @@ def test_lists_fit_at_1280_and_stack_on_a_phone(visitor, make):
     _fits(page, "#jobs", 1280)
     assert _fits(page, "#jobs", 390)["display"] == "block"
     visitor.check("job-list")
+
+
+#: Every download link's box and name, and whether any two of one group overlap.
+DOWNLOADS = """() => Array.from(document.querySelectorAll(".downloads")).map(span => {
+  const links = Array.from(span.querySelectorAll("a")).map(a => {
+    const r = a.getBoundingClientRect();
+    return {text: a.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+            size: parseFloat(getComputedStyle(a).fontSize)};
+  });
+  const overlap = links.some((a, i) => links.some((b, j) => i < j && a.left < b.right
+    && b.left < a.right && a.top < b.bottom && b.top < a.bottom));
+  return {links, overlap};
+})"""
+
+
+def test_download_links_are_readable_on_a_phone_and_download(visitor, make):
+    """Each page's CSV/VOTable/ECSV/FITS/JSON links fit a 390 px screen, in readable type, none
+    over another, axe-clean; pressing one saves the file under its format's name."""
+    page = visitor.page
+    tag = make.token()
+    obs, key = make.observatory(f"Download Observatory {tag}")
+    name = make.alert(f"DLB{tag}")
+    make.point(name, obs, 61000.5, 15.1, filt="V")
+    page.goto(visitor.base + "/login")
+    page.fill("#hashtag", key)
+    page.click("button[type=submit]")
+    for path, shot_name in [
+        (f"/alerts?q=DLB{tag}", "alerts-downloads"),
+        (f"/followup?alert=DLB{tag}", "followup-downloads"),
+        ("/observatories?per_page=5", "observatories-downloads"),
+        ("/jobs", "jobs-downloads"),
+        (f"/alerts/{name}", "alert-downloads"),
+    ]:
+        visitor.go(path)
+        page.set_viewport_size({"width": 390, "height": 844})
+        groups = page.evaluate(DOWNLOADS)
+        assert groups, path
+        for group in groups:
+            assert [link["text"] for link in group["links"]] == [
+                "CSV", "VOTable", "ECSV", "FITS", "JSON"
+            ], path  # fmt: skip
+            assert not group["overlap"], (path, group)
+            for link in group["links"]:
+                assert link["left"] >= 0 and link["right"] <= 390, (path, link)
+                assert link["size"] >= 12, (path, link)
+        with page.expect_download() as saved:
+            page.locator(".downloads a", has_text="FITS").last.click()
+        assert saved.value.suggested_filename.endswith(".fits"), path
+        visitor.check(shot_name)

@@ -44,7 +44,8 @@
         const tag = tagOf(r);
         if (!tag) return;
         r.visible = on("filter", tag("filter")) && on("observatory", tag("observatory")) &&
-          (!tag("limit") || on("limit")) && (!tag("flagged") || on("flagged"));
+          (!tag("limit") || on("limit")) && (!tag("flagged") || on("flagged")) &&
+          (!tag("outlier") || on("outlier"));
       });
     }
     buttons.forEach(function (b) {
@@ -61,7 +62,7 @@
     const dl = document.createElement("dl");
     [["UTC", data.date_obs[i]], ["MJD", data.mjd[i].toFixed(5)], ["magnitude", data.mag_text[i]],
      ["filter", data.filter[i] + " (" + data.survey[i] + ")"], ["observatory", data.observatory[i]],
-     ["flags", data.flags_text[i]]].forEach(function (pair) {
+     ["check", data.check_text[i]], ["flags", data.flags_text[i]]].forEach(function (pair) {
       const dt = document.createElement("dt"), dd = document.createElement("dd");
       dt.textContent = pair[0];
       dd.textContent = pair[1];
