@@ -447,8 +447,10 @@ def _formats(names: list[str]) -> fields.String:
 
 
 class Format(Params):
-    outputFormat = _formats(["json", "html", "csv"])
-    format = _formats(["json", "html", "csv"])
+    """A page or a job: HTML or JSON."""
+
+    outputFormat = _formats(["json", "html"])
+    format = _formats(["json", "html"])
 
 
 class ListFormat(Params):

@@ -114,6 +114,8 @@ def check_request() -> None:
         form = request.form
     except HTTPException:  # too large: the view refuses it with the reason
         return
+    if form.get("outputFormat", "").lower() == "html":
+        return  # a browser form: its view checks each field and shows the form again, in place
     _check(form, contract.form, "form")
     if contract.seed_query:
         _check(request.args, contract.form, "query string")

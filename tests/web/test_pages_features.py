@@ -225,16 +225,16 @@ def test_concurrent_readers_of_a_changed_curve_render_it_once(app, listed, make,
     that file instead of each rendering it again (the cost behind a stalled /healthz)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from web import alert_pages
+    from web import lightcurve_png
 
     renders = []
-    real = alert_pages.plot_png
+    real = lightcurve_png.plot_png
 
     def counted(*args, **kwargs):
         renders.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(alert_pages, "plot_png", counted)
+    monkeypatch.setattr(lightcurve_png, "plot_png", counted)  # the page imports it when it draws
     make.point(listed["name"], listed["south"], 60030.0, 14.5)
     url = f"/alerts/{listed['name']}/lightcurve.png"
     with ThreadPoolExecutor(16) as pool:
