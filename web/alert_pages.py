@@ -185,6 +185,8 @@ POINT_FILTERS = {
 
 #: The largest cone `/alerts?ra=&dec=&radius=` searches (arcsec): one degree.
 MAX_RADIUS_ARCSEC = 3600.0
+#: The smallest (arcsec): a milliarcsecond, far below any position's error.
+MIN_RADIUS_ARCSEC = 0.001
 
 
 def cone_args() -> tuple[float, float, float] | None:
@@ -196,8 +198,12 @@ def cone_args() -> tuple[float, float, float] | None:
         raise ApiError(422, "a cone needs ra and dec", "ra in [0, 360), dec in [-90, 90] deg")
     radius = float_arg("radius")
     radius = 5.0 if radius is None else radius
-    if not 0 < radius <= MAX_RADIUS_ARCSEC:
-        raise ApiError(422, "radius out of range", f"0 < radius <= {MAX_RADIUS_ARCSEC:g} arcsec")
+    if not MIN_RADIUS_ARCSEC <= radius <= MAX_RADIUS_ARCSEC:
+        raise ApiError(
+            422,
+            "radius out of range",
+            f"{MIN_RADIUS_ARCSEC:g} <= radius <= {MAX_RADIUS_ARCSEC:g} arcsec",
+        )
     return ra, dec, radius
 
 

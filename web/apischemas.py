@@ -12,7 +12,7 @@ from marshmallow import EXCLUDE, Schema, fields
 from marshmallow.validate import Length, OneOf, Range, Regexp
 
 from calib.schema import FIELDS, FOLLOWUP_COLUMNS, LIGHTCURVE_JSON_COLUMNS, RESULT_KEYS
-from web.alert_pages import ALERT_SORTS
+from web.alert_pages import ALERT_SORTS, MAX_RADIUS_ARCSEC, MIN_RADIUS_ARCSEC
 from web.alert_registry import MAX_NAME_CHARS
 from web.followups import SORTS as FOLLOWUP_SORTS
 from web.hygiene import FORMAT_CHARACTERS_BMP
@@ -486,7 +486,7 @@ class AlertQuery(Paging):
     )
     dec = fields.Float(validate=Range(-90, 90), metadata={"description": "cone centre, deg"})
     radius = fields.Float(
-        validate=Range(0, 3600, min_inclusive=False),
+        validate=Range(MIN_RADIUS_ARCSEC, MAX_RADIUS_ARCSEC),
         metadata={"description": "cone radius, arcsec (default 5); nearest first"},
     )
     observed_only = fields.String(validate=OneOf(_FLAGS))

@@ -176,8 +176,11 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
     ("job_list.index", "get"): _op(
         "The calling observatory's own jobs, newest first, paged (key or login)",
-        {200: _answer("a page of jobs", "JobList", HTML, CSV), 303: _redirect("to /login")},
-        (401, 404, 422),
+        {
+            200: _answer("a page of jobs", "JobList", HTML, CSV, *TABLES),
+            303: _redirect("to /login"),
+        },
+        (401, 404, 406, 422),
         tag="calibration",
         query=s.JobListQuery,
         secured=True,
@@ -289,8 +292,8 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ),
     ("observatory_pages.index", "get"): _op(
         "Observatories, by name",
-        {200: _answer("a page of observatories", "ObservatoryList", HTML, CSV)},
-        (404, 422),
+        {200: _answer("a page of observatories", "ObservatoryList", HTML, CSV, *TABLES)},
+        (404, 406, 422),
         tag="observatories",
         query=s.ObservatoryQuery,
     ),

@@ -56,7 +56,7 @@ def test_docs_page_renders_the_api_under_a_strict_csp(live_server):
     assert not [m for m in console if "Content Security Policy" in m], console
     assert not [u for u in remote if not u.startswith("data:")], remote
     assert viewport == "width=device-width, initial-scale=1"
-    assert nav[:3] == ["calserv", "Alerts", "Follow-up"]
+    assert nav[:4] == ["calserv", "Alerts", "Observatories", "Follow-up"]
     assert violations == [], violations
     assert overflow <= 1
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "calserv.css", "docs.js"):
