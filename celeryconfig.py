@@ -25,10 +25,13 @@ worker_max_memory_per_child = _s.worker_max_memory_kb
 # A new pool process warms up (workers.tasks: reference store, matplotlib) before it reports
 # ready; on a busy host that can take longer than Celery's default 4 s wait for it.
 worker_proc_alive_timeout = 60.0
-# On a second SIGTERM/SIGQUIT (cold shutdown) running tasks get this long to finish before their
-# messages are given back to the queue, so a restart during a deploy re-runs nothing it need not.
-worker_soft_shutdown_timeout = 60.0
-worker_enable_soft_shutdown_on_idle = True
+# Cold shutdown (SIGQUIT; SIGTERM is the warm one): running tasks get this long to finish (Celery
+# sleeps all of it while any runs), then are cancelled and their messages given back to the queue.
+# An idle worker does not wait at all: with the wait on idle, every SIGQUIT slept the whole
+# timeout and `make run`'s Ctrl-C ended in supervisord's SIGKILL. `make run` sets 0
+# (deploy/supervisord.conf).
+worker_soft_shutdown_timeout = _s.worker_soft_shutdown_seconds
+worker_enable_soft_shutdown_on_idle = False
 # An unacknowledged task (its worker was killed) is redelivered after this many seconds; it must
 # exceed the hard time limit so that a slow task is never run twice at once.
 broker_transport_options = {"visibility_timeout": _s.visibility_timeout}

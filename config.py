@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = _env("HEARTBEAT_SECONDS", 10, gt=0)
     stale_job_seconds: int = _env("STALE_JOB_SECONDS", 30, gt=0)
     worker_max_memory_kb: int = _env("WORKER_MAX_MEMORY_KB", 1024 * 1024, gt=0)
+    #: A worker's cold shutdown (SIGQUIT) lets running jobs go on this long, then gives them back
+    #: to the queue; `make run` stops its worker so with 0 (Ctrl-C ends in seconds).
+    worker_soft_shutdown_seconds: float = _env("WORKER_SOFT_SHUTDOWN_SECONDS", 60.0, ge=0)
     #: Requests each web process may hold waiting for job ends (`wait=`); beyond, they are
     #: answered at once. Keep it below gunicorn's threads per process, so one stays free.
     max_waiters: int = _env("MAX_WAITERS", 1, ge=0)

@@ -25,11 +25,16 @@ supervisor="" helper=""
 stop() {
   trap '' INT TERM
   [ -z "$helper" ] || kill "$helper" 2>/dev/null || true
-  # supervisord stops each process with its own stop signal and waits for it (stopwaitsecs).
+  # supervisord stops every process at once, each with its own stop signal, and waits for them
+  # (stopwaitsecs). It acts on a signal only when its poll of its files returns, up to 1 s later:
+  # a connection to its socket makes that at once.
   if [ -n "$supervisor" ] && kill -0 "$supervisor" 2>/dev/null; then
     kill -TERM "$supervisor" 2>/dev/null || true
+    curl -s -m 1 -o /dev/null --unix-socket "$VAR/run/supervisor.sock" http://supervisord/RPC2 \
+      -d '<methodCall><methodName>supervisor.getAPIVersion</methodName></methodCall>' || true
     wait "$supervisor" 2>/dev/null || true
   fi
+  # Only then PostgreSQL and Redis (both at once): the processes use them while they stop.
   deploy/services.sh stop || true
 }
 trap 'stop; exit 130' INT

@@ -15,6 +15,8 @@ import tornado.web
 from celery.bin.celery import main as celery_main
 from flower.views.monitor import Healthcheck, Metrics
 
+from workers.celery_app import end_now
+
 
 def _protect() -> None:
     for handler in (Metrics, Healthcheck):
@@ -24,4 +26,7 @@ def _protect() -> None:
 if __name__ == "__main__":
     _protect()
     sys.argv = ["celery", "-A", "workers.celery_app", "flower", *sys.argv[1:]]
-    sys.exit(celery_main())
+    try:
+        celery_main()
+    except SystemExit as stop:
+        end_now(stop.code)
