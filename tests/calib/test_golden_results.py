@@ -21,8 +21,8 @@ import pytest
 from calib import CalibrationError, RefCatalog, calibrate
 from calib.image import load_image
 from calib.imaging import calibrate_image
-from calib.sextractor_sim import render_field, sextractor_available
 from calib.simulate import simulate_field
+from simfields.sextractor import render_field, sextractor_available
 from tests.helpers import DATA
 from tests.synth_image import reference_columns, synth_frame
 
