@@ -613,13 +613,12 @@ def separation_limit(
 @dataclass(frozen=True)
 class AlertMeasurement:
     """The alert on a calibrated frame: ``target`` (magnitude or limit, flags, the notes a
-    user should read about it), the zero point and its error evaluated at the alert, the
-    search radius used (arcsec) and the measurement's own log."""
+    user should read about it), the zero point and its error evaluated at the alert, and the
+    measurement's own log."""
 
     target: TargetMeasurement
     zeropoint: float
     zeropoint_err: float
-    radius_arcsec: float
     log: CalibrationLog
 
 
@@ -701,7 +700,7 @@ def measure_alert(frame: CalibratedFrame, alert: tuple[float, float]) -> AlertMe
         target = limit_beside_sources(target, separable, log)
     else:
         _floor_error(frame, target, zp, zp_err, counterpart, log)
-    return AlertMeasurement(target, zp, zp_err, radius, log)
+    return AlertMeasurement(target, zp, zp_err, log)
 
 
 def _floor_error(

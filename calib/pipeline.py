@@ -76,10 +76,18 @@ def calibrate(
     allowed_filters: Sequence[str] | None = None,
     instrument_history: Mapping[str, BandHistory] | None = None,
 ) -> CalibrationResult:
-    """Calibrate ``catalog`` against every reference survey and measure the alert at
-    (``target_ra``, ``target_dec``), ICRS degrees.
+    """Calibrate ``catalog`` against every reference survey and measure the alert.
 
-    The options are `calib.frame.calibrate_frame`'s.
+    Parameters
+    ----------
+    catalog : SourceCatalog
+        The frame's sources, instrumental magnitudes.
+    refs : sequence of RefCatalog
+        Reference stars covering the frame, one entry per survey.
+    target_ra, target_dec : float
+        Alert position, ICRS degrees.
+    match_dist_arcsec, force_filter, allowed_filters, instrument_history
+        As `calib.frame.calibrate_frame`.
 
     Raises
     ------
