@@ -1,6 +1,6 @@
 """Calibrate a FITS image end to end: extract its sources, check its WCS against the reference
-stars, calibrate the extracted catalogue like an uploaded one, and measure the alert by forced
-photometry at its position.
+stars, calibrate the extracted catalogue like an uploaded one (`calib.frame.calibrate_frame`),
+and measure the alert by forced photometry at its position instead of in the catalogue.
 
 The catalogue path measures the alert only if SExtractor happened to detect it; here every
 frame gives a flux with an error at the alert's position, and a non-detection gives the
@@ -142,7 +142,8 @@ def calibrate_image(
         instrument_history=instrument_history,
         log=log,
     )
-    # The extracted source at the alert: whether it lies offset from it, and its error.
+    # The catalogue measurement of the extracted source at the alert is evidence, not the
+    # answer: whether that source lies offset from the alert, and its error if saturated.
     extracted = measure_alert(frame, alert)
     own = extracted.target
     forced_log = CalibrationLog()
