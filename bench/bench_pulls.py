@@ -17,7 +17,8 @@ many lie beyond 3 and 5 sigma, how many beyond 5 carry no flag, and limits that 
 alert fainter than it is by more than 0.3 mag (a 50 % completeness limit often misses a star
 0.1 mag brighter than itself). Honest errors: RMS 0.9-1.2 and nothing beyond 5 sigma
 unflagged. ``--code DIR`` imports calib from another checkout (a before/after comparison on
-the same seeds).
+the same seeds; the frames always come from this checkout's `simfields`, so that checkout
+needs `calib.simulate.true_magnitudes`).
 
     .venv/bin/python bench/bench_pulls.py [--frames 100] [--seed N] [--code DIR]
 """
@@ -141,7 +142,7 @@ def main() -> None:
     parser.add_argument("--paths", default="catalogue,image")
     parser.add_argument("--worst", type=int, default=5, help="list the worst pulls")
     args = parser.parse_args()
-    sys.path.insert(0, str(args.code.resolve()))
+    sys.path[:0] = [str(args.code.resolve()), str(ROOT)]  # calib from --code, simfields here
     seed = secrets.randbits(32) if args.seed is None else args.seed
     print(f"seed {seed} (--seed {seed} replays), calib from {args.code.resolve()}")
     makers = {"catalogue": catalogue_frame, "image": image_frame}
