@@ -3,7 +3,7 @@
 Three tables, every frame from fresh seeds drawn from one printed seed (``--seed`` reruns it):
 
 - realistic frames, zero point: frames rendered and measured by the real Source Extractor
-  (`calib.sextractor_sim`), the same number of each kind observers send (plain, coarse 5"/px
+  (`simfields.sextractor`), the same number of each kind observers send (plain, coarse 5"/px
   pixels with the transient 1.5" off, 0.1 mag vignetting, a crowded field, a saturated target,
   an absent target, few calibration stars, a 5" WCS error, a target near the limit);
 - realistic frames, target (calserv on the catalogue and, as ``cs-image``, on the FITS frame

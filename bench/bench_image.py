@@ -47,7 +47,7 @@ SEX_PARAMS += "MAGERR_APER FLAGS FLUX_MAX FWHM_IMAGE"
 
 def make_field(workdir: Path, size: int, seed: int = 1) -> dict:
     """Render a size x size frame and write its reference survey; returns paths and the alert."""
-    from calib.render import render_frame, tan_wcs
+    from simfields.render import render_frame, tan_wcs
 
     rng = np.random.default_rng(seed)
     n = int(STARS_PER_MPIX * size * size / 1e6)

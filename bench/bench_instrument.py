@@ -11,7 +11,7 @@ them: `calib.calibrate` (with the instrument's history as its prior), `check_fra
 model built from the frames before it, then the model rebuilt with it.
 
 The first ``--rendered`` observatories (default 2) are rendered as images and measured by the
-real Source Extractor (`calib.sextractor_sim`, seeing varying from night to night, 8 % of
+real Source Extractor (`simfields.sextractor`, seeing varying from night to night, 8 % of
 frames with doubled FWHM); the others are `calib.simulate` catalogues (no FWHM column, so the
 seeing check has no input there).
 
@@ -49,8 +49,8 @@ sys.path.insert(0, str(ROOT))
 from calib import CalibrationError, calibrate, read_catalog  # noqa: E402
 from calib.instrument import FLAGS, Frame, band_history, build_model, check_frame  # noqa: E402
 from calib.intercalibration import Point, outliers, pair_offsets, system_offsets  # noqa: E402
-from calib.sextractor_sim import render_field, sextractor_available  # noqa: E402
 from calib.simulate import simulate_field  # noqa: E402
+from simfields.sextractor import render_field, sextractor_available  # noqa: E402
 
 N_SITES = 10
 CLOUDY, WRONG_FILTER, POOR_SEEING = 0.05, 0.02, 0.08

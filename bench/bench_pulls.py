@@ -1,9 +1,9 @@
 """Are the quoted errors honest? Pulls (mag - truth) / mag_err of the alert over fresh random
 frames, on both paths:
 
-- catalogue: `calib.sextractor_sim.render_field` (stars drawn on an image and measured by the
+- catalogue: `simfields.sextractor.render_field` (stars drawn on an image and measured by the
   real `source-extractor`, MAG_AUTO), then `calib.calibrate`;
-- image: `calib.render.render_frame` (a synthetic B,V,R,I field, Gaussian PSF integrated over
+- image: `simfields.render.render_frame` (a synthetic B,V,R,I field, Gaussian PSF integrated over
   pixels, sky and read noise, saturation; SATURATE in the header or not), then
   `calib.imaging.calibrate_image` (sep extraction, forced photometry).
 
@@ -17,7 +17,8 @@ many lie beyond 3 and 5 sigma, how many beyond 5 carry no flag, and limits that 
 alert fainter than it is by more than 0.3 mag (a 50 % completeness limit often misses a star
 0.1 mag brighter than itself). Honest errors: RMS 0.9-1.2 and nothing beyond 5 sigma
 unflagged. ``--code DIR`` imports calib from another checkout (a before/after comparison on
-the same seeds).
+the same seeds; the frames always come from this checkout's `simfields`, so that checkout
+needs `calib.simulate.true_magnitudes`).
 
     .venv/bin/python bench/bench_pulls.py [--frames 100] [--seed N] [--code DIR]
 """
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def catalogue_frame(rng: np.random.Generator) -> dict:
     """One rendered catalogue frame and its alert's truth."""
     from calib import calibrate
-    from calib.sextractor_sim import render_field
+    from simfields.sextractor import render_field
 
     under = rng.uniform() < 1 / 3
     fwhm = rng.uniform(2.2, 2.5) if under else rng.uniform(2.5, 5.0)
@@ -67,7 +68,7 @@ def image_frame(rng: np.random.Generator) -> dict:
     from calib.image import load_image
     from calib.imaging import calibrate_image
     from calib.reference import RefCatalog
-    from calib.render import render_frame, tan_wcs
+    from simfields.render import render_frame, tan_wcs
 
     size, scale, zp, k = 512, 0.8, 25.0, 0.07
     centre = (float(rng.uniform(0, 360)), float(rng.uniform(-60, 60)))
@@ -141,7 +142,7 @@ def main() -> None:
     parser.add_argument("--paths", default="catalogue,image")
     parser.add_argument("--worst", type=int, default=5, help="list the worst pulls")
     args = parser.parse_args()
-    sys.path.insert(0, str(args.code.resolve()))
+    sys.path[:0] = [str(args.code.resolve()), str(ROOT)]  # calib from --code, simfields here
     seed = secrets.randbits(32) if args.seed is None else args.seed
     print(f"seed {seed} (--seed {seed} replays), calib from {args.code.resolve()}")
     makers = {"catalogue": catalogue_frame, "image": image_frame}

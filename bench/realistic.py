@@ -1,6 +1,6 @@
 """The "realistic frames" tables of bench_calib.py: rendered frames through Source Extractor.
 
-Each frame is drawn and measured by the real ``source-extractor`` (`calib.sextractor_sim`);
+Each frame is drawn and measured by the real ``source-extractor`` (`simfields.sextractor`);
 calserv and STDPipe calibrate the same catalogue. The truth the codes are scored against is
 the simulator's input (zero point, the transient's magnitude) and, for limits, a completeness
 measured here from the rendered stars and the catalogue, not by calserv's estimator.
@@ -17,9 +17,9 @@ from scipy.optimize import minimize
 from scipy.spatial import cKDTree
 
 from calib import CalibrationError, calibrate
-from calib.sextractor_sim import RenderedField, render_field
 from calib.stats import MAG_PER_FLUX
 from calib.zeropoint import colour_for_band
+from simfields.sextractor import RenderedField, render_field
 
 PIVOT = 0.5
 OBSERVATORY_FILTERS = ("R", "I")

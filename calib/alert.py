@@ -1,12 +1,13 @@
-"""The alert measured on a calibrated frame: the limit, saturation evidence, blends with
-catalogued stars, and the error floors a catalogue's quoted errors miss (stars crowded like
-the target, light shared with neighbours, a displaced centroid). docs/calibration.md gives
-each rule its numbers."""
+"""The alert measured on a calibrated frame (`measure_alert`): its search, the limit,
+saturation evidence, blends with catalogued stars, and the error floors a catalogue's quoted
+errors miss (stars crowded like the target, light shared with neighbours, a displaced
+centroid). Each function takes the `CalibratedFrame`; docs/calibration.md gives each rule its
+numbers."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,7 +23,8 @@ from .blend import (
     fit_kernel,
     predicted_flux,
 )
-from .candidates import Candidate, matched_residuals
+from .calibration_log import CalibrationLog
+from .candidates import matched_residuals
 from .catalog import SourceCatalog
 from .clean import on_saturation_plateau
 from .completeness import completeness_50
@@ -31,9 +33,8 @@ from .crowding import (
     reference_contamination,
     reference_neighbours,
 )
-from .geometry import FrameGeometry
+from .frame import CalibratedFrame
 from .match import (
-    Sky,
     crossmatch,
     near,
     pairs_within,
@@ -47,11 +48,13 @@ from .target import (
     TargetMeasurement,
     faintest_detections,
     limiting_magnitude,
+    measure_target,
+    position_scatter,
     sources_within,
+    target_radius,
 )
 from .zeropoint import (
     MIN_STARS,
-    ZeroPointFit,
     colour_for_band,
 )
 
@@ -63,13 +66,7 @@ EMPIRICAL_NEIGHBOURS = 15
 
 
 def empirical_error(
-    chosen: Candidate,
-    cleaned: SourceCatalog,
-    sky: Sky,
-    inst_mag: float,
-    crowd_radius: float,
-    crowded: bool,
-    phot_err: float,
+    frame: CalibratedFrame, inst_mag: float, crowded: bool, phot_err: float
 ) -> float | None:
     """Robust scatter of the matched stars nearest the target in magnitude, reference errors
     removed: what a star of that brightness really scatters by in this frame, whatever the
@@ -78,9 +75,10 @@ def empirical_error(
     (a ratio carries across magnitudes, a scatter does not): two 16 mag targets with no
     calibrator within 1 mag were 0.12-0.13 mag bright quoting 0.041, their neighbours'
     errors 1.9 times too small. Only stars crowded like the target are used when enough lie
-    within 1 mag of it (crowded: another source within ``crowd_radius``, FLAGS 1/2, or
-    reference stars there adding over `MAX_TARGET_CONTAMINATION` to its flux): blended
+    within 1 mag of it (crowded: another source within the frame's ``crowd_radius``, FLAGS
+    1/2, or reference stars there adding over `MAX_TARGET_CONTAMINATION` to its flux): blended
     neighbours raised an isolated target's error from 0.08 to 0.33 mag."""
+    chosen, cleaned, sky, crowd_radius = frame.chosen, frame.cleaned, frame.sky, frame.crowd_radius
     inst, residual, ref_err, (rows, stars) = matched_residuals(chosen, cleaned)
     close = np.flatnonzero(np.abs(inst - inst_mag) <= 1.0)
     if len(close) >= EMPIRICAL_NEIGHBOURS:
@@ -105,7 +103,7 @@ def empirical_error(
     return float(np.sqrt(max(spread**2 - ref2, 0.0)))
 
 
-def widen_for_displacement(target: TargetMeasurement, fwhm: float, log: list[str]) -> None:
+def widen_for_displacement(target: TargetMeasurement, fwhm: float, log: CalibrationLog) -> None:
     """Widen an `offset` target's error by the light an unseen neighbour would need to pull
     its centroid that far: two unresolved point sources centroid at their flux-weighted mean,
     so a source displaced by d holds at least d / FWHM of its flux from elsewhere. The frame
@@ -114,9 +112,10 @@ def widen_for_displacement(target: TargetMeasurement, fwhm: float, log: list[str
     share = min(target.separation_arcsec / fwhm, 1.0)
     error = MAG_PER_FLUX * share
     target.mag_err = float(np.hypot(target.mag_err, error))
-    log.append(
+    log.add(
+        "target",
         f"target error widened by {error:.3f} mag: {target.separation_arcsec:.1f} arcsec from "
-        f"the alert, its light may be up to {share:.0%} a neighbour's"
+        f"the alert, its light may be up to {share:.0%} a neighbour's",
     )
 
 
@@ -129,15 +128,7 @@ MIN_SHARING = 10
 ASSUMED_LEAK = 0.05
 
 
-def shared_light_error(
-    target: TargetMeasurement,
-    shifted: SourceCatalog,
-    shifted_sky: Sky,
-    cleaned: SourceCatalog,
-    sky: Sky,
-    chosen: Candidate,
-    fwhm: float,
-) -> float | None:
+def shared_light_error(frame: CalibratedFrame, target: TargetMeasurement) -> float | None:
     """Error a target carries from the light its detected neighbours share with it.
 
     Deblending splits a blend's light by a model, and apertures overlap: a 14 mag target
@@ -147,6 +138,8 @@ def shared_light_error(
     flux, or `ASSUMED_LEAK` with fewer than `MIN_SHARING` such stars. The target's error is
     that fraction of its own neighbours' flux, in magnitudes. ``None`` without neighbours.
     """
+    shifted, shifted_sky, cleaned, sky = frame.shifted, frame.shifted_sky, frame.cleaned, frame.sky
+    chosen, fwhm = frame.chosen, frame.fwhm_arcsec
     radius = SHARING_FWHM * fwhm
     j, _ = near(shifted_sky, target.ra, target.dec, radius)
     with np.errstate(invalid="ignore"):
@@ -171,18 +164,12 @@ def shared_light_error(
 
 
 def measured_limit(
-    chosen: Candidate,
-    shifted: SourceCatalog,
-    shifted_sky: Sky,
-    cleaned: SourceCatalog,
-    geometry: FrameGeometry,
-    zeropoint: float,
-    radius: float,
-    log: list[str],
+    frame: CalibratedFrame, zeropoint: float, radius: float, log: CalibrationLog
 ) -> float:
     """50 % completeness of the reference stars in the frame (detected: any source within the
     target's search radius); S/N = 5 capped at the faintest detections when the reference is
     not deep enough to measure it."""
+    chosen, shifted, cleaned, geometry = frame.chosen, frame.shifted, frame.cleaned, frame.geometry
     ref = chosen.match.ref
     band_mag = ref.bands[chosen.band][0]
     inside = geometry.inside(ref.ra, ref.dec, margin_arcsec=geometry.fwhm_arcsec)
@@ -203,42 +190,38 @@ def measured_limit(
         idx = idx[:0]  # the reference stops before the frame does: nothing to measure
     if len(idx) > MAX_COMPLETENESS_STARS:
         idx = idx[np.linspace(0, len(idx) - 1, MAX_COMPLETENESS_STARS).astype(np.int64)]
-    _, found, _ = crossmatch(shifted_sky.take(rows), chosen.match.sky.take(idx), radius)
+    _, found, _ = crossmatch(frame.shifted_sky.take(rows), chosen.match.sky.take(idx), radius)
     detected = np.zeros(len(idx), dtype=bool)
     detected[found] = True
     chance = len(rows) / geometry.area_arcsec2 * math.pi * radius**2
     m50 = completeness_50(band_mag[idx], detected, chance)
     if m50 is not None:
-        log.append(
+        log.add(
+            "limit",
             f"limiting magnitude {m50:.2f}: 50 % of the {np.count_nonzero(inside)} "
             f"{ref.survey}/{chosen.band} reference stars in the frame are detected there "
-            f"(logistic fit, {chance:.1%} chance matches allowed for)"
+            f"(logistic fit, {chance:.1%} chance matches allowed for)",
         )
         return m50
     inst_limit = limiting_magnitude(cleaned.mag, cleaned.mag_err)
     snr5 = zeropoint + inst_limit if inst_limit is not None else faintest
     limit = min(snr5, faintest)
-    log.append(
+    log.add(
+        "limit",
         f"limiting magnitude {limit:.2f}: the reference is too shallow to measure the frame's "
         f"completeness; S/N = 5 magnitude {snr5:.2f}, capped at the faintest detections "
-        f"(99th percentile, {faintest:.2f})"
+        f"(99th percentile, {faintest:.2f})",
     )
     return limit
 
 
-def saturation_evidence(
-    shifted: SourceCatalog,
-    shifted_sky: Sky,
-    cleaned: SourceCatalog,
-    chosen: Candidate,
-    fit: ZeroPointFit,
-    zeropoint: float,
-    radius: float,
-    source_fwhm_arcsec: np.ndarray | None,
-    fwhm_arcsec: float | None,
-) -> Saturation:
-    """Saturation evidence of the frame (see `target.Saturation`); ``fwhm_arcsec`` is the
-    frame's measured FWHM (``None`` when assumed), ``source_fwhm_arcsec`` each row's."""
+def saturation_evidence(frame: CalibratedFrame, zeropoint: float, radius: float) -> Saturation:
+    """Saturation evidence of the frame (see `target.Saturation`) for a target whose search
+    radius is ``radius`` arcsec; sources wider than the frame's FWHM count only when it was
+    measured."""
+    shifted, cleaned, chosen, fit = frame.shifted, frame.cleaned, frame.chosen, frame.fit
+    source_fwhm_arcsec = frame.source_fwhm_arcsec
+    fwhm_arcsec = frame.fwhm_arcsec if frame.geometry.fwhm_measured else None
     plateau = None if shifted.flux_max is None else on_saturation_plateau(shifted.flux_max, 0.9)
     knee = brightest_used = highest_peak = peak_ratio = None
     ratio_spread = 0.0
@@ -271,7 +254,7 @@ def saturation_evidence(
     idx = np.flatnonzero(saturated & np.isfinite(shifted.mag) & (np.abs(shifted.mag) < 90))
     ref = chosen.match.ref
     band_mag = ref.bands[chosen.band][0]
-    i1, i2, _ = crossmatch(shifted_sky.take(idx), chosen.match.sky, radius)
+    i1, i2, _ = crossmatch(frame.shifted_sky.take(idx), chosen.match.sky, radius)
     inst = shifted.mag[idx[i1]]
     residual = band_mag[i2] - (inst + zeropoint)
     good = np.isfinite(residual)
@@ -330,7 +313,7 @@ MAX_TARGET_CONTAMINATION = 0.1
 
 
 def flag_reference_neighbours(
-    target: TargetMeasurement, chosen: Candidate, crowd_radius: float, counterpart: int | None
+    frame: CalibratedFrame, target: TargetMeasurement, counterpart: int | None
 ) -> None:
     """Flag ``blended`` when reference stars near the target would add to its flux.
 
@@ -338,6 +321,7 @@ def flag_reference_neighbours(
     flags the rest, resolved neighbours whose wings reach the target. ``counterpart`` (the
     star that is the alert itself, `blend.alert_counterpart`) is not counted.
     """
+    chosen, crowd_radius = frame.chosen, frame.crowd_radius
     ref = chosen.match.ref
     band_mag = ref.bands[chosen.band][0]
     j, _ = near(chosen.match.sky, target.ra, target.dec, crowd_radius)
@@ -355,18 +339,20 @@ def flag_reference_neighbours(
 
 
 def own_counterpart(
-    target: TargetMeasurement, chosen: Candidate, alert: tuple[float, float], fwhm: float
+    frame: CalibratedFrame, target: TargetMeasurement, alert: tuple[float, float]
 ) -> int | None:
     """The reference star that is the alert itself (`blend.alert_counterpart`), unless the
     frame's source at the alert lies too far from it to be it (`offset`): then that star is a
     neighbour (a 16.4 mag transient 0.5" from a 14.7 mag star was reported as the star)."""
     if "offset" in target.target_flags and not target.limit:
         return None
-    m = chosen.match
-    return alert_counterpart(m.sky, alert, m.match.radius_arcsec, m.sigma_arcsec, fwhm)
+    m = frame.chosen.match
+    return alert_counterpart(m.sky, alert, m.match.radius_arcsec, m.sigma_arcsec, frame.fwhm_arcsec)
 
 
-def _subtract_faint_neighbours(target: TargetMeasurement, d: Decomposition, log: list[str]):
+def _subtract_faint_neighbours(
+    target: TargetMeasurement, d: Decomposition, log: CalibrationLog
+) -> None:
     """Subtract unresolved catalogued light below `MIN_CONTAMINATION` of the source from the
     measured target, its uncertainty (the kernel's relative error) added to the error: a
     16.3 mag star 1 FWHM from a 13.06 mag target added 5 % and left it 8 sigma bright."""
@@ -381,24 +367,17 @@ def _subtract_faint_neighbours(target: TargetMeasurement, d: Decomposition, log:
         f"± {error:.3f})"
     )
     target.notes.append(note)
-    log.append(f"target: {note}")
+    log.add("target", f"target: {note}")
 
 
 def alert_in_blend(
+    frame: CalibratedFrame,
     target: TargetMeasurement,
-    shifted: SourceCatalog,
-    shifted_sky: Sky,
-    cleaned: SourceCatalog,
-    sky: Sky,
-    chosen: Candidate,
-    fit: ZeroPointFit,
     zeropoint: tuple[float, float],
     alert: tuple[float, float],
-    radius: float,
-    fwhm: float,
     counterpart: int | None,
     separable: float | None,
-    log: list[str],
+    log: CalibrationLog,
 ) -> TargetMeasurement | None:
     """The alert measured as what its source holds beyond the unresolved catalogued stars
     (`calib.blend`), or ``None`` when none blends with it much.
@@ -413,6 +392,8 @@ def alert_in_blend(
     """
     if "saturated" in target.target_flags:
         return None
+    shifted, shifted_sky, chosen, fit = frame.shifted, frame.shifted_sky, frame.chosen, frame.fit
+    fwhm = frame.fwhm_arcsec
     ref, band = chosen.match.ref, chosen.band
     pair = colour_for_band(band, list(ref.bands))
     colour = None
@@ -437,7 +418,7 @@ def alert_in_blend(
     if not any(split(row, BlendKernel()).stars for row in rows):
         return None
     kernel = fit_kernel(
-        cleaned, sky, chosen.match.sky, flux, (chosen.match.i1, chosen.match.i2),
+        frame.cleaned, frame.sky, chosen.match.sky, flux, (chosen.match.i1, chosen.match.i2),
         chosen.match.resolved, fwhm,
     )  # fmt: skip
     parts = [split(row, kernel) for row in rows]
@@ -481,9 +462,10 @@ def alert_in_blend(
             f"the alert sits in a blend: {how}; what remains has S/N {d.snr:.1f}, so its "
             f"magnitude is an upper limit ({mag:.2f})"
         )
-    log.append(
+    log.add(
+        "target",
         f"target: {note}; {band} = "
-        + (f"{mag:.3f} ± {mag_err:.3f}" if detected else f"upper limit {mag:.2f}")
+        + (f"{mag:.3f} ± {mag_err:.3f}" if detected else f"upper limit {mag:.2f}"),
     )
     return TargetMeasurement(
         mag=float(mag),
@@ -505,7 +487,7 @@ def _hidden_in_blend(
     blends: list[Decomposition],
     zeropoint: float,
     separable: float | None,
-    log: list[str],
+    log: CalibrationLog,
 ) -> TargetMeasurement | None:
     """An alert not found, next to blends that show no excess: a transient there would have
     merged with them, so the limit is the brightest it could be and stay unseen in their light
@@ -527,19 +509,20 @@ def _hidden_in_blend(
         f"catalogued stars the frame did not resolve; a transient up to {bound:.2f} could hide "
         f"in their light{how}, so that is the limit here"
     )
-    log.append(f"target: {note}")
+    log.add("target", f"target: {note}")
     return replace(target, mag=float(bound), target_flags=["blended"], notes=[*target.notes, note])
 
 
 def unresolved_stars_near(
-    chosen: Candidate, alert: tuple[float, float], fwhm: float, limit: float
+    frame: CalibratedFrame, alert: tuple[float, float], limit: float
 ) -> float | None:
     """The brightest catalogued star within `SEPARATION_FWHM` of the alert that no source
     measures though it is `CONFUSED_MAG` brighter than the frame's ``limit`` (band magnitude):
     its light went into some other source, so the extraction was confused there and a
     transient as faint as it could be too (a 16 mag transient 2 FWHM from an unmeasured
     13.1 mag star on a 200 stars/arcmin2 frame was given the frame's 17.35)."""
-    j, _ = near(chosen.match.sky, *alert, SEPARATION_FWHM * fwhm)
+    chosen = frame.chosen
+    j, _ = near(chosen.match.sky, *alert, SEPARATION_FWHM * frame.fwhm_arcsec)
     band_mag = chosen.match.ref.bands[chosen.band][0][j[~chosen.match.resolved[j]]]
     with np.errstate(invalid="ignore"):
         band_mag = band_mag[band_mag < limit - CONFUSED_MAG]
@@ -547,7 +530,7 @@ def unresolved_stars_near(
 
 
 def limit_beside_sources(
-    target: TargetMeasurement, separable: float | None, log: list[str]
+    target: TargetMeasurement, separable: float | None, log: CalibrationLog
 ) -> TargetMeasurement:
     """A limit no deeper than what the frame separates from the sources next to the alert
     (`separation_limit`): there its depth is that, not the frame's."""
@@ -558,7 +541,7 @@ def limit_beside_sources(
         f"separates no neighbour that faint from such sources, so a transient up to "
         f"{separable:.2f} could be merged into it unseen: that is the limit here"
     )
-    log.append(f"target: {note}")
+    log.add("target", f"target: {note}")
     flags = sorted({*target.target_flags, "blended"}, key=TARGET_FLAGS.index)
     return replace(target, mag=float(separable), target_flags=flags, notes=[*target.notes, note])
 
@@ -584,14 +567,7 @@ EQUAL_PAIR_FWHM = 1.0
 
 
 def separation_limit(
-    shifted: SourceCatalog,
-    shifted_sky: Sky,
-    cleaned: SourceCatalog,
-    sky: Sky,
-    matched_rows: np.ndarray,
-    alert: tuple[float, float],
-    zeropoint: float,
-    fwhm: float,
+    frame: CalibratedFrame, alert: tuple[float, float], zeropoint: float
 ) -> float | None:
     """The brightest transient the frame could fail to separate from the sources next to the
     alert (calibrated magnitude), measured on the frame itself; ``None`` when no source lies
@@ -608,8 +584,10 @@ def separation_limit(
     a transient as bright as a neighbour `EQUAL_PAIR_FWHM` or more away is known to stand
     apart.
     """
+    shifted, cleaned, sky, fwhm = frame.shifted, frame.cleaned, frame.sky, frame.fwhm_arcsec
+    matched_rows = frame.chosen.match.i1
     reach = SEPARATION_FWHM * fwhm
-    rows, seps = sources_within(shifted, shifted_sky, *alert, reach)
+    rows, seps = sources_within(shifted, frame.shifted_sky, *alert, reach)
     if len(rows) == 0 or len(matched_rows) == 0:
         return None
     p1, p2, d = pairs_within(sky.take(matched_rows), sky, reach)
@@ -630,3 +608,133 @@ def separation_limit(
             continue
         limits.append(float(shifted.mag[row]) + separated + zeropoint)
     return min(limits) if limits else None
+
+
+@dataclass(frozen=True)
+class AlertMeasurement:
+    """The alert on a calibrated frame: ``target`` (magnitude or limit, flags, the notes a
+    user should read about it), the zero point and its error evaluated at the alert, and the
+    measurement's own log."""
+
+    target: TargetMeasurement
+    zeropoint: float
+    zeropoint_err: float
+    log: CalibrationLog
+
+
+def alert_zeropoint(
+    frame: CalibratedFrame, alert: tuple[float, float], log: CalibrationLog
+) -> tuple[float, float]:
+    """The frame's zero point and its error at the alert, logged when it varies over the frame."""
+    zp, zp_err = frame.zeropoint_at(*alert)
+    if frame.fit.order:
+        log.add(
+            "zeropoint",
+            f"zero point varies over the frame (order {frame.fit.order} polynomial, chosen by "
+            "the Wald test): "
+            f"{zp:.3f} ± {zp_err:.3f} at the target, {frame.fit.zeropoint:.3f} at the centre",
+        )
+    return zp, zp_err
+
+
+def measure_alert(frame: CalibratedFrame, alert: tuple[float, float]) -> AlertMeasurement:
+    """Measure the alert at ``alert`` (RA, Dec degrees) in the frame's catalogue.
+
+    The rules, in the order they apply (docs/calibration.md gives their numbers): the target
+    has its own search radius and flags, and a saturated target an honest error
+    (`calib.target`); the limit is the 50 % completeness of the reference stars when
+    measurable (`measured_limit`), no deeper than what the frame separates beside brighter
+    sources (`separation_limit`); catalogued stars the frame did not resolve are subtracted
+    (`alert_in_blend`); a measured target's error is at least what stars like it scatter by
+    (`empirical_error`) and the light its neighbours share with it (`shared_light_error`).
+    """
+    log = CalibrationLog()
+    zp, zp_err = alert_zeropoint(frame, alert, log)
+    chosen, fwhm = frame.chosen, frame.fwhm_arcsec
+    radius = (
+        float(frame.match_dist_arcsec)
+        if frame.match_dist_arcsec
+        else target_radius(frame.match_radius_arcsec, frame.astrometric_sigma, fwhm)
+    )
+    limiting_mag = measured_limit(frame, zp, radius, log)
+    target = measure_target(
+        frame.shifted,
+        frame.shifted_sky,
+        *alert,
+        radius_arcsec=radius,
+        astrometric_sigma_arcsec=frame.astrometric_sigma,
+        fwhm_arcsec=fwhm,
+        zeropoint=zp,
+        zeropoint_err=zp_err,
+        limiting_mag=limiting_mag,
+        saturation=saturation_evidence(frame, zp, radius),
+        source_fwhm_arcsec=frame.source_fwhm_arcsec,
+        scatter=position_scatter(frame.cleaned.mag[chosen.match.i1], chosen.match.sep),
+    )
+    if target.limit:
+        log.add(
+            "target",
+            f"target: no source within {radius:.2f} arcsec of the alert; "
+            f"upper limit {target.mag:.2f}",
+        )
+    else:
+        flagged = f", FLAGS {target.flags}" if target.flags else ""
+        marks = f" [{', '.join(target.target_flags)}]" if target.target_flags else ""
+        log.add(
+            "target",
+            f"target: source at {target.separation_arcsec:.2f} arcsec (search radius "
+            f"{radius:.2f}){flagged}; {chosen.band} = {target.mag:.3f} ± {target.mag_err:.3f}"
+            f"{marks}",
+        )
+    counterpart = own_counterpart(frame, target, alert)
+    separable = None
+    if target.limit:
+        separable = separation_limit(frame, alert, zp)
+        confused = unresolved_stars_near(frame, alert, target.mag)
+        if confused is not None:
+            separable = confused if separable is None else min(separable, confused)
+    blend = alert_in_blend(frame, target, (zp, zp_err), alert, counterpart, separable, log)
+    if blend is not None:
+        target = blend
+    elif target.limit:  # no catalogued star's light to bound it: what the frame separates
+        target = limit_beside_sources(target, separable, log)
+    else:
+        _floor_error(frame, target, zp, zp_err, counterpart, log)
+    return AlertMeasurement(target, zp, zp_err, log)
+
+
+def _floor_error(
+    frame: CalibratedFrame,
+    target: TargetMeasurement,
+    zp: float,
+    zp_err: float,
+    counterpart: int | None,
+    log: CalibrationLog,
+) -> None:
+    """Raise a measured target's error to what the frame shows stars like it scatter by, or
+    the light its neighbours share with it, and flag catalogued neighbours that blend it."""
+    phot_err = math.sqrt(max(target.mag_err**2 - zp_err**2, 0.0))
+    if "offset" in target.target_flags and frame.geometry.fwhm_measured:
+        widen_for_displacement(target, frame.fwhm_arcsec, log)
+    flag_reference_neighbours(frame, target, counterpart)
+    if "saturated" in target.target_flags:
+        return
+    crowded = "blended" in target.target_flags or (
+        len(near(frame.shifted_sky, target.ra, target.dec, frame.crowd_radius)[0]) > 1
+    )
+    empirical = empirical_error(frame, target.mag - zp, crowded, phot_err)
+    why = (
+        f"the scatter of the {EMPIRICAL_NEIGHBOURS} matched stars nearest its magnitude "
+        f"({'crowded' if crowded else 'isolated'} like it when enough; beyond 1 mag the "
+        "ratio of their scatter to their quoted errors)"
+    )
+    shared = shared_light_error(frame, target)
+    if shared is not None and (empirical is None or shared > empirical):
+        empirical = shared
+        why = "the light its detected neighbours share with it (deblending, apertures)"
+    if empirical is not None and empirical > target.mag_err:
+        log.add(
+            "target",
+            f"target error raised from {target.mag_err:.3f} to {empirical:.3f} mag: " + why,
+        )
+        target.mag_err = float(np.hypot(empirical, zp_err))

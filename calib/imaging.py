@@ -1,6 +1,6 @@
 """Calibrate a FITS image end to end: extract its sources, check its WCS against the reference
-stars, calibrate the extracted catalogue like an uploaded one, and measure the alert by forced
-photometry at its position.
+stars, calibrate the extracted catalogue like an uploaded one (`calib.frame.calibrate_frame`),
+and measure the alert by forced photometry at its position instead of in the catalogue.
 
 The catalogue path measures the alert only if SExtractor happened to detect it; here every
 frame gives a flux with an error at the alert's position, and a non-detection gives the
@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .alert import alert_zeropoint, measure_alert
 from .astrometry import WcsCorrection, refine_wcs
 from .blend import (
     APERTURE_RELATIVE_ERROR,
@@ -24,17 +25,24 @@ from .blend import (
     aperture_share,
     predicted_flux,
 )
+from .calibration_log import CalibrationLog
 from .errors import CalibrationError
 from .extract import Extraction, extract
 from .forced import SNR_DETECTION, ForcedPhotometry, forced_photometry, inside, phase_scatter
+from .frame import CalibratedFrame, calibrate_frame
 from .image import Image, ImageError
 from .instrument import BandHistory
-from .match import Sky, near
-from .pipeline import CalibrationResult, calibrate
+from .match import near
+from .pipeline import CalibrationResult, calibration_result
 from .reference import RefCatalog
 from .stats import MAG_PER_FLUX
-from .target import FALLBACK_SATURATED_ERR, MIN_SATURATED_ERR, one_pixel_loss
-from .zeropoint import colour_for_band
+from .target import (
+    FALLBACK_SATURATED_ERR,
+    MIN_SATURATED_ERR,
+    TargetMeasurement,
+    one_pixel_loss,
+)
+from .zeropoint import ZeroPointFit, colour_for_band
 
 _WARNINGS = {
     "saturated": "the alert's aperture holds saturated pixels: its magnitude is a lower bound "
@@ -109,22 +117,40 @@ def calibrate_image(
             f"the alert (RA {target_ra:.5f}, Dec {target_dec:.5f}) falls outside the image "
             f"({shape[1]} x {shape[0]} pixels)"
         )
-    result = calibrate(
+    log = CalibrationLog()
+    log.add(
+        "image",
+        f"image: {shape[1]} x {shape[0]} px at {scale:.3f} arcsec/px, background "
+        f"{ex.background_adu:.1f} ± {ex.background_rms_adu:.2f} ADU, FWHM {ex.fwhm_px:.2f} px "
+        f"({ex.fwhm_px * scale:.2f} arcsec), {len(cat)} sources, saturation "
+        + (f"{ex.saturation_adu:.0f} ADU" if ex.saturation_adu else "not seen"),
+    )
+    log.add(
+        "wcs",
+        f"WCS checked on {corr.npairs} reference stars: shift {corr.c * scale:+.2f}, "
+        f"{corr.d * scale:+.2f} arcsec (x, y), rotation {corr.rotation_deg:+.3f} deg, scale "
+        f"{corr.scale:.4f}, residual rms {corr.rms_px * scale:.2f} arcsec",
+    )
+    alert = (target_ra, target_dec)
+    frame = calibrate_frame(
         catalog,
         refs,
-        target_ra,
-        target_dec,
+        alert,
         match_dist_arcsec=match_dist_arcsec,
         force_filter=force_filter,
         allowed_filters=allowed_filters,
         instrument_history=instrument_history,
+        log=log,
     )
+    # The catalogue measurement of the extracted source at the alert is evidence, not the
+    # answer: whether that source lies offset from the alert, and its error if saturated.
+    extracted = measure_alert(frame, alert)
+    own = extracted.target
+    forced_log = CalibrationLog()
+    zp, zp_err = alert_zeropoint(frame, alert, forced_log)
     forced = forced_photometry(ex, tx, ty)
-    zp, zp_err = result.zeropoint, result.zeropoint_err
     depth = zp - 2.5 * math.log10(forced.depth_flux)
-    light, stars = _catalogued_light(
-        result, refs, wcs, corr, ex, scale, (tx, ty), (target_ra, target_dec)
-    )
+    light, stars = _catalogued_light(frame, own, wcs, corr, ex, scale, (tx, ty), alert)
     flux, flux_err = forced.flux, forced.flux_err
     # Every catalogued neighbour's light is subtracted with its error; from 10 % on it is
     # worth a flag (below, 5 % of a 13 mag alert's light left it 8 sigma bright).
@@ -139,14 +165,14 @@ def calibrate_image(
     if detected:
         mag = zp - 2.5 * math.log10(flux)
         phot = math.hypot(MAG_PER_FLUX * flux_err / flux, MAG_PER_FLUX * phase)
-        mag_err = math.hypot(max(phot, _star_scatter(result, mag - zp)), zp_err)
-        if "offset" in result.target_flags and not result.limit:
+        mag_err = math.hypot(max(phot, _star_scatter(frame.fit, mag - zp)), zp_err)
+        if "offset" in own.target_flags and not own.limit:
             # The extracted source there is displaced from the alert: a merged neighbour may
             # light the aperture too (a 9.75 mag alert 0.05 bright quoting 0.006); its error,
             # widened for that, bounds this one.
-            mag_err = max(mag_err, result.mag_err)
+            mag_err = max(mag_err, own.mag_err)
         if "saturated" in forced.flags:
-            mag_err = _saturated_error(result, mag_err)
+            mag_err = _saturated_error(own, mag_err)
         else:
             clipped = _unseen_clipping(ex, forced)
             if clipped > 0:
@@ -161,28 +187,19 @@ def calibrate_image(
         mag_err = -1.0
     else:
         mag, mag_err = depth, -1.0
-    log = [line for line in result.log if not line.startswith("target:")]
-    log[1:1] = [
-        f"image: {shape[1]} x {shape[0]} px at {scale:.3f} arcsec/px, background "
-        f"{ex.background_adu:.1f} ± {ex.background_rms_adu:.2f} ADU, FWHM {ex.fwhm_px:.2f} px "
-        f"({ex.fwhm_px * scale:.2f} arcsec), {len(cat)} sources, saturation "
-        + (f"{ex.saturation_adu:.0f} ADU" if ex.saturation_adu else "not seen"),
-        f"WCS checked on {corr.npairs} reference stars: shift {corr.c * scale:+.2f}, "
-        f"{corr.d * scale:+.2f} arcsec (x, y), rotation {corr.rotation_deg:+.3f} deg, scale "
-        f"{corr.scale:.4f}, residual rms {corr.rms_px * scale:.2f} arcsec",
-    ]
-    log.append(
+    forced_log.add(
+        "target",
         f"target: forced photometry at x={tx + 1:.2f}, y={ty + 1:.2f} (FITS pixels), aperture "
         f"r={forced.radius_px:.2f} px: flux {forced.flux:.1f} ± {forced.flux_err:.1f} ADU, "
         f"S/N {forced.snr:.1f}; 5-sigma depth {depth:.2f}; "
         + (
-            f"{result.filter} = {mag:.3f} ± {mag_err:.3f}"
+            f"{frame.band} = {mag:.3f} ± {mag_err:.3f}"
             if forced.detected
             else f"S/N < {SNR_DETECTION:g}: upper limit {mag:.2f}"
-        )
+        ),
     )
-    # The catalogue's notes on the target give way to the forced measurement's.
-    warnings = [w for w in result.warnings if w not in result.target_notes]
+    # The forced measurement's notes on the target, not the catalogue's.
+    warnings = [*frame.warnings]
     warnings += [_WARNINGS[f].format(mag_err=mag_err) for f in forced.flags]
     if subtract:
         warnings.append(
@@ -204,14 +221,14 @@ def calibrate_image(
             f"{corr.npairs} reference stars"
         )
     result = replace(
-        result,
+        calibration_result(frame, extracted),
         mag=mag,
         mag_err=mag_err,
         limit=not detected,
         limiting_mag=depth,
         ra=float(target_ra),
         dec=float(target_dec),
-        log=log,
+        log=(frame.log + forced_log).lines(),
         target_flags=list(forced.flags),
         warnings=warnings,
         target_notes=[],
@@ -226,8 +243,8 @@ def calibrate_image(
 
 
 def _catalogued_light(
-    result: CalibrationResult,
-    refs: Sequence[RefCatalog],
+    frame: CalibratedFrame,
+    own: TargetMeasurement,
     wcs,
     corr: WcsCorrection,
     ex: Extraction,
@@ -239,27 +256,27 @@ def _catalogued_light(
     flux) and how many contribute. A star is left out only when it is demonstrably the alert
     itself, by the catalogue path's rule (`blend.alert_counterpart`: within 3 astrometric
     sigmas or 0.2 FWHM of the alert, and not when the catalogue calibration of the extracted
-    sources found the source there `offset` from the alert): a star 1" away was taken for the
-    alert on a crowded frame, its light left in (0.13 mag bright, 8 sigma)."""
-    ref = next(r for r in refs if r.survey == result.survey)
-    ref_sky = Sky.at(ref.ra, ref.dec)
+    sources, ``own``, found the source there `offset` from the alert): a star 1" away was taken
+    for the alert on a crowded frame, its light left in (0.13 mag bright, 8 sigma)."""
+    ref, ref_sky, fit = frame.chosen.match.ref, frame.chosen.match.sky, frame.fit
     reach_px = ex.aperture_px + 2.0 * ex.fwhm_px  # the share is negligible beyond
     idx, _ = near(ref_sky, *alert, reach_px * pixel_arcsec)
-    if "offset" not in result.target_flags or result.limit:
-        own = alert_counterpart(
-            ref_sky, alert, result.match_dist, result.astrometric_sigma, ex.fwhm_px * pixel_arcsec
-        )
-        idx = idx[idx != own]
+    if "offset" not in own.target_flags or own.limit:
+        star = alert_counterpart(
+            ref_sky, alert, frame.match_radius_arcsec, frame.astrometric_sigma,
+            ex.fwhm_px * pixel_arcsec,
+        )  # fmt: skip
+        idx = idx[idx != star]
     if len(idx) == 0:
         return 0.0, 0
-    pair = colour_for_band(result.filter, list(ref.bands))
+    pair = colour_for_band(frame.band, list(ref.bands))
     colour = None
-    if pair is not None and result.colour_term is not None:
+    if pair is not None and fit.colour_term is not None:
         colour = ref.bands[pair[0]][0][idx] - ref.bands[pair[1]][0][idx]
+    zeropoint = frame.zeropoint_at(*alert)[0]
     flux = predicted_flux(
-        ref.bands[result.filter][0][idx], colour, result.zeropoint, result.colour_term,
-        result.fit.colour_pivot if result.fit is not None else None,
-    )  # fmt: skip
+        ref.bands[frame.band][0][idx], colour, zeropoint, fit.colour_term, fit.colour_pivot
+    )
     with np.errstate(invalid="ignore"):
         px, py = wcs.all_world2pix(ref.ra[idx], ref.dec[idx], 0)
     px, py = corr.forward(np.asarray(px), np.asarray(py))
@@ -272,15 +289,14 @@ def _catalogued_light(
 SCATTER_NEIGHBOURS = 15
 
 
-def _star_scatter(result: CalibrationResult, inst_mag: float) -> float:
+def _star_scatter(fit: ZeroPointFit, inst_mag: float) -> float:
     """How far calibrators as bright as the alert lie from the fit: the RMS residual
     (3σ-clipped) of the `SCATTER_NEIGHBOURS` nearest in magnitude, a floor under the alert's
     photometric error. Pixel phase in a small aperture, flat-field and PSF changes over the
     frame affect the alert as they do them; photon noise alone quoted 1.4 mmag for a 9.2 mag
     alert 7.5 mmag off on a 5"/px frame whose calibrators of that brightness scatter by 4
     (their reference errors, kept in, make the floor a little generous)."""
-    fit = result.fit
-    if fit is None or fit.inst_mag.size == 0 or not fit.used.any():
+    if fit.inst_mag.size == 0 or not fit.used.any():
         return 0.0
     used = np.flatnonzero(fit.used)
     near_stars = used[np.argsort(np.abs(fit.inst_mag[used] - inst_mag))[:SCATTER_NEIGHBOURS]]
@@ -335,14 +351,14 @@ def _unseen_clipping(ex: Extraction, forced: ForcedPhotometry) -> float:
     return min(bound, -2.5 * math.log10(max(1.0 - lacking, 1e-3)))
 
 
-def _saturated_error(result: CalibrationResult, mag_err: float) -> float:
+def _saturated_error(own: TargetMeasurement, mag_err: float) -> float:
     """A saturated aperture's honest error, never its photon noise (a few mmag): the error the
-    catalogue measurement found from the frame's saturated stars when it saw the target
-    saturated too, else `FALLBACK_SATURATED_ERR`; at least `MIN_SATURATED_ERR`."""
-    seen = "saturated" in result.target_flags and not result.limit
+    catalogue measurement (``own``) found from the frame's saturated stars when it saw the
+    target saturated too, else `FALLBACK_SATURATED_ERR`; at least `MIN_SATURATED_ERR`."""
+    seen = "saturated" in own.target_flags and not own.limit
     return max(
         math.hypot(mag_err, MIN_SATURATED_ERR),
-        result.mag_err if seen else FALLBACK_SATURATED_ERR,
+        own.mag_err if seen else FALLBACK_SATURATED_ERR,
     )
 
 

@@ -73,7 +73,7 @@ def to_ascii_head(columns: Mapping[str, np.ndarray]) -> bytes:
     return ("\n".join(header + lines) + "\n").encode("ascii")
 
 
-def _true_magnitudes(rng: np.random.Generator, n: int, bright: float, faint: float):
+def true_magnitudes(rng: np.random.Generator, n: int, bright: float, faint: float):
     """V from rising number counts (dN/dm ~ 10**(0.3 m)) and B-V, V-R, R-I colours."""
     u = rng.uniform(size=n)
     lo, hi = 10 ** (0.3 * bright), 10 ** (0.3 * faint)
@@ -121,7 +121,7 @@ def simulate_field(
     half = field_deg / 2
     ra = ra0 + rng.uniform(-half, half, n_stars) / cos0
     dec = dec0 + rng.uniform(-half, half, n_stars)
-    true = _true_magnitudes(rng, n_stars, saturation_mag - 2.5, limit_mag + 0.7)
+    true = true_magnitudes(rng, n_stars, saturation_mag - 2.5, limit_mag + 0.7)
     if band not in true:
         raise ValueError(f"band must be one of {BANDS}")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calib.extract import APERTURE_PER_FWHM
-from calib.render import Frame, render_frame, tan_wcs
+from simfields.render import Frame, render_frame, tan_wcs
 from tests.helpers import DATA
 
 ZP, COLOUR_TERM, PIVOT = 25.3, 0.07, 0.5

@@ -37,11 +37,12 @@ UNITS = {
     "config": "config.py",
     "celeryconfig": "celeryconfig.py",
     "client": "client/calserv_client",
+    "simfields": "simfields",
 }
 #: The top-level import name of each unit.
 TOP_NAME = {label: Path(path).stem for label, path in UNITS.items()}
 LABEL = {name: label for label, name in TOP_NAME.items()}
-SERVER = set(UNITS) - {"client"}
+SERVER = set(UNITS) - {"client", "simfields"}
 
 #: unit → the units it must not import (its own modules aside).
 FORBIDDEN = {
@@ -52,14 +53,16 @@ FORBIDDEN = {
     # Settings: read by everyone, so they read nobody (`blobstore` validates STORAGE_URL).
     "config": set(UNITS) - {"config", "blobstore"},
     "celeryconfig": set(UNITS) - {"celeryconfig", "config"},
-    "db": {"web", "workers", "calib", "refcats", "migrations", "client", "feeds"},
+    "db": {"web", "workers", "calib", "refcats", "migrations", "client", "feeds", "simfields"},
     # Alert feeds: parsing and syncing the alert table (db), run by workers and the CLI.
-    "feeds": {"web", "workers", "calib", "refcats", "migrations", "client"},
-    "web": {"workers", "migrations", "client"},
-    "workers": {"web", "migrations", "client"},
-    "migrations": {"web", "workers", "calib", "refcats", "celeryconfig", "client"},
+    "feeds": {"web", "workers", "calib", "refcats", "migrations", "client", "simfields"},
+    "web": {"workers", "migrations", "client", "simfields"},
+    "workers": {"web", "migrations", "client", "simfields"},
+    "migrations": {"web", "workers", "calib", "refcats", "celeryconfig", "client", "simfields"},
     # The batch client talks to the server over HTTP only.
-    "client": SERVER,
+    "client": SERVER | {"simfields"},
+    # Simulated fields for tests and benchmarks: built on the science library, never served.
+    "simfields": set(UNITS) - {"simfields", "calib"},
 }
 #: The calib modules the web tier may import: numpy-free vocabulary and option parsing, the
 #: upload's header checks (which it imports only when an upload arrives) and the light curve's
@@ -295,6 +298,11 @@ def test_the_copy_is_clean(tree):
             "web/jobs.py",
             "from calib.pipeline import calibrate",
             "web/jobs.py imports calib.pipeline",
+        ),
+        (
+            "workers/calibration.py",
+            "from simfields.render import render_frame",
+            "workers/calibration.py imports simfields.render",
         ),
         (
             "refcats/store.py",

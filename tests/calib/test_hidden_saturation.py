@@ -14,8 +14,8 @@ from calib import calibrate, read_catalog
 from calib.image import load_image
 from calib.imaging import calibrate_image
 from calib.reference import RefCatalog
-from calib.sextractor_sim import render_field, sextractor_available
 from calib.target import Saturation, clip_loss
+from simfields.sextractor import render_field, sextractor_available
 from tests.synth_image import reference_columns, synth_frame
 
 

@@ -18,7 +18,7 @@ from calib.forced import five_sigma_flux, forced_photometry
 from calib.image import MAX_DATA_BYTES, ImageError, inspect_fits, load_image
 from calib.imaging import calibrate_image
 from calib.reference import RefCatalog
-from calib.render import render_frame, tan_wcs
+from simfields.render import render_frame, tan_wcs
 from tests.helpers import DATA
 from tests.synth_image import (
     CENTRE,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from calib import calibrate
-from calib.sextractor_sim import render_field, sextractor_available
+from simfields.sextractor import render_field, sextractor_available
 
 pytestmark = pytest.mark.skipif(not sextractor_available(), reason="source-extractor not installed")
 FWHM_PX = 3.0

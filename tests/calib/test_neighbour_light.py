@@ -15,7 +15,7 @@ from calib.image import load_image
 from calib.imaging import calibrate_image
 from calib.match import Sky
 from calib.reference import RefCatalog
-from calib.sextractor_sim import render_field, sextractor_available
+from simfields.sextractor import render_field, sextractor_available
 from tests.synth_image import CENTRE, reference_columns, synth_frame
 
 needs_sextractor = pytest.mark.skipif(

@@ -15,8 +15,8 @@ from calib import calibrate
 from calib.image import load_image
 from calib.imaging import calibrate_image
 from calib.reference import RefCatalog
-from calib.render import render_frame, tan_wcs
-from calib.sextractor_sim import render_field, sextractor_available
+from simfields.render import render_frame, tan_wcs
+from simfields.sextractor import render_field, sextractor_available
 from tests.synth_image import CENTRE, PIXEL_SCALE, instrumental, reference_columns
 
 

@@ -176,3 +176,29 @@ def test_parse_force_filter(value, expected):
 def test_parse_force_filter_rejects_bad_syntax(value):
     with pytest.raises(ValueError, match="forceFilter"):
         parse_force_filter(value)
+
+
+def test_one_calibrated_frame_measures_several_alerts_without_changing():
+    """The frame is calibrated once; measuring an alert on it reads it and changes nothing, so
+    each alert's measurement is the one a calibration for that alert alone gives."""
+    from calib.alert import measure_alert
+    from calib.frame import calibrate_frame
+    from calib.pipeline import calibration_result
+
+    field = simulate_field(5)
+    truth = field.truth
+    alert = (truth["target_ra"], truth["target_dec"])
+    elsewhere = (truth["target_ra"] + 0.02, truth["target_dec"] - 0.03)
+    frame = calibrate_frame(field.catalog, [field.reference], alert)
+    events = len(frame.log)
+    with pytest.raises(AttributeError):
+        frame.fit = None  # frozen
+    first = calibration_result(frame, measure_alert(frame, alert)).to_dict()
+    other = calibration_result(frame, measure_alert(frame, elsewhere)).to_dict()
+    again = calibration_result(frame, measure_alert(frame, alert)).to_dict()
+    assert len(frame.log) == events
+    assert again == first
+    assert first == calibrate(field.catalog, [field.reference], *alert).to_dict()
+    assert other == calibrate(field.catalog, [field.reference], *elsewhere).to_dict()
+    assert other["mag"] != first["mag"]
+    assert all(e.stage for e in frame.log)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from calib import CalibrationError, calibrate, read_catalog
-from calib.sextractor_sim import render_field, sextractor_available
+from simfields.sextractor import render_field, sextractor_available
 
 pytestmark = pytest.mark.skipif(
     not sextractor_available(), reason="source-extractor not installed (deploy/bootstrap.sh)"

@@ -1,6 +1,6 @@
 """Rendered test frames measured by the real Source Extractor, with their truth.
 
-`simulate.simulate_field` writes catalogue rows directly; here stars are drawn on a FITS image
+`calib.simulate.simulate_field` writes catalogue rows directly; here stars are drawn on a FITS image
 (Gaussian PSF integrated over pixels, sky, Poisson and read noise, saturation) and the
 catalogue is what ``source-extractor`` measures on it, so blends, saturation flags, edge flags,
 centroid errors and the detection limit are the real program's. Options reproduce the cases
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import SourceCatalog, read_catalog
-from .completeness import completeness_50
-from .reference import RefCatalog
-from .simulate import BANDS, _true_magnitudes
-from .zeropoint import colour_for_band
+from calib.catalog import SourceCatalog, read_catalog
+from calib.completeness import completeness_50
+from calib.reference import RefCatalog
+from calib.simulate import BANDS, true_magnitudes
+from calib.zeropoint import colour_for_band
 
 SEXTRACTOR = "source-extractor"
 PARAMS = [
@@ -163,7 +163,7 @@ def render_field(
     x, y = x[far], y[far]
     n_stars = len(x)
     ra, dec = wcs.all_pix2world(x, y, 0)
-    true = _true_magnitudes(rng, n_stars, bright_mag, faint_mag)
+    true = true_magnitudes(rng, n_stars, bright_mag, faint_mag)
     blue, red = colour_for_band(band, BANDS)
     colour = true[blue] - true[red]
     cal = true[band] + colour_term * (colour - colour_pivot)  # calibrated-system magnitude
@@ -242,7 +242,7 @@ def render_field(
 
 def _detected(catalog: SourceCatalog, ra, dec, offset, radius_arcsec: float) -> np.ndarray:
     """Whether each true star has a catalogue source within ``radius_arcsec``."""
-    from .match import Sky, apply_shift, crossmatch
+    from calib.match import Sky, apply_shift, crossmatch
 
     cra, cdec = apply_shift(catalog.ra, catalog.dec, -offset[0], -offset[1])
     found = np.zeros(len(ra), dtype=bool)
