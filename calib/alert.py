@@ -458,6 +458,8 @@ def alert_in_blend(
         note = f"the alert sits in a blend: {how}"
     else:
         mag, mag_err = d.bound(zp), LIMIT_MAG_ERR
+        if not math.isfinite(mag):
+            return None  # the blend leaves the alert no light: the target's own answer stands
         note = (
             f"the alert sits in a blend: {how}; what remains has S/N {d.snr:.1f}, so its "
             f"magnitude is an upper limit ({mag:.2f})"

@@ -233,9 +233,12 @@ class Decomposition:
 
     def bound(self, zeropoint: float) -> float:
         """Upper limit on the alert's brightness: its flux plus 5 sigma, never more than the
-        whole source could hold."""
+        whole source could hold; ``inf`` when the source leaves no light for it (its catalogued
+        neighbours account for all it measured, or more): then no bound can be drawn here."""
         most = self.measured / self.kernel.gain / max(self.alert_share, 1e-3)
         flux = min(most, max(self.flux, 0.0) + DETECTION_SNR * self.flux_err)
+        if not (math.isfinite(flux) and flux > 0):
+            return math.inf
         return zeropoint - 2.5 * math.log10(flux)
 
 

@@ -243,3 +243,28 @@ def test_calibration_answers_or_refuses_with_a_reason(seed, n, spread, damage, s
         return
     assert math.isfinite(result.mag) and math.isfinite(result.zeropoint)
     assert result.limit or (math.isfinite(result.mag_err) and result.mag_err > 0)
+
+
+@SETTINGS
+@given(
+    measured=st.floats(-1e6, 1e6),
+    measured_err=st.floats(0, 1e5),
+    contamination=st.floats(0, 1e6),
+    share=st.floats(0, 1),
+    gain=st.floats(0.5, 2),
+    zeropoint=st.floats(15, 30),
+)
+def test_a_blends_bound_on_the_alert_never_fails(
+    measured, measured_err, contamination, share, gain, zeropoint
+):
+    """A source whose catalogued neighbours account for all its light, or more (a crowded
+    image's forced aperture), leaves no bound (inf) rather than a math domain error; any bound
+    drawn is no brighter than the whole source could hold."""
+    from calib.blend import Decomposition
+
+    d = Decomposition(0, measured, measured_err, contamination, 1, share, BlendKernel(gain=gain))
+    bound = d.bound(zeropoint)
+    assert bound == math.inf or math.isfinite(bound)
+    if math.isfinite(bound) and measured > 0:
+        whole = measured / gain / max(share, 1e-3)
+        assert bound >= zeropoint - 2.5 * math.log10(whole) - 1e-9
