@@ -69,7 +69,7 @@ def index():
     else:
         obs = current_observatory()
         if obs is None:
-            if output_format() in ("json", "csv"):
+            if output_format() == "json":  # any data format: a script, not a browser
                 raise ApiError(401, "hashtag is missing", HASHTAG_HINT)
             return redirect(login_url(request.full_path.rstrip("?")), 303)
     raw_state = request.args.get("state", "").strip()
